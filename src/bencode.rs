@@ -24,7 +24,7 @@ use std::ops::Range;
 pub const MAX_DEPTH: usize = 64;
 
 /// A decoded bencode value.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Value {
     Int(i64),
     Bytes(Vec<u8>),
@@ -72,13 +72,13 @@ impl Value {
         }
     }
 
-    /// Short name of the value's type, for error messages.
+    /// The value's type with an article ("an integer"), for error messages.
     pub fn type_name(&self) -> &'static str {
         match self {
-            Value::Int(_) => "integer",
-            Value::Bytes(_) => "byte string",
-            Value::List(_) => "list",
-            Value::Dict(_) => "dictionary",
+            Value::Int(_) => "an integer",
+            Value::Bytes(_) => "a byte string",
+            Value::List(_) => "a list",
+            Value::Dict(_) => "a dictionary",
         }
     }
 }
