@@ -805,15 +805,15 @@ pub fn create(path: &Path, opts: &CreateOptions) -> Result<Vec<u8>, MetainfoErro
     if let Some(i) = opts.announce.iter().position(String::is_empty) {
         return Err(invalid(&format!("announce[{i}]"), "is empty"));
     }
-    if let Some(pl) = opts.piece_length {
-        if !pl.is_power_of_two() || !(MIN_CREATE_PIECE_LENGTH..=MAX_PIECE_LENGTH).contains(&pl) {
-            return Err(invalid(
-                "piece length",
-                format!(
-                    "{pl} is not a power of two from {MIN_CREATE_PIECE_LENGTH} to {MAX_PIECE_LENGTH}"
-                ),
-            ));
-        }
+    if let Some(pl) = opts.piece_length
+        && (!pl.is_power_of_two() || !(MIN_CREATE_PIECE_LENGTH..=MAX_PIECE_LENGTH).contains(&pl))
+    {
+        return Err(invalid(
+            "piece length",
+            format!(
+                "{pl} is not a power of two from {MIN_CREATE_PIECE_LENGTH} to {MAX_PIECE_LENGTH}"
+            ),
+        ));
     }
     let meta = fs::metadata(path).map_err(|e| io_error(path, e))?;
     let name = match path.file_name() {
