@@ -7,7 +7,7 @@
 use crate::announce::Event;
 use crate::metainfo::InfoHash;
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, RandomState};
 use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -177,9 +177,7 @@ impl Swarms {
     }
 
     fn shard(&self, info_hash: &InfoHash) -> MutexGuard<'_, HashMap<InfoHash, Torrent>> {
-        let mut h = self.hasher.build_hasher();
-        info_hash.hash(&mut h);
-        let shard = &self.shards[h.finish() as usize % SHARDS];
+        let shard = &self.shards[self.hasher.hash_one(info_hash) as usize % SHARDS];
         // A panic while holding the lock cannot leave a torrent half-updated in a way that
         // matters more than losing the tracker, so keep serving.
         shard
