@@ -604,7 +604,7 @@ impl Metainfo {
     }
 }
 
-/// `2.50 MiB (2621440 bytes)`.
+/// `2.50 MiB, 2621440 bytes` (binary units, plus the exact count).
 fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
     if bytes < 1024 {
@@ -616,7 +616,7 @@ fn human_size(bytes: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    format!("{value:.2} {} ({bytes} bytes)", UNITS[unit])
+    format!("{value:.2} {}, {bytes} bytes", UNITS[unit])
 }
 
 /// `YYYY-MM-DD HH:MM:SS UTC` for a Unix timestamp (proleptic Gregorian calendar).
@@ -782,9 +782,11 @@ fn hash_pieces(files: &[SourceFile], piece_length: u64) -> Result<Vec<u8>, Metai
     Ok(hashes)
 }
 
-/// Builds a `.torrent` (bencoded bytes) for the file or folder at `path`. A folder is walked
-/// recursively (see [`collect_files`] for what is skipped) and must hold at least one byte of data.
-/// The same content and options always give the same bytes.
+/// Builds a `.torrent` (bencoded bytes) for the file or folder at `path` (followed if it is a
+/// symlink). A folder always gives a multi-file torrent, even with one file; it is walked
+/// recursively (see [`collect_files`] for what is skipped) and must hold at least one byte of
+/// data. Files are hashed streaming, one piece buffer at a time. The same content and options
+/// always give the same bytes.
 pub fn create(path: &Path, opts: &CreateOptions) -> Result<Vec<u8>, MetainfoError> {
     let Some(first_tracker) = opts.announce.first() else {
         return Err(invalid("announce", "needs at least one tracker URL"));
@@ -1276,8 +1278,12 @@ mod tests {
         assert!(utc_date(i64::MAX).ends_with("UTC"));
         assert!(utc_date(i64::MIN).ends_with("UTC"));
         assert_eq!(human_size(1023), "1023 bytes");
-        assert_eq!(human_size(32768), "32.00 KiB (32768 bytes)");
-        assert_eq!(human_size(2_621_440), "2.50 MiB (2621440 bytes)");
+        assert_eq!(human_size(32768), "32.00 KiB, 32768 bytes");
+        assert_eq!(human_size(2_621_440), "2.50 MiB, 2621440 bytes");
+        assert_eq!(
+            human_size(MAX_TOTAL_LENGTH),
+            "1.00 PiB, 1125899906842624 bytes"
+        );
     }
 
     #[test]
