@@ -784,9 +784,9 @@ fn hash_pieces(files: &[SourceFile], piece_length: u64) -> Result<Vec<u8>, Metai
 
 /// Builds a `.torrent` (bencoded bytes) for the file or folder at `path` (followed if it is a
 /// symlink). A folder always gives a multi-file torrent, even with one file; it is walked
-/// recursively (see [`collect_files`] for what is skipped) and must hold at least one byte of
-/// data. Files are hashed streaming, one piece buffer at a time. The same content and options
-/// always give the same bytes.
+/// recursively, skipping symlinks and special files (with a warning), and must hold at least one
+/// byte of data. Files are hashed streaming, one piece buffer at a time. The same content and
+/// options always give the same bytes.
 pub fn create(path: &Path, opts: &CreateOptions) -> Result<Vec<u8>, MetainfoError> {
     let Some(first_tracker) = opts.announce.first() else {
         return Err(invalid("announce", "needs at least one tracker URL"));
