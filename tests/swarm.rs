@@ -167,7 +167,8 @@ fn corrupt_blocks_from_one_seeder_do_not_spoil_the_download() {
     let torrent = make_torrent(work.path(), "honest", 2 << 20, 1 << 15);
     let meta = Metainfo::load(&torrent).unwrap();
     let (liar, liar_thread) = lying_seeder(&meta);
-    let mut honest = peer(&work.path().join("seed"), &[&torrent], &[]);
+    let (_tracker, url) = tracker();
+    let mut honest = peer(&work.path().join("seed"), &[&torrent], &["--tracker", &url]);
     let honest_addr = honest.wait_listening("listening on");
     let client_dir = work.path().join("client");
     let liar_s = liar.to_string();
