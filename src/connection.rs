@@ -25,8 +25,10 @@ const IDLE_LIMIT: Duration = Duration::from_secs(150);
 const SNUB_LIMIT: Duration = Duration::from_secs(20);
 /// Writes that block this long (a peer that stopped reading) end the connection.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(20);
-/// Block requests kept in flight per peer.
-const MAX_IN_FLIGHT: usize = 64;
+/// Block requests kept in flight per peer (512 KiB).
+const MAX_IN_FLIGHT: usize = 32;
+/// Pieces fetched at once per peer.
+const MAX_PIECES: usize = 6;
 /// Pieces failing their hash from one peer before it is dropped and banned.
 const HASH_STRIKES: u32 = 3;
 
@@ -118,7 +120,7 @@ pub fn run(
         peer_choking: true,
         peer_interested: false,
         peer_has: Bitfield::new(pieces),
-        pipeline: Pipeline::new(MAX_IN_FLIGHT),
+        pipeline: Pipeline::new(MAX_IN_FLIGHT, MAX_PIECES),
         have_pos: 0,
         hash_failures: 0,
         last_received: Instant::now(),

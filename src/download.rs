@@ -29,17 +29,22 @@ pub struct Pipeline {
     pieces: Vec<PartialPiece>,
     in_flight: usize,
     max_in_flight: usize,
+    max_pieces: usize,
 }
 
 impl Pipeline {
-    pub fn new(max_in_flight: usize) -> Pipeline {
-        Pipeline { pieces: Vec::new(), in_flight: 0, max_in_flight }
+    /// At most `max_in_flight` block requests and `max_pieces` pieces at once. The piece cap
+    /// keeps a fast peer from taking a large share of a small-piece torrent's queue before
+    /// the other peers have even unchoked us.
+    pub fn new(max_in_flight: usize, max_pieces: usize) -> Pipeline {
+        Pipeline { pieces: Vec::new(), in_flight: 0, max_in_flight, max_pieces }
     }
 
     /// Whether the connection should take another piece: every block of the pieces it holds
     /// is requested and there is room for more requests.
     pub fn wants_piece(&self) -> bool {
         self.in_flight < self.max_in_flight
+            && self.pieces.len() < self.max_pieces
             && self.pieces.iter().all(|p| !p.blocks.contains(&Block::Missing))
     }
 
@@ -144,7 +149,7 @@ mod tests {
 
     #[test]
     fn keeps_the_pipeline_full_and_assembles_pieces() {
-        let mut p = Pipeline::new(3);
+        let mut p = Pipeline::new(3, 4);
         assert!(p.wants_piece());
         p.add_piece(7, 2 * BLOCK_SIZE + 10);
         let reqs = p.next_requests();
@@ -165,8 +170,19 @@ mod tests {
     }
 
     #[test]
+    fn caps_the_pieces_held() {
+        let mut p = Pipeline::new(100, 2);
+        p.add_piece(1, 10);
+        p.add_piece(2, 10);
+        p.next_requests();
+        assert!(!p.wants_piece());
+        p.on_block(1, 0, &[0; 10]);
+        assert!(p.wants_piece());
+    }
+
+    #[test]
     fn ignores_unrequested_or_wrongly_sized_blocks() {
-        let mut p = Pipeline::new(8);
+        let mut p = Pipeline::new(8, 4);
         p.add_piece(1, BLOCK_SIZE * 2);
         p.next_requests();
         assert_eq!(p.on_block(2, 0, &[0; BLOCK_SIZE as usize]), None);
@@ -180,7 +196,7 @@ mod tests {
 
     #[test]
     fn choke_requeues_requested_blocks_and_abandon_cancels() {
-        let mut p = Pipeline::new(8);
+        let mut p = Pipeline::new(8, 4);
         p.add_piece(1, BLOCK_SIZE * 2);
         p.next_requests();
         p.on_block(1, 0, &[0; BLOCK_SIZE as usize]);
