@@ -228,9 +228,29 @@ fn saturated_tracker_answers_503_instead_of_queueing_forever() {
     }
     assert!(busy >= 1, "no connection was refused");
     drop(conns);
-    // Once the stalled connections time out, the tracker serves again.
-    let ok = json_announce(&tracker, PEER_A, 7001, "started");
-    assert!(ok["peers"].is_array());
+    // Once the stalled connections are gone, the tracker serves again.
+    let url = announce_url(&tracker);
+    let body = json!({
+        "info_hash": "aa".repeat(20), "peer_id": PEER_A, "port": 7001,
+        "uploaded": 0, "downloaded": 0, "left": 10,
+    })
+    .to_string();
+    let give_up = Instant::now() + TIMEOUT;
+    loop {
+        let reply = http::request(
+            &url,
+            "POST",
+            Some(("application/json", body.as_bytes())),
+            TIMEOUT,
+        )
+        .unwrap();
+        if reply.status == 200 {
+            break;
+        }
+        assert_eq!(reply.status, 503);
+        assert!(Instant::now() < give_up, "still busy after {TIMEOUT:?}");
+        thread::sleep(Duration::from_millis(50));
+    }
     tracker.shutdown();
 }
 
@@ -434,10 +454,14 @@ fn announcer_speaks_both_protocols_to_our_tracker() {
     tracker.shutdown();
 }
 
-/// A stand-in for a BEP 3-only tracker such as opentracker: answers a POST with an HTML 404 and a
-/// GET with a fixed bencoded reply in HTTP/1.0 style (no length, then close). Serves
-/// `connections` connections, giving up after a few seconds; returns the GET targets seen.
-fn bep3_only_tracker(connections: usize) -> (String, thread::JoinHandle<Vec<String>>) {
+/// A stand-in for a BEP 3-only tracker such as opentracker: answers a POST with `post_reply` (an
+/// empty one closes the connection without a word) and a GET with a fixed bencoded reply in
+/// HTTP/1.0 style (no length, then close). Serves `connections` connections, giving up after a
+/// few seconds; returns the GET targets seen.
+fn bep3_only_tracker(
+    connections: usize,
+    post_reply: &'static [u8],
+) -> (String, thread::JoinHandle<Vec<String>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let url = format!("http://{}/announce", listener.local_addr().unwrap());
@@ -459,7 +483,7 @@ fn bep3_only_tracker(connections: usize) -> (String, thread::JoinHandle<Vec<Stri
                 continue;
             };
             if request.method == "POST" {
-                let _ = stream.write_all(b"HTTP/1.0 404 Not Found\r\n\r\n<html>not found</html>");
+                let _ = stream.write_all(post_reply);
             } else {
                 targets.push(request.target.clone());
                 let _ = stream.write_all(
@@ -474,7 +498,8 @@ fn bep3_only_tracker(connections: usize) -> (String, thread::JoinHandle<Vec<Stri
 
 #[test]
 fn announcer_falls_back_to_bep3_and_remembers() {
-    let (url, server) = bep3_only_tracker(3);
+    let (url, server) =
+        bep3_only_tracker(3, b"HTTP/1.0 404 Not Found\r\n\r\n<html>not found</html>");
     let mut announcer = Announcer::new(vec![vec![url.clone()]]);
     let req = request(6881, Event::Started);
     let reply = announcer.announce(&req).unwrap();
@@ -536,4 +561,20 @@ fn announcer_moves_past_dead_trackers_and_prefers_the_one_that_answered() {
         other => panic!("expected every tracker to fail, got {other:?}"),
     }
     tracker.shutdown();
+}
+
+#[test]
+fn announcer_falls_back_when_post_is_answered_with_bencode_or_silence() {
+    let replies: [&'static [u8]; 2] = [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 29\r\n\r\nd14:failure reason7:invalide",
+        b"",
+    ];
+    for post_reply in replies {
+        let (url, server) = bep3_only_tracker(2, post_reply);
+        let mut announcer = Announcer::new(vec![vec![url.clone()]]);
+        let reply = announcer.announce(&request(6881, Event::Started)).unwrap();
+        assert_eq!(reply.peers.len(), 1);
+        assert_eq!(announcer.kind(&url), Some(TrackerKind::Bep3));
+        assert_eq!(server.join().unwrap().len(), 1);
+    }
 }
