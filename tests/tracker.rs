@@ -578,3 +578,26 @@ fn announcer_falls_back_when_post_is_answered_with_bencode_or_silence() {
         assert_eq!(server.join().unwrap().len(), 1);
     }
 }
+
+#[test]
+fn silent_peers_expire_on_the_timer() {
+    let tracker = start(TrackerConfig {
+        peer_timeout: Duration::from_millis(200),
+        expire_every: Duration::from_millis(50),
+        ..TrackerConfig::default()
+    });
+    json_announce(&tracker, PEER_A, 7001, "started");
+    let target = format!("/scrape?info_hash={}", http::percent_encode(&[0xaa; 20]));
+    let leechers = |tracker: &TrackerHandle| {
+        let scrape = get_bencoded(tracker, &target);
+        let files = field(&scrape, "files").as_dict().unwrap();
+        files[&vec![0xaa; 20]].as_dict().unwrap()[b"incomplete".as_slice()].as_int()
+    };
+    assert_eq!(leechers(&tracker), Some(1));
+    let give_up = Instant::now() + Duration::from_secs(5);
+    while leechers(&tracker) != Some(0) {
+        assert!(Instant::now() < give_up, "peer never expired");
+        thread::sleep(Duration::from_millis(50));
+    }
+    tracker.shutdown();
+}
