@@ -601,3 +601,56 @@ fn silent_peers_expire_on_the_timer() {
     }
     tracker.shutdown();
 }
+
+#[test]
+fn dual_stack_tracker_splits_peers_and_peers6() {
+    let tracker = match tracker::start(TrackerConfig {
+        bind: "[::]:0".parse().unwrap(),
+        ..TrackerConfig::default()
+    }) {
+        Ok(tracker) => tracker,
+        Err(e) => {
+            eprintln!("skipping: no IPv6 here ({e})");
+            return;
+        }
+    };
+    let port = tracker.local_addr().port();
+    let hash = [0x66; 20];
+    let via = |host: &str, peer_id: &[u8; 20], peer_port: u16| {
+        let url = format!(
+            "http://{host}:{port}{}",
+            bep3_target(&hash, peer_id, peer_port, 0, "")
+        );
+        let reply = http::request(&url, "GET", None, TIMEOUT).unwrap();
+        bencode::decode(&reply.body).unwrap()
+    };
+    // A v4 client on a dual-stack socket arrives as ::ffff:127.0.0.1 and must be listed as IPv4.
+    via("127.0.0.1", b"-XX0001-00000000000a", 6001);
+    via("[::1]", b"-XX0001-00000000000b", 6002);
+    let reply = via("127.0.0.1", b"-XX0001-00000000000c", 6003);
+    let mut v4 = vec![127, 0, 0, 1];
+    v4.extend_from_slice(&6001u16.to_be_bytes());
+    assert_eq!(field(&reply, "peers").as_bytes(), Some(&v4[..]));
+    let mut v6 = std::net::Ipv6Addr::LOCALHOST.octets().to_vec();
+    v6.extend_from_slice(&6002u16.to_be_bytes());
+    assert_eq!(field(&reply, "peers6").as_bytes(), Some(&v6[..]));
+
+    // The client side parses both into addresses.
+    let mut announcer = Announcer::new(vec![vec![format!("http://127.0.0.1:{port}/announce")]]);
+    announcer.set_kind(
+        &format!("http://127.0.0.1:{port}/announce"),
+        TrackerKind::Bep3,
+    );
+    let mut req = request(6004, Event::Started);
+    req.info_hash = InfoHash(hash);
+    let mut addrs: Vec<String> = announcer
+        .announce(&req)
+        .unwrap()
+        .peers
+        .iter()
+        .map(|p| p.addr.to_string())
+        .collect();
+    addrs.sort();
+    assert_eq!(addrs, ["127.0.0.1:6001", "127.0.0.1:6003", "[::1]:6002"]);
+    tracker.shutdown();
+}
