@@ -654,3 +654,91 @@ fn dual_stack_tracker_splits_peers_and_peers6() {
     assert_eq!(addrs, ["127.0.0.1:6001", "127.0.0.1:6003", "[::1]:6002"]);
     tracker.shutdown();
 }
+
+/// Kills and reaps a child process when dropped, so a failing assertion cannot leak it.
+struct ChildGuard(std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Interoperability with a real BEP 3 tracker: Debian's opentracker (whitelist build). Skipped
+/// when it is not installed.
+#[test]
+fn announcer_detects_and_uses_opentracker() {
+    let dir = tempfile::tempdir().unwrap();
+    let info_hash = InfoHash([0x3c; 20]);
+    std::fs::write(
+        dir.path().join("whitelist"),
+        format!("{}\n", info_hash.hex()),
+    )
+    .unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let spawned = std::process::Command::new("opentracker")
+        .args([
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-P",
+            &port.to_string(),
+        ])
+        // opentracker chroots into -d, so the whitelist path is relative to it.
+        .args(["-w", "/whitelist", "-d"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => ChildGuard(child),
+        Err(e) => {
+            eprintln!("skipping: cannot run opentracker ({e})");
+            return;
+        }
+    };
+    let give_up = Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(child.0.try_wait().unwrap().is_none(), "opentracker exited");
+        assert!(
+            Instant::now() < give_up,
+            "opentracker never listened on {port}"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    let url = format!("http://127.0.0.1:{port}/announce");
+    let mut first = Announcer::new(vec![vec![url.clone()]]);
+    let mut second = Announcer::new(vec![vec![url.clone()]]);
+    let req = |port| AnnounceRequest {
+        info_hash,
+        ..request(port, Event::Started)
+    };
+    first.announce(&req(7101)).unwrap();
+    let reply = second.announce(&req(7102)).unwrap();
+    assert_eq!(second.kind(&url), Some(TrackerKind::Bep3));
+    assert!(reply.interval > Duration::ZERO);
+    let addrs: Vec<SocketAddr> = reply.peers.iter().map(|p| p.addr).collect();
+    assert!(
+        addrs.contains(&"127.0.0.1:7101".parse().unwrap()),
+        "{addrs:?}"
+    );
+
+    // A torrent outside the whitelist: opentracker's failure reason comes back as a refusal.
+    let unlisted = AnnounceRequest {
+        info_hash: InfoHash([0x3d; 20]),
+        ..req(7103)
+    };
+    match second.announce(&unlisted) {
+        Err(AnnounceError::Refused { url: named, reason }) => {
+            assert_eq!(named, url);
+            assert!(!reason.is_empty());
+        }
+        other => panic!("expected opentracker to refuse, got {other:?}"),
+    }
+}
