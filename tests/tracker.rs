@@ -13,7 +13,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-const TIMEOUT: Duration = Duration::from_secs(5);
+const TIMEOUT: Duration = Duration::from_secs(10);
 
 fn start(config: TrackerConfig) -> TrackerHandle {
     tracker::start(TrackerConfig {
@@ -194,8 +194,9 @@ fn idle_and_trickling_connections_do_not_starve_real_requests() {
     let reply = json_announce(&tracker, PEER_A, 7001, "started");
     let waited = started.elapsed();
     assert!(reply["peers"].is_array());
-    // Every stalled connection is cut at the deadline; at most 4 rounds of them fill the workers.
-    let bound = deadline * 4 + Duration::from_secs(1);
+    // Every stalled connection is cut at the deadline: 7 of them on 2 workers take 4 rounds, plus
+    // slack for a loaded machine. Without the deadline the request would never be answered.
+    let bound = deadline * 4 + Duration::from_secs(3);
     assert!(waited < bound, "answered after {waited:?}, bound {bound:?}");
     drop(idle);
     trickler.join().unwrap();
