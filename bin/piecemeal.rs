@@ -105,14 +105,16 @@ fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Tracker { bind, interval, peer_timeout, workers } => {
             let interval = Duration::from_secs(interval.max(1));
+            let defaults = TrackerConfig::default();
             let config = TrackerConfig {
                 bind,
                 workers,
                 interval,
+                min_interval: defaults.min_interval.min(interval),
                 peer_timeout: peer_timeout
                     .map(Duration::from_secs)
-                    .unwrap_or(interval * 2 + Duration::from_secs(30)),
-                ..TrackerConfig::default()
+                    .unwrap_or(tracker::default_peer_timeout(interval)),
+                ..defaults
             };
             let stop = stop_flag()?;
             let handle = tracker::start(config).map_err(|e| e.to_string())?;

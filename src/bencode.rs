@@ -33,7 +33,29 @@ pub enum Value {
     Dict(BTreeMap<Vec<u8>, Value>),
 }
 
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::Bytes(s.as_bytes().to_vec())
+    }
+}
+
+impl From<i64> for Value {
+    fn from(i: i64) -> Self {
+        Value::Int(i)
+    }
+}
+
 impl Value {
+    /// A dictionary from `(key, value)` pairs in any order; a repeated key keeps the last value.
+    pub fn dict<'k>(entries: impl IntoIterator<Item = (&'k str, Value)>) -> Value {
+        Value::Dict(
+            entries
+                .into_iter()
+                .map(|(k, v)| (k.as_bytes().to_vec(), v))
+                .collect(),
+        )
+    }
+
     /// The entry `key` of a dictionary; `None` if absent or if `self` is not a dictionary.
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.as_dict()?.get(key.as_bytes())
@@ -412,12 +434,7 @@ mod tests {
     }
 
     fn dict(entries: &[(&str, Value)]) -> Value {
-        Value::Dict(
-            entries
-                .iter()
-                .map(|(k, v)| (k.as_bytes().to_vec(), v.clone()))
-                .collect(),
-        )
+        Value::dict(entries.iter().cloned())
     }
 
     #[test]
@@ -551,6 +568,18 @@ mod tests {
             v = v.as_list().unwrap()[0].clone();
         }
         assert_eq!(v, Value::List(vec![]));
+        // bencode-rs recurses per level: make sure the deepest accepted input fits a small stack.
+        let small_stack = std::thread::Builder::new().stack_size(128 << 10);
+        let nested = [
+            b"d1:a".repeat(MAX_DEPTH - 1),
+            b"d1:ai1ee".to_vec(),
+            vec![b'e'; MAX_DEPTH - 1],
+        ]
+        .concat();
+        std::thread::scope(|s| {
+            let handle = small_stack.spawn_scoped(s, || decode(&nested).map(|_| ()));
+            assert_eq!(handle.unwrap().join().unwrap(), Ok(()));
+        });
         let mut too_deep = vec![b'l'; MAX_DEPTH + 1];
         too_deep.extend(vec![b'e'; MAX_DEPTH + 1]);
         assert_eq!(kind(&too_deep), BencodeErrorKind::TooDeep);

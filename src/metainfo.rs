@@ -604,7 +604,7 @@ impl Metainfo {
     }
 }
 
-/// `2.50 MiB (2621440 bytes)`.
+/// `2.50 MiB, 2621440 bytes` (binary units, plus the exact count).
 fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
     if bytes < 1024 {
@@ -616,7 +616,7 @@ fn human_size(bytes: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    format!("{value:.2} {} ({bytes} bytes)", UNITS[unit])
+    format!("{value:.2} {}, {bytes} bytes", UNITS[unit])
 }
 
 /// `YYYY-MM-DD HH:MM:SS UTC` for a Unix timestamp (proleptic Gregorian calendar).
@@ -782,22 +782,11 @@ fn hash_pieces(files: &[SourceFile], piece_length: u64) -> Result<Vec<u8>, Metai
     Ok(hashes)
 }
 
-fn bytes_value(s: &str) -> Value {
-    Value::Bytes(s.as_bytes().to_vec())
-}
-
-fn dict_value(entries: Vec<(&str, Value)>) -> Value {
-    Value::Dict(
-        entries
-            .into_iter()
-            .map(|(k, v)| (k.as_bytes().to_vec(), v))
-            .collect(),
-    )
-}
-
-/// Builds a `.torrent` (bencoded bytes) for the file or folder at `path`. A folder is walked
-/// recursively (see [`collect_files`] for what is skipped) and must hold at least one byte of data.
-/// The same content and options always give the same bytes.
+/// Builds a `.torrent` (bencoded bytes) for the file or folder at `path` (followed if it is a
+/// symlink). A folder always gives a multi-file torrent, even with one file; it is walked
+/// recursively, skipping symlinks and special files (with a warning), and must hold at least one
+/// byte of data. Files are hashed streaming, one piece buffer at a time. The same content and
+/// options always give the same bytes.
 pub fn create(path: &Path, opts: &CreateOptions) -> Result<Vec<u8>, MetainfoError> {
     let Some(first_tracker) = opts.announce.first() else {
         return Err(invalid("announce", "needs at least one tracker URL"));
@@ -860,7 +849,7 @@ pub fn create(path: &Path, opts: &CreateOptions) -> Result<Vec<u8>, MetainfoErro
     let pieces = hash_pieces(&files, piece_length)?;
 
     let mut info = vec![
-        ("name", bytes_value(&name)),
+        ("name", Value::from(name.as_str())),
         ("piece length", Value::Int(piece_length as i64)),
         ("pieces", Value::Bytes(pieces)),
     ];
@@ -868,11 +857,17 @@ pub fn create(path: &Path, opts: &CreateOptions) -> Result<Vec<u8>, MetainfoErro
         let list = files
             .iter()
             .map(|f| {
-                dict_value(vec![
+                Value::dict(vec![
                     ("length", Value::Int(f.entry.length as i64)),
                     (
                         "path",
-                        Value::List(f.entry.path.iter().map(|c| bytes_value(c)).collect()),
+                        Value::List(
+                            f.entry
+                                .path
+                                .iter()
+                                .map(|c| Value::from(c.as_str()))
+                                .collect(),
+                        ),
                     ),
                 ])
             })
@@ -886,27 +881,27 @@ pub fn create(path: &Path, opts: &CreateOptions) -> Result<Vec<u8>, MetainfoErro
     }
 
     let mut top = vec![
-        ("announce", bytes_value(first_tracker)),
-        ("info", dict_value(info)),
+        ("announce", Value::from(first_tracker.as_str())),
+        ("info", Value::dict(info)),
     ];
     if opts.announce.len() > 1 {
         let tiers = opts
             .announce
             .iter()
-            .map(|u| Value::List(vec![bytes_value(u)]))
+            .map(|u| Value::List(vec![Value::from(u.as_str())]))
             .collect();
         top.push(("announce-list", Value::List(tiers)));
     }
     if let Some(comment) = &opts.comment {
-        top.push(("comment", bytes_value(comment)));
+        top.push(("comment", Value::from(comment.as_str())));
     }
     if !opts.created_by.is_empty() {
-        top.push(("created by", bytes_value(&opts.created_by)));
+        top.push(("created by", Value::from(opts.created_by.as_str())));
     }
     if let Some(date) = opts.creation_date {
         top.push(("creation date", Value::Int(date)));
     }
-    Ok(bencode::encode(&dict_value(top)))
+    Ok(bencode::encode(&Value::dict(top)))
 }
 
 #[cfg(test)]
@@ -920,11 +915,11 @@ mod tests {
     }
 
     fn path_list(components: &[&str]) -> Value {
-        Value::List(components.iter().map(|c| bytes_value(c)).collect())
+        Value::List(components.iter().map(|&c| Value::from(c)).collect())
     }
 
     fn file(length: i64, components: &[&str]) -> Value {
-        dict_value(vec![
+        Value::dict(vec![
             ("length", Value::Int(length)),
             ("path", path_list(components)),
         ])
@@ -933,7 +928,7 @@ mod tests {
     /// A valid single-file info dictionary: 100 bytes in pieces of 32.
     fn single_info() -> Map {
         let mut info = Map::new();
-        set(&mut info, "name", bytes_value("a.txt"));
+        set(&mut info, "name", Value::from("a.txt"));
         set(&mut info, "piece length", Value::Int(32));
         set(&mut info, "pieces", Value::Bytes(vec![0xab; 4 * 20]));
         set(&mut info, "length", Value::Int(100));
@@ -944,7 +939,7 @@ mod tests {
     fn multi_info() -> Map {
         let mut info = single_info();
         info.remove(&b"length"[..]);
-        set(&mut info, "name", bytes_value("dir"));
+        set(&mut info, "name", Value::from("dir"));
         set(
             &mut info,
             "files",
@@ -955,7 +950,7 @@ mod tests {
 
     fn torrent(info: Map) -> Map {
         let mut top = Map::new();
-        set(&mut top, "announce", bytes_value("http://t/announce"));
+        set(&mut top, "announce", Value::from("http://t/announce"));
         set(&mut top, "info", Value::Dict(info));
         top
     }
@@ -1007,9 +1002,9 @@ mod tests {
     fn parses_multi_file_and_tiers() {
         let mut top = torrent(multi_info());
         let tiers = vec![
-            Value::List(vec![bytes_value("http://a"), bytes_value("udp://b")]),
+            Value::List(vec![Value::from("http://a"), Value::from("udp://b")]),
             Value::List(vec![]),
-            Value::List(vec![bytes_value("http://c")]),
+            Value::List(vec![Value::from("http://c")]),
         ];
         set(&mut top, "announce-list", Value::List(tiers));
         let m = parse(top).unwrap();
@@ -1074,13 +1069,13 @@ mod tests {
             "announce is an integer, expected a string"
         );
         let mut top = torrent(single_info());
-        set(&mut top, "announce", bytes_value(""));
+        set(&mut top, "announce", Value::from(""));
         assert_eq!(parse(top).unwrap_err().to_string(), "announce is empty");
         let mut top = torrent(single_info());
         set(
             &mut top,
             "announce-list",
-            Value::List(vec![bytes_value("x")]),
+            Value::List(vec![Value::from("x")]),
         );
         assert!(
             parse(top)
@@ -1108,7 +1103,7 @@ mod tests {
             ("a\\b", "contains a path separator"),
             ("a\0b", "contains a NUL byte"),
         ] {
-            let (field, p) = rejection(|i| set(i, "name", bytes_value(bad)));
+            let (field, p) = rejection(|i| set(i, "name", Value::from(bad)));
             assert_eq!(field, "info.name");
             assert!(p.starts_with(problem), "{bad:?}: {p}");
             let (field, p) = rejection(|i| {
@@ -1151,12 +1146,12 @@ mod tests {
                 "is negative (-1)",
             ),
             (
-                files(vec![dict_value(vec![("path", path_list(&["a"]))])]),
+                files(vec![Value::dict(vec![("path", path_list(&["a"]))])]),
                 "info.files[0].length",
                 "is missing",
             ),
             (
-                files(vec![dict_value(vec![("length", Value::Int(100))])]),
+                files(vec![Value::dict(vec![("length", Value::Int(100))])]),
                 "info.files[0].path",
                 "is missing",
             ),
@@ -1283,15 +1278,19 @@ mod tests {
         assert!(utc_date(i64::MAX).ends_with("UTC"));
         assert!(utc_date(i64::MIN).ends_with("UTC"));
         assert_eq!(human_size(1023), "1023 bytes");
-        assert_eq!(human_size(32768), "32.00 KiB (32768 bytes)");
-        assert_eq!(human_size(2_621_440), "2.50 MiB (2621440 bytes)");
+        assert_eq!(human_size(32768), "32.00 KiB, 32768 bytes");
+        assert_eq!(human_size(2_621_440), "2.50 MiB, 2621440 bytes");
+        assert_eq!(
+            human_size(MAX_TOTAL_LENGTH),
+            "1.00 PiB, 1125899906842624 bytes"
+        );
     }
 
     #[test]
     fn describe_lists_everything() {
         let mut top = torrent(multi_info());
-        set(&mut top, "created by", bytes_value("me"));
-        set(&mut top, "comment", bytes_value("note"));
+        set(&mut top, "created by", Value::from("me"));
+        set(&mut top, "comment", Value::from("note"));
         let m = parse(top).unwrap();
         let text = m.describe();
         assert!(

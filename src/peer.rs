@@ -12,7 +12,7 @@ use crate::picker::Picker;
 use crate::progress::Progress;
 use crate::storage::{Storage, StorageError};
 use crate::torrent::{Torrent, TorrentEvent};
-use crate::upload::{self, Registry};
+use crate::upload;
 use crate::wire::{Handshake, read_handshake, write_handshake};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use std::collections::HashMap;
@@ -86,15 +86,6 @@ impl fmt::Display for PeerError {
 
 impl std::error::Error for PeerError {}
 
-/// A fresh peer id: client prefix and random ASCII, so the JSON tracker shows it as text.
-pub fn new_peer_id() -> [u8; 20] {
-    let mut id = *b"-PM0100-............";
-    for b in &mut id[8..] {
-        *b = fastrand::alphanumeric() as u8;
-    }
-    id
-}
-
 /// Runs a peer until `shutdown` is set (or, with `exit_when_done`, until every torrent is
 /// complete). On the way out every torrent announces `stopped`.
 pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerError> {
@@ -109,7 +100,7 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
     let addr = SocketAddr::new(config.bind, config.port);
     let listener = TcpListener::bind(addr).map_err(|source| PeerError::Bind { addr, source })?;
     let local = listener.local_addr().map_err(PeerError::Io)?;
-    let peer_id = new_peer_id();
+    let peer_id = crate::announce::generate_peer_id();
 
     let mut torrents = Vec::new();
     let mut receivers = Vec::new();
@@ -246,7 +237,7 @@ fn announce_loop(
     port: u16,
 ) {
     let mut next = handle_reply(torrent, first.as_ref());
-    let mut announce = |event: Event, announcer: &mut Announcer| -> Instant {
+    let announce = |event: Event, announcer: &mut Announcer| -> Instant {
         match announcer.announce(&request(torrent, port, event)) {
             Ok(reply) => handle_reply(torrent, Some(&reply)),
             Err(e) => {
