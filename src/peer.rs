@@ -329,10 +329,12 @@ fn handle_reply(torrent: &Arc<Torrent>, reply: Option<&AnnounceResponse>) -> Ins
     Instant::now() + interval.clamp(MIN_INTERVAL, MAX_INTERVAL)
 }
 
-/// Opens an outgoing connection on its own thread, unless one to `addr` is already open, the
-/// torrent no longer downloads, or too many are open.
+/// Opens an outgoing connection on its own thread, unless one to `addr` is already open or too
+/// many are open. Seeders dial too, as other clients do: some peers (Transmission, for one)
+/// never dial loopback addresses themselves, and a connection between two seeders closes as
+/// soon as each has seen the other's bitfield.
 pub fn dial(torrent: &Arc<Torrent>, addr: SocketAddr) {
-    if !torrent.is_downloading() || torrent.connections.load(Ordering::SeqCst) >= MAX_OUTGOING {
+    if torrent.is_shutting_down() || torrent.connections.load(Ordering::SeqCst) >= MAX_OUTGOING {
         return;
     }
     if !torrent.claim_dial(addr) {
