@@ -5,6 +5,7 @@
 pub mod announce;
 pub mod bencode;
 pub mod bitfield;
+pub mod connection;
 pub mod download;
 pub mod http;
 pub mod metainfo;
@@ -14,6 +15,7 @@ pub mod pool;
 pub mod progress;
 pub mod storage;
 pub mod swarm;
+pub mod torrent;
 pub mod tracker;
 pub mod upload;
 pub mod wire;

@@ -1,1 +1,391 @@
-//! TODO
+//! A running peer process: it seeds what its folder holds and downloads what it lacks, for
+//! several torrents at once, until told to stop.
+//!
+//! Threads: the caller's thread (progress display, completion lines, shutdown), one acceptor
+//! plus a fixed upload pool (see [`crate::upload`]), per torrent one announce thread, and one
+//! thread per outgoing connection (the download side, see [`crate::connection`]).
+
+use crate::announce::{AnnounceError, AnnounceRequest, AnnounceResponse, Announcer, Event};
+use crate::connection;
+use crate::metainfo::{InfoHash, Metainfo, MetainfoError};
+use crate::picker::Picker;
+use crate::progress::Progress;
+use crate::storage::{Storage, StorageError};
+use crate::torrent::{Torrent, TorrentEvent};
+use crate::upload;
+use crate::wire::{Handshake, read_handshake, write_handshake};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Outgoing connections per torrent.
+const MAX_OUTGOING: usize = 40;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Retry delay after a failed announce.
+const ANNOUNCE_RETRY: Duration = Duration::from_secs(15);
+/// Bounds on the re-announce interval a tracker may ask for.
+const MIN_INTERVAL: Duration = Duration::from_secs(5);
+const MAX_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// How a peer is started (the `piecemeal peer` flags).
+#[derive(Clone, Debug)]
+pub struct PeerConfig {
+    /// The peer's folder: content is read from and written below it.
+    pub dir: PathBuf,
+    pub torrents: Vec<PathBuf>,
+    pub bind: IpAddr,
+    /// 0 picks a free port.
+    pub port: u16,
+    /// Announce here instead of the torrents' own trackers.
+    pub tracker: Option<String>,
+    /// Peers to dial directly, besides those the trackers name.
+    pub connect: Vec<SocketAddr>,
+    pub exit_when_done: bool,
+    /// Incoming connections served at once.
+    pub upload_workers: usize,
+    /// Draw progress bars (a terminal) instead of plain lines.
+    pub bars: bool,
+}
+
+/// Why a peer could not start or had to stop.
+#[derive(Debug)]
+pub enum PeerError {
+    Torrent(MetainfoError),
+    Storage(StorageError),
+    Bind {
+        addr: SocketAddr,
+        source: io::Error,
+    },
+    Tracker {
+        torrent: String,
+        source: AnnounceError,
+    },
+    DuplicateTorrent(PathBuf),
+    NoTorrents,
+    Io(io::Error),
+    /// A torrent stopped downloading because of a disk error; the pieces already written stay.
+    DownloadFailed {
+        torrent: String,
+        reason: String,
+    },
+}
+
+impl fmt::Display for PeerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerError::Torrent(e) => write!(f, "{e}"),
+            PeerError::Storage(e) => write!(f, "{e}"),
+            PeerError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+            PeerError::Tracker { torrent, source } => write!(f, "{torrent}: {source}"),
+            PeerError::DuplicateTorrent(p) => write!(f, "{}: torrent given twice", p.display()),
+            PeerError::NoTorrents => write!(f, "no torrent given (use --torrent FILE)"),
+            PeerError::Io(e) => write!(f, "{e}"),
+            PeerError::DownloadFailed { torrent, reason } => {
+                write!(
+                    f,
+                    "{torrent}: download stopped: {reason} (verified pieces are kept)"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for PeerError {}
+
+/// Runs a peer until `shutdown` is set (or, with `exit_when_done`, until every torrent is
+/// complete). On the way out every torrent announces `stopped`.
+pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerError> {
+    if config.torrents.is_empty() {
+        return Err(PeerError::NoTorrents);
+    }
+    let metas = config
+        .torrents
+        .iter()
+        .map(|p| Metainfo::load(p).map_err(PeerError::Torrent))
+        .collect::<Result<Vec<_>, _>>()?;
+    let addr = SocketAddr::new(config.bind, config.port);
+    let listener = TcpListener::bind(addr).map_err(|source| PeerError::Bind { addr, source })?;
+    let local = listener.local_addr().map_err(PeerError::Io)?;
+    let peer_id = crate::announce::generate_peer_id();
+
+    let mut torrents = Vec::new();
+    let mut receivers = Vec::new();
+    let mut registry = HashMap::new();
+    for (meta, path) in metas.into_iter().zip(&config.torrents) {
+        let info_hash = meta.info_hash;
+        let storage = Storage::open(&meta.info, &config.dir).map_err(PeerError::Storage)?;
+        // Resume: only pieces whose hash matches what is on disk count as ours.
+        let have = storage.verify(&meta.info);
+        log::info!(
+            "{}: {}/{} pieces on disk",
+            meta.info.name,
+            have.count(),
+            have.len()
+        );
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let torrent = Arc::new(Torrent::new(
+            meta,
+            storage,
+            Picker::new(have),
+            peer_id,
+            shutdown.clone(),
+            tx,
+        ));
+        if registry.insert(info_hash, torrent.clone()).is_some() {
+            return Err(PeerError::DuplicateTorrent(path.clone()));
+        }
+        torrents.push(torrent);
+        receivers.push(rx);
+    }
+    println!("listening on {local}");
+    let acceptor = upload::start(
+        listener,
+        Arc::new(registry),
+        config.upload_workers,
+        shutdown.clone(),
+    )
+    .map_err(PeerError::Io)?;
+
+    let mut announcers = Vec::new();
+    for (torrent, events) in torrents.iter().zip(receivers) {
+        let tiers = match &config.tracker {
+            Some(url) => vec![vec![url.clone()]],
+            None => torrent.meta.tracker_tiers(),
+        };
+        let mut announcer = Announcer::new(tiers.clone());
+        let first = if tiers.is_empty() {
+            None
+        } else {
+            match announcer.announce(&request(torrent, local.port(), Event::Started)) {
+                Ok(reply) => Some(reply),
+                // Without a tracker, a torrent can still run on peers given with --connect.
+                Err(e) if !config.connect.is_empty() => {
+                    log::warn!("{}: {e}", torrent.meta.info.name);
+                    None
+                }
+                Err(source) => {
+                    shutdown.store(true, Ordering::SeqCst);
+                    let _ = acceptor.join();
+                    return Err(PeerError::Tracker {
+                        torrent: torrent.meta.info.name.clone(),
+                        source,
+                    });
+                }
+            }
+        };
+        for addr in &config.connect {
+            dial(torrent, *addr);
+        }
+        let (torrent, port, has_tracker) = (torrent.clone(), local.port(), !tiers.is_empty());
+        announcers.push(
+            std::thread::Builder::new()
+                .name("announce".into())
+                .spawn(move || announce_loop(&torrent, announcer, has_tracker, first, events, port))
+                .map_err(PeerError::Io)?,
+        );
+    }
+
+    let outcome = watch(&torrents, &config, &shutdown);
+    shutdown.store(true, Ordering::SeqCst);
+    for handle in announcers {
+        let _ = handle.join();
+    }
+    let _ = acceptor.join();
+    outcome
+}
+
+/// The main thread's loop: progress, completion lines, and the decision to stop.
+fn watch(
+    torrents: &[Arc<Torrent>],
+    config: &PeerConfig,
+    shutdown: &AtomicBool,
+) -> Result<(), PeerError> {
+    let mut progress = Progress::new(torrents, config.bars);
+    let mut reported: Vec<bool> = torrents.iter().map(|t| t.is_complete()).collect();
+    for t in torrents.iter().filter(|t| t.is_complete()) {
+        progress.println(&format!(
+            "seeding {} {}",
+            t.meta.info_hash, t.meta.info.name
+        ));
+    }
+    while !shutdown.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(100));
+        progress.update(torrents);
+        for (t, reported) in torrents.iter().zip(&mut reported) {
+            if !*reported && t.is_complete() {
+                *reported = true;
+                progress.println(&completion_line(t));
+            }
+            if let Some(reason) = t.failure() {
+                return Err(PeerError::DownloadFailed {
+                    torrent: t.meta.info.name.clone(),
+                    reason,
+                });
+            }
+        }
+        if config.exit_when_done && reported.iter().all(|r| *r) {
+            break;
+        }
+    }
+    progress.finish();
+    Ok(())
+}
+
+/// `complete <hash> <name> bytes=.. secs=.. mbps=.. peers=addr=bytes,.. pieces=addr=n,..`
+fn completion_line(t: &Torrent) -> String {
+    let secs = t.started.elapsed().as_secs_f64();
+    let bytes = t.downloaded.load(Ordering::SeqCst);
+    let stats = t.peer_stats();
+    let join = |f: &dyn Fn(&crate::torrent::PeerStats) -> u64| {
+        stats
+            .iter()
+            .map(|(a, s)| format!("{a}={}", f(s)))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    format!(
+        "complete {} {} bytes={bytes} secs={secs:.2} mbps={:.1} peers={} pieces={}",
+        t.meta.info_hash,
+        t.meta.info.name,
+        bytes as f64 / 1e6 / secs.max(1e-6),
+        join(&|s| s.bytes),
+        join(&|s| s.pieces),
+    )
+}
+
+fn request(torrent: &Torrent, port: u16, event: Event) -> AnnounceRequest {
+    AnnounceRequest {
+        info_hash: torrent.meta.info_hash,
+        peer_id: torrent.peer_id,
+        port,
+        uploaded: torrent.uploaded.load(Ordering::Relaxed),
+        downloaded: torrent.downloaded.load(Ordering::Relaxed),
+        left: torrent.left(),
+        event,
+        numwant: Some(50),
+    }
+}
+
+/// Re-announces at the tracker's interval, announces `completed` once the torrent is whole and
+/// `stopped` on shutdown, and dials the peers the tracker names while downloading.
+fn announce_loop(
+    torrent: &Arc<Torrent>,
+    mut announcer: Announcer,
+    mut has_tracker: bool,
+    first: Option<AnnounceResponse>,
+    events: Receiver<TorrentEvent>,
+    port: u16,
+) {
+    let mut next = handle_reply(torrent, first.as_ref());
+    let announce = |event: Event, announcer: &mut Announcer| -> Instant {
+        match announcer.announce(&request(torrent, port, event)) {
+            Ok(reply) => handle_reply(torrent, Some(&reply)),
+            Err(e) => {
+                log::warn!("{}: {e}", torrent.meta.info.name);
+                Instant::now() + ANNOUNCE_RETRY
+            }
+        }
+    };
+    while !torrent.is_shutting_down() {
+        match events.recv_timeout(Duration::from_millis(200)) {
+            Ok(TorrentEvent::Completed) if has_tracker => {
+                next = announce(Event::Completed, &mut announcer)
+            }
+            Ok(_) | Err(RecvTimeoutError::Timeout) => {
+                if has_tracker && Instant::now() >= next {
+                    next = announce(Event::None, &mut announcer);
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => has_tracker = false,
+        }
+    }
+    if has_tracker {
+        announce(Event::Stopped, &mut announcer);
+    }
+}
+
+/// Dials the peers of a tracker reply and returns when to announce next.
+fn handle_reply(torrent: &Arc<Torrent>, reply: Option<&AnnounceResponse>) -> Instant {
+    let Some(reply) = reply else {
+        return Instant::now() + ANNOUNCE_RETRY;
+    };
+    log::info!(
+        "{}: tracker lists {} peers (complete {:?}, incomplete {:?})",
+        torrent.meta.info.name,
+        reply.peers.len(),
+        reply.complete,
+        reply.incomplete
+    );
+    for peer in &reply.peers {
+        dial(torrent, peer.addr);
+    }
+    let interval = reply.interval.max(reply.min_interval.unwrap_or_default());
+    Instant::now() + interval.clamp(MIN_INTERVAL, MAX_INTERVAL)
+}
+
+/// Opens an outgoing connection on its own thread, unless one to `addr` is already open, the
+/// torrent no longer downloads, or too many are open.
+pub fn dial(torrent: &Arc<Torrent>, addr: SocketAddr) {
+    if !torrent.is_downloading() || torrent.connections.load(Ordering::SeqCst) >= MAX_OUTGOING {
+        return;
+    }
+    if !torrent.claim_dial(addr) {
+        return;
+    }
+    let torrent = torrent.clone();
+    let spawned = std::thread::Builder::new()
+        .name(format!("peer-{addr}"))
+        .spawn(move || {
+            let result = connect(&torrent, addr);
+            log::info!(
+                "{}: peer {addr} left: {}",
+                torrent.meta.info.name,
+                describe_dial(&result)
+            );
+            torrent.release_dial(addr);
+        });
+    if let Err(e) = spawned {
+        log::warn!("cannot start a thread for {addr}: {e}");
+    }
+}
+
+fn describe_dial(result: &Result<(), Box<dyn std::error::Error + Send + Sync>>) -> String {
+    match result {
+        Ok(()) => "done".into(),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn connect(
+    torrent: &Torrent,
+    addr: SocketAddr,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let mut stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_write_timeout(Some(connection::WRITE_TIMEOUT))?;
+    write_handshake(
+        &mut stream,
+        &Handshake::new(torrent.meta.info_hash.0, torrent.peer_id),
+    )?;
+    let theirs = read_handshake(&mut stream)?;
+    if theirs.info_hash != torrent.meta.info_hash.0 {
+        return Err(format!(
+            "answered for another torrent ({})",
+            InfoHash(theirs.info_hash)
+        )
+        .into());
+    }
+    if theirs.peer_id == torrent.peer_id {
+        torrent.ban(addr, theirs.peer_id);
+        return Err("that is this peer itself".into());
+    }
+    log::info!("{}: connected to {addr}", torrent.meta.info.name);
+    connection::run(stream, torrent, addr, theirs.peer_id)?;
+    Ok(())
+}

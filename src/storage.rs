@@ -1,1 +1,317 @@
-//! TODO
+//! Where a torrent's bytes live on disk: the mapping from pieces to spans of files, reads for
+//! uploads, writes of verified pieces, and the resume check of what a folder already holds.
+//!
+//! The torrent is one contiguous byte range cut into files in `info` order; a piece may span
+//! several files. Files are opened once and accessed with positioned reads and writes, so many
+//! threads can use one `Storage` without a lock.
+
+use crate::bitfield::Bitfield;
+use crate::metainfo::Info;
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// A storage failure, naming the file involved.
+#[derive(Debug)]
+pub struct StorageError {
+    pub path: PathBuf,
+    pub action: &'static str,
+    pub source: io::Error,
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "cannot {} {}: {}",
+            self.action,
+            self.path.display(),
+            self.source
+        )
+    }
+}
+
+impl std::error::Error for StorageError {}
+
+struct StoredFile {
+    path: PathBuf,
+    /// Offset of the file's first byte within the torrent.
+    offset: u64,
+    length: u64,
+    handle: File,
+}
+
+/// One span of a file that a range of the torrent maps to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Span {
+    pub file: usize,
+    pub file_offset: u64,
+    pub length: u64,
+}
+
+/// The files of one torrent inside a download folder.
+pub struct Storage {
+    files: Vec<StoredFile>,
+    /// `(offset, length)` of each file, kept beside `files` for [`spans`].
+    layout: Vec<(u64, u64)>,
+    piece_length: u64,
+    total_length: u64,
+}
+
+/// Maps the torrent range `[start, start+len)` onto the files given by `(offset, length)`
+/// pairs sorted by offset. Zero-length files get no span.
+pub fn spans(files: &[(u64, u64)], start: u64, len: u64) -> Vec<Span> {
+    let end = start + len;
+    let first = files.partition_point(|&(offset, length)| offset + length <= start);
+    files[first..]
+        .iter()
+        .enumerate()
+        .take_while(|(_, (offset, _))| *offset < end)
+        .filter(|(_, (_, length))| *length > 0)
+        .map(|(i, &(offset, length))| {
+            let from = start.max(offset);
+            let to = end.min(offset + length);
+            Span {
+                file: first + i,
+                file_offset: from - offset,
+                length: to - from,
+            }
+        })
+        .collect()
+}
+
+impl Storage {
+    /// Opens (creating where missing) every file of `info` below `dir`, with its folders.
+    /// Existing files are left as they are; missing ones are created empty.
+    pub fn open(info: &Info, dir: &Path) -> Result<Storage, StorageError> {
+        let mut files = Vec::with_capacity(info.files.len());
+        let mut offset = 0;
+        for entry in &info.files {
+            let path = dir.join(info.relative_path(entry));
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|source| StorageError {
+                    path: parent.to_path_buf(),
+                    action: "create folder",
+                    source,
+                })?;
+            }
+            let handle = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(|source| StorageError {
+                    path: path.clone(),
+                    action: "open",
+                    source,
+                })?;
+            files.push(StoredFile {
+                path,
+                offset,
+                length: entry.length,
+                handle,
+            });
+            offset += entry.length;
+        }
+        let layout = files.iter().map(|f| (f.offset, f.length)).collect();
+        Ok(Storage {
+            files,
+            layout,
+            piece_length: info.piece_length,
+            total_length: offset,
+        })
+    }
+
+    /// Reads `len` bytes at `begin` within piece `index`. Bytes past a file's current end (a
+    /// file not yet fully written) are an error, so only data on disk is ever served.
+    pub fn read(&self, index: u32, begin: u32, len: u32) -> Result<Vec<u8>, StorageError> {
+        let start = index as u64 * self.piece_length + begin as u64;
+        let mut out = vec![0u8; len as usize];
+        let mut at = 0usize;
+        for span in spans(&self.layout, start, len as u64) {
+            let file = &self.files[span.file];
+            let chunk = &mut out[at..at + span.length as usize];
+            file.handle
+                .read_exact_at(chunk, span.file_offset)
+                .map_err(|source| StorageError {
+                    path: file.path.clone(),
+                    action: "read",
+                    source,
+                })?;
+            at += span.length as usize;
+        }
+        Ok(out)
+    }
+
+    /// Writes a whole (verified) piece into the files it spans.
+    pub fn write_piece(&self, index: u32, data: &[u8]) -> Result<(), StorageError> {
+        let start = index as u64 * self.piece_length;
+        let mut at = 0usize;
+        for span in spans(&self.layout, start, data.len() as u64) {
+            let file = &self.files[span.file];
+            let chunk = &data[at..at + span.length as usize];
+            file.handle
+                .write_all_at(chunk, span.file_offset)
+                .map_err(|source| StorageError {
+                    path: file.path.clone(),
+                    action: "write",
+                    source,
+                })?;
+            at += span.length as usize;
+        }
+        Ok(())
+    }
+
+    /// Hashes every piece on disk and returns the set that matches `info`. Pieces whose bytes
+    /// are missing (short or absent files) are simply not in the set.
+    pub fn verify(&self, info: &Info) -> Bitfield {
+        let mut have = Bitfield::new(info.piece_count());
+        for index in 0..info.piece_count() {
+            let size = info.piece_size(index) as u32;
+            if let Ok(data) = self.read(index as u32, 0, size)
+                && piece_matches(info, index, &data)
+            {
+                have.set(index);
+            }
+        }
+        have
+    }
+
+    /// Total bytes of the torrent.
+    pub fn total_length(&self) -> u64 {
+        self.total_length
+    }
+
+    /// Flushes every file to disk.
+    pub fn sync(&self) -> Result<(), StorageError> {
+        for file in &self.files {
+            file.handle.sync_data().map_err(|source| StorageError {
+                path: file.path.clone(),
+                action: "sync",
+                source,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether `data` is the piece `info` describes at `index`.
+pub fn piece_matches(info: &Info, index: usize, data: &[u8]) -> bool {
+    info.pieces.get(index) == Some(&sha1_smol::Sha1::from(data).digest().bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metainfo::FileEntry;
+
+    fn info_for(content: &[&[u8]], piece_length: u64) -> (Info, Vec<u8>) {
+        let all: Vec<u8> = content.concat();
+        let pieces = all
+            .chunks(piece_length as usize)
+            .map(|c| sha1_smol::Sha1::from(c).digest().bytes())
+            .collect();
+        let files = content
+            .iter()
+            .enumerate()
+            .map(|(i, c)| FileEntry {
+                path: vec!["sub".into(), format!("f{i}")],
+                length: c.len() as u64,
+            })
+            .collect();
+        let info = Info {
+            name: "t".into(),
+            piece_length,
+            pieces,
+            files,
+            multi_file: true,
+            private: false,
+        };
+        (info, all)
+    }
+
+    #[test]
+    fn spans_cross_file_boundaries_and_skip_empty_files() {
+        let files = [(0, 5), (5, 0), (5, 3), (8, 10)];
+        assert_eq!(
+            spans(&files, 3, 7),
+            vec![
+                Span {
+                    file: 0,
+                    file_offset: 3,
+                    length: 2
+                },
+                Span {
+                    file: 2,
+                    file_offset: 0,
+                    length: 3
+                },
+                Span {
+                    file: 3,
+                    file_offset: 0,
+                    length: 2
+                },
+            ]
+        );
+        assert_eq!(
+            spans(&files, 8, 10),
+            vec![Span {
+                file: 3,
+                file_offset: 0,
+                length: 10
+            }]
+        );
+    }
+
+    #[test]
+    fn pieces_written_out_of_order_land_in_the_right_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let a: Vec<u8> = (0..100u8).collect();
+        let b: Vec<u8> = vec![];
+        let c: Vec<u8> = (0..37u8).map(|x| x.wrapping_mul(7)).collect();
+        let (info, all) = info_for(&[&a, &b, &c], 16);
+        let storage = Storage::open(&info, dir.path()).unwrap();
+        assert_eq!(storage.verify(&info).count(), 0);
+        for index in (0..info.piece_count()).rev() {
+            let start = index * 16;
+            let end = (start + 16).min(all.len());
+            assert!(piece_matches(&info, index, &all[start..end]));
+            storage.write_piece(index as u32, &all[start..end]).unwrap();
+        }
+        assert!(storage.verify(&info).is_complete());
+        assert_eq!(std::fs::read(dir.path().join("t/sub/f0")).unwrap(), a);
+        assert_eq!(std::fs::read(dir.path().join("t/sub/f1")).unwrap(), b);
+        assert_eq!(std::fs::read(dir.path().join("t/sub/f2")).unwrap(), c);
+        assert_eq!(storage.read(6, 2, 6).unwrap(), all[98..104].to_vec());
+    }
+
+    #[test]
+    fn verify_finds_only_intact_pieces() {
+        let dir = tempfile::tempdir().unwrap();
+        let a: Vec<u8> = (0..64u8).collect();
+        let (info, all) = info_for(&[&a], 16);
+        let storage = Storage::open(&info, dir.path()).unwrap();
+        storage.write_piece(0, &all[..16]).unwrap();
+        storage.write_piece(2, &all[32..48]).unwrap();
+        let mut corrupt = all[16..32].to_vec();
+        corrupt[0] ^= 1;
+        storage.write_piece(1, &corrupt).unwrap();
+        let have = storage.verify(&info);
+        assert_eq!(
+            (have.get(0), have.get(1), have.get(2), have.get(3)),
+            (true, false, true, false)
+        );
+    }
+
+    #[test]
+    fn reading_past_what_is_on_disk_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let (info, _) = info_for(&[&[1u8; 40]], 16);
+        let storage = Storage::open(&info, dir.path()).unwrap();
+        let err = storage.read(1, 0, 16).unwrap_err();
+        assert!(err.to_string().contains("t/sub/f0"), "{err}");
+    }
+}

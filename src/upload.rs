@@ -1,1 +1,106 @@
-//! TODO
+//! The listening side of a peer: one acceptor thread hands each incoming connection to a fixed
+//! worker pool, which reads the handshake, finds the torrent by info hash and runs the
+//! connection. A silent or slow peer holds one worker at most until its time-outs fire, and a
+//! full pool refuses new connections instead of queueing them without bound.
+
+use crate::connection;
+use crate::metainfo::InfoHash;
+use crate::pool::ThreadPool;
+use crate::torrent::Torrent;
+use crate::wire::{Handshake, read_handshake, write_handshake};
+use std::collections::HashMap;
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How long a new connection may take to send its handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The torrents a peer serves, by info hash.
+pub type Registry = Arc<HashMap<InfoHash, Arc<Torrent>>>;
+
+/// Starts accepting on `listener` until `shutdown` is set. `workers` bounds the number of
+/// incoming connections served at once.
+pub fn start(
+    listener: TcpListener,
+    torrents: Registry,
+    workers: usize,
+    shutdown: Arc<AtomicBool>,
+) -> io::Result<JoinHandle<()>> {
+    // Non-blocking accept lets the acceptor notice shutdown without a wake-up connection.
+    listener.set_nonblocking(true)?;
+    let pool = ThreadPool::new("upload", workers, workers / 4 + 1)?;
+    std::thread::Builder::new()
+        .name("accept".into())
+        .spawn(move || {
+            while !shutdown.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((stream, addr)) => {
+                        let torrents = torrents.clone();
+                        if !pool.try_execute(move || serve(stream, addr, &torrents)) {
+                            log::warn!(
+                                "{addr}: all {workers} upload workers busy, refusing connection"
+                            );
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    Err(e) => {
+                        log::warn!("accept failed: {e}");
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                }
+            }
+            // Dropping the pool waits for the workers, whose connections see the shutdown flag.
+        })
+}
+
+fn serve(stream: TcpStream, addr: SocketAddr, torrents: &Registry) {
+    if let Err(e) = accept_handshake(stream, addr, torrents) {
+        log::debug!("{addr}: {e}");
+    }
+}
+
+fn accept_handshake(
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    torrents: &Registry,
+) -> Result<(), Box<dyn std::error::Error>> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
+    stream.set_write_timeout(Some(connection::WRITE_TIMEOUT))?;
+    let theirs = read_handshake(&mut stream)?;
+    let torrent = torrents
+        .get(&InfoHash(theirs.info_hash))
+        .ok_or_else(|| format!("asked for unknown torrent {}", InfoHash(theirs.info_hash)))?;
+    if theirs.peer_id == torrent.peer_id {
+        return Err("connected to ourselves".into());
+    }
+    if torrent.is_banned(&theirs.peer_id) {
+        return Err("banned peer".into());
+    }
+    write_handshake(
+        &mut stream,
+        &Handshake::new(theirs.info_hash, torrent.peer_id),
+    )?;
+    log::info!("{}: incoming peer {addr}", torrent.meta.info.name);
+    let result = connection::run(stream, torrent, addr, theirs.peer_id);
+    log::info!(
+        "{}: peer {addr} left: {}",
+        torrent.meta.info.name,
+        describe(&result)
+    );
+    Ok(())
+}
+
+/// A short description of how a connection ended, for logs.
+pub fn describe(result: &Result<(), connection::ConnError>) -> String {
+    match result {
+        Ok(()) => "done".into(),
+        Err(e) => e.to_string(),
+    }
+}

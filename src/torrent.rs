@@ -1,0 +1,217 @@
+//! The state one peer process keeps for one torrent, shared by all its connection threads,
+//! its announce thread and the progress display.
+
+use crate::metainfo::Metainfo;
+use crate::picker::Picker;
+use crate::storage::{Storage, StorageError};
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Instant;
+
+/// Bytes and verified pieces received from one remote peer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PeerStats {
+    pub bytes: u64,
+    pub pieces: u64,
+}
+
+/// What became of a piece handed to [`Torrent::store_piece`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stored {
+    /// Verified and written: the piece is ours now.
+    Verified,
+    /// Verified, but another connection stored it first.
+    Duplicate,
+    /// The data does not match the piece's SHA-1.
+    HashMismatch,
+}
+
+/// What the announce thread is told when the torrent changes state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TorrentEvent {
+    Completed,
+}
+
+/// One torrent inside a running peer.
+pub struct Torrent {
+    pub meta: Metainfo,
+    pub storage: Storage,
+    pub picker: Picker,
+    pub peer_id: [u8; 20],
+    /// Set once, when the process shuts down.
+    pub shutdown: Arc<AtomicBool>,
+    /// Pieces in the order they were verified; connections send `have` for new entries.
+    have_log: RwLock<Vec<u32>>,
+    pub uploaded: AtomicU64,
+    /// Verified bytes fetched by this process (not counting discarded copies).
+    pub downloaded: AtomicU64,
+    /// Bytes wanted when the process started.
+    pub left_at_start: u64,
+    pub started: Instant,
+    pub connections: AtomicUsize,
+    stats: Mutex<BTreeMap<SocketAddr, PeerStats>>,
+    /// Addresses with an outgoing connection open, so none is dialled twice.
+    dialled: Mutex<HashSet<SocketAddr>>,
+    /// Peers dropped for sending bad data, by address and by peer id.
+    banned: Mutex<(HashSet<SocketAddr>, HashSet<[u8; 20]>)>,
+    completed: AtomicBool,
+    /// A storage failure that stopped the download (full disk, ...).
+    failure: Mutex<Option<String>>,
+    events: crossbeam_channel::Sender<TorrentEvent>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Torrent {
+    /// Wraps an opened, verified torrent. `events` reaches its announce thread.
+    pub fn new(
+        meta: Metainfo,
+        storage: Storage,
+        picker: Picker,
+        peer_id: [u8; 20],
+        shutdown: Arc<AtomicBool>,
+        events: crossbeam_channel::Sender<TorrentEvent>,
+    ) -> Torrent {
+        let complete = picker.is_complete();
+        let left_at_start = Self::left_of(&meta, &picker);
+        Torrent {
+            meta,
+            storage,
+            picker,
+            peer_id,
+            shutdown,
+            have_log: RwLock::new(Vec::new()),
+            uploaded: AtomicU64::new(0),
+            downloaded: AtomicU64::new(0),
+            left_at_start,
+            started: Instant::now(),
+            connections: AtomicUsize::new(0),
+            stats: Mutex::new(BTreeMap::new()),
+            dialled: Mutex::new(HashSet::new()),
+            banned: Mutex::new((HashSet::new(), HashSet::new())),
+            completed: AtomicBool::new(complete),
+            failure: Mutex::new(None),
+            events,
+        }
+    }
+
+    fn left_of(meta: &Metainfo, picker: &Picker) -> u64 {
+        let have = picker.have();
+        (0..have.len())
+            .filter(|&i| !have.get(i))
+            .map(|i| meta.info.piece_size(i))
+            .sum()
+    }
+
+    /// Bytes still missing.
+    pub fn left(&self) -> u64 {
+        Self::left_of(&self.meta, &self.picker)
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.completed.load(Ordering::SeqCst)
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown.load(Ordering::SeqCst)
+    }
+
+    /// Whether this torrent still downloads (not complete, not stopped by a disk failure).
+    pub fn is_downloading(&self) -> bool {
+        !self.is_complete() && lock(&self.failure).is_none()
+    }
+
+    /// Pieces verified since `from` in the have log, and the new position.
+    pub fn haves_since(&self, from: usize) -> (Vec<u32>, usize) {
+        let log = self.have_log.read().unwrap_or_else(|e| e.into_inner());
+        (log[from.min(log.len())..].to_vec(), log.len())
+    }
+
+    /// Length of the have log (the position a new connection starts from).
+    pub fn have_log_len(&self) -> usize {
+        self.have_log
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
+    /// Verifies and stores a piece fetched from `from`. The first verified copy of a piece is
+    /// written; later copies (endgame) are discarded. A write failure also stops the download
+    /// of this torrent (see [`failure`](Self::failure)) while what is on disk stays intact.
+    pub fn store_piece(
+        &self,
+        index: u32,
+        data: &[u8],
+        from: SocketAddr,
+    ) -> Result<Stored, StorageError> {
+        if !crate::storage::piece_matches(&self.meta.info, index as usize, data) {
+            self.picker.put_back(index);
+            return Ok(Stored::HashMismatch);
+        }
+        if self.picker.has(index) {
+            self.picker.put_back(index);
+            return Ok(Stored::Duplicate);
+        }
+        if let Err(e) = self.storage.write_piece(index, data) {
+            self.picker.put_back(index);
+            lock(&self.failure).get_or_insert_with(|| e.to_string());
+            return Err(e);
+        }
+        if !self.picker.finish(index) {
+            return Ok(Stored::Duplicate);
+        }
+        self.have_log
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(index);
+        self.downloaded
+            .fetch_add(data.len() as u64, Ordering::SeqCst);
+        let mut stats = lock(&self.stats);
+        let s = stats.entry(from).or_default();
+        s.bytes += data.len() as u64;
+        s.pieces += 1;
+        drop(stats);
+        if self.picker.is_complete() && !self.completed.swap(true, Ordering::SeqCst) {
+            if let Err(e) = self.storage.sync() {
+                log::warn!("{}: {e}", self.meta.info.name);
+            }
+            let _ = self.events.send(TorrentEvent::Completed);
+        }
+        Ok(Stored::Verified)
+    }
+
+    /// The storage failure that stopped this torrent's download, if any.
+    pub fn failure(&self) -> Option<String> {
+        lock(&self.failure).clone()
+    }
+
+    /// Per-peer download figures, by remote address.
+    pub fn peer_stats(&self) -> BTreeMap<SocketAddr, PeerStats> {
+        lock(&self.stats).clone()
+    }
+
+    /// Claims `addr` for an outgoing connection; `false` if one is open or the peer is banned.
+    pub fn claim_dial(&self, addr: SocketAddr) -> bool {
+        !lock(&self.banned).0.contains(&addr) && lock(&self.dialled).insert(addr)
+    }
+
+    /// Releases an address claimed with [`claim_dial`](Self::claim_dial).
+    pub fn release_dial(&self, addr: SocketAddr) {
+        lock(&self.dialled).remove(&addr);
+    }
+
+    /// Bans a peer that sent bad data, so it is neither dialled nor accepted again.
+    pub fn ban(&self, addr: SocketAddr, peer_id: [u8; 20]) {
+        let mut banned = lock(&self.banned);
+        banned.0.insert(addr);
+        banned.1.insert(peer_id);
+    }
+
+    pub fn is_banned(&self, peer_id: &[u8; 20]) -> bool {
+        lock(&self.banned).1.contains(peer_id)
+    }
+}

@@ -1,0 +1,253 @@
+//! End-to-end runs of real `piecemeal` processes on 127.0.0.1: a tracker, seeders and clients.
+
+mod support;
+
+use piecemeal::metainfo::Metainfo;
+use piecemeal::wire::{
+    Handshake, Message, MessageReader, max_message_len, read_handshake, write_handshake,
+};
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::Duration;
+use support::{Proc, assert_same_tree, copy_tree, field, testdata, tracker};
+
+const DOWNLOAD: Duration = Duration::from_secs(60);
+
+/// Writes `len` bytes of deterministic noise.
+fn noise(path: &Path, len: usize, seed: u64) {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let data: Vec<u8> = (0..len).map(|_| rng.u8(..)).collect();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, data).unwrap();
+}
+
+/// Makes a two-file torrent of `len` bytes below `seed_dir/name`, returns its .torrent path.
+fn make_torrent(work: &Path, name: &str, len: usize, piece_length: u64) -> std::path::PathBuf {
+    let content = work.join("seed").join(name);
+    noise(&content.join("a.bin"), len / 3, 1);
+    noise(&content.join("deep/b.bin"), len - len / 3, 2);
+    let torrent = work.join(format!("{name}.torrent"));
+    let (code, _, err) = support::run(&[
+        "create",
+        content.to_str().unwrap(),
+        "--announce",
+        "http://127.0.0.1:1/announce",
+        "--piece-length",
+        &piece_length.to_string(),
+        "--output",
+        torrent.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    torrent
+}
+
+fn peer(dir: &Path, torrents: &[&Path], extra: &[&str]) -> Proc {
+    let mut args = vec!["peer", "--dir", dir.to_str().unwrap(), "--port", "0"];
+    for t in torrents {
+        args.extend(["--torrent", t.to_str().unwrap()]);
+    }
+    args.extend(extra);
+    Proc::start(&args)
+}
+
+#[test]
+fn client_fetches_both_torrents_from_two_seeders_then_seeds_them() {
+    let work = tempfile::tempdir().unwrap();
+    let (mut tracker, url) = tracker();
+    let file = testdata().join("file.torrent");
+    let folder = testdata().join("folder.torrent");
+    let torrents = [file.as_path(), folder.as_path()];
+    let mut seeders = Vec::new();
+    for name in ["peer1", "peer2"] {
+        let dir = work.path().join(name);
+        copy_tree(&testdata().join(name), &dir);
+        let mut s = peer(&dir, &torrents, &["--tracker", &url]);
+        s.wait_listening("listening on");
+        s.wait_for("seeding", Duration::from_secs(20));
+        s.wait_for("seeding", Duration::from_secs(20));
+        seeders.push(s);
+    }
+    let client_dir = work.path().join("client");
+    let mut client = peer(&client_dir, &torrents, &["--tracker", &url]);
+    let client_addr = client.wait_listening("listening on");
+    let mut lines = [
+        client.wait_for("complete", DOWNLOAD),
+        client.wait_for("complete", DOWNLOAD),
+    ];
+    lines.sort();
+    assert_same_tree(&testdata().join("peer1"), &client_dir);
+    // Both seeders served pieces of the bigger torrent.
+    let big = lines
+        .iter()
+        .max_by_key(|l| field(l, "bytes").parse::<u64>().unwrap())
+        .unwrap();
+    let sources = field(big, "pieces")
+        .split(',')
+        .filter(|p| !p.ends_with("=0"))
+        .count();
+    assert_eq!(sources, 2, "pieces came from both seeders: {big}");
+
+    // The client now seeds: a second client gets everything from it alone.
+    for s in &mut seeders {
+        assert!(s.terminate().success());
+    }
+    let second_dir = work.path().join("second");
+    let mut second = peer(
+        &second_dir,
+        &torrents,
+        &["--tracker", &url, "--exit-when-done"],
+    );
+    second.wait_for("complete", DOWNLOAD);
+    let line = second.wait_for("complete", DOWNLOAD);
+    assert!(
+        field(&line, "peers").starts_with(&client_addr.to_string()),
+        "{line}"
+    );
+    assert!(second.wait_exit(DOWNLOAD).success());
+    assert_same_tree(&testdata().join("peer1"), &second_dir);
+    assert!(client.terminate().success(), "Ctrl-C/SIGTERM exits cleanly");
+    assert!(tracker.terminate().success());
+}
+
+#[test]
+fn a_killed_client_resumes_without_fetching_again() {
+    let work = tempfile::tempdir().unwrap();
+    let torrent = make_torrent(work.path(), "resume", 3 << 20, 1 << 16);
+    let meta = Metainfo::load(&torrent).unwrap();
+    let total = meta.info.total_length();
+    // A partial seeder has only the first file, about a third of the torrent.
+    let partial = work.path().join("partial/resume");
+    copy_tree(&work.path().join("seed/resume"), &partial);
+    std::fs::remove_file(partial.join("deep/b.bin")).unwrap();
+    let (_tracker, url) = tracker();
+    let mut half = peer(
+        &work.path().join("partial"),
+        &[&torrent],
+        &["--tracker", &url],
+    );
+    half.wait_listening("listening on");
+    let client_dir = work.path().join("client");
+    let mut client = peer(&client_dir, &[&torrent], &["--tracker", &url]);
+    client.wait_listening("listening on");
+    let first = client_dir.join("resume/a.bin");
+    let want = std::fs::read(work.path().join("seed/resume/a.bin")).unwrap();
+    let deadline = std::time::Instant::now() + DOWNLOAD;
+    while std::fs::read(&first).unwrap_or_default() != want {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "client never got the first file"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    client.child.kill().unwrap(); // SIGKILL: no chance to clean up
+    client.child.wait().unwrap();
+    drop(half);
+
+    let mut seeder = peer(&work.path().join("seed"), &[&torrent], &["--tracker", &url]);
+    seeder.wait_listening("listening on");
+    let mut again = peer(
+        &client_dir,
+        &[&torrent],
+        &["--tracker", &url, "--exit-when-done"],
+    );
+    let line = again.wait_for("complete", DOWNLOAD);
+    let fetched: u64 = field(&line, "bytes").parse().unwrap();
+    assert!(
+        fetched < total * 3 / 4,
+        "fetched {fetched} of {total}: resume started over"
+    );
+    assert!(again.wait_exit(DOWNLOAD).success());
+    assert_same_tree(&work.path().join("seed"), &client_dir);
+}
+
+/// A fake seeder that claims every piece and answers every request with garbage.
+fn lying_seeder(meta: &Metainfo) -> (std::net::SocketAddr, std::thread::JoinHandle<usize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let pieces = meta.info.piece_count();
+    let info_hash = meta.info_hash.0;
+    let handle = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let theirs = read_handshake(&mut stream).unwrap();
+        assert_eq!(theirs.info_hash, info_hash);
+        write_handshake(
+            &mut stream,
+            &Handshake::new(info_hash, *b"-XX0000-liarliarliar"),
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        Message::Bitfield(
+            piecemeal::bitfield::Bitfield::full(pieces)
+                .as_bytes()
+                .to_vec(),
+        )
+        .encode_into(&mut out);
+        Message::Unchoke.encode_into(&mut out);
+        std::io::Write::write_all(&mut stream, &out).unwrap();
+        let mut reader = MessageReader::new(max_message_len(pieces));
+        let mut served = 0;
+        // Serve garbage until the client hangs up on us.
+        while let Ok(message) = reader.read(&mut stream) {
+            if let Message::Request {
+                index,
+                begin,
+                length,
+            } = message
+            {
+                let piece = Message::Piece {
+                    index,
+                    begin,
+                    data: vec![0xAB; length as usize],
+                };
+                if std::io::Write::write_all(&mut stream, &piece.to_bytes()).is_err() {
+                    break;
+                }
+                served += 1;
+            }
+        }
+        served
+    });
+    (addr, handle)
+}
+
+#[test]
+fn corrupt_blocks_from_one_seeder_do_not_spoil_the_download() {
+    let work = tempfile::tempdir().unwrap();
+    let torrent = make_torrent(work.path(), "honest", 2 << 20, 1 << 15);
+    let meta = Metainfo::load(&torrent).unwrap();
+    let (liar, liar_thread) = lying_seeder(&meta);
+    let (_tracker, url) = tracker();
+    let mut honest = peer(&work.path().join("seed"), &[&torrent], &["--tracker", &url]);
+    let honest_addr = honest.wait_listening("listening on");
+    let client_dir = work.path().join("client");
+    let liar_s = liar.to_string();
+    let honest_s = honest_addr.to_string();
+    let mut client = peer(
+        &client_dir,
+        &[&torrent],
+        &[
+            "--connect",
+            &liar_s,
+            "--connect",
+            &honest_s,
+            "--exit-when-done",
+        ],
+    );
+    let line = client.wait_for("complete", DOWNLOAD);
+    assert!(client.wait_exit(DOWNLOAD).success());
+    assert_same_tree(&work.path().join("seed"), &client_dir);
+    assert!(
+        !field(&line, "peers").contains(&liar_s),
+        "no piece credited to the liar: {line}"
+    );
+    let served = liar_thread.join().unwrap();
+    assert!(served > 0, "the liar was asked for blocks");
+    assert!(
+        client.stderr().contains("failed its hash"),
+        "{}",
+        client.stderr()
+    );
+}
