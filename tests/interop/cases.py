@@ -21,11 +21,12 @@ from harness import (
     LT_PEER,
     CaseFailed,
     CaseSkipped,
+    NullTracker,
     Proc,
     compare_trees,
-    dead_tracker_url,
     free_port,
     have_libtorrent,
+    host_ipv4,
     info_hash,
     make_content,
     missing_tool,
@@ -52,14 +53,16 @@ MIXED = 24 * MiB + 4321
 class Ctx:
     """One case's temp folder, logs, deadline and started processes (all stopped by close())."""
 
-    def __init__(self, name, budget, pm, keep):
+    def __init__(self, name, budget, pm, keep, loopback_only):
         self.name = name
         self.pm = pm
         self.keep = keep
+        self.loopback_only = loopback_only
         self.tmp = tempfile.mkdtemp(prefix=f"piecemeal-interop-{name}-")
         self.logdir = os.path.join(self.tmp, "logs")
         os.makedirs(self.logdir)
         self.procs = []
+        self.closers = []
         self.deadline = time.monotonic() + budget
 
     def path(self, *parts):
@@ -79,14 +82,34 @@ class Ctx:
     def left(self):
         return max(1.0, self.deadline - time.monotonic())
 
-    def start(self, label, argv, env=None, cwd=None):
+    def start(self, label, argv, env=None, cwd=None, must_live=True):
+        """Start a program; with must_live, its exit fails every later wait of the case."""
         p = Proc(label, argv, self.logdir, env=env, cwd=cwd)
+        p.must_live = must_live
         self.procs.append(p)
         return p
+
+    def wait_line(self, proc, pattern, secs, what):
+        """proc.wait_line, also failing as soon as another must-live program of the case exits."""
+        watch = [p for p in self.procs if p is not proc and p.must_live]
+        return proc.wait_line(pattern, self.within(secs), what, watch)
+
+    def check_alive(self):
+        for p in self.procs:
+            if p.must_live and p.exited():
+                raise CaseFailed(f"{p.label} exited with status {p.popen.returncode}")
+
+    def null_tracker(self):
+        """Announce URL of a tracker that knows no peers (see NullTracker)."""
+        t = NullTracker()
+        self.closers.append(t.close)
+        return t.url
 
     def close(self):
         for p in reversed(self.procs):
             p.stop()
+        for close in self.closers:
+            close()
         if not self.keep:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
@@ -127,29 +150,29 @@ class Piecemeal:
     def _env(self):
         return None if self.self_check else {"RUST_LOG": os.environ.get("RUST_LOG", "info")}
 
-    def peer(self, ctx, role, data_dir, torrent, connect=(), tracker=None, exit_when_done=False):
-        """Start a peer; return (proc, "127.0.0.1:port") once it listens."""
-        argv = self._argv() + ["peer", "--dir", data_dir, "--torrent", torrent, "--bind", "127.0.0.1", "--port", "0"]
+    def peer(self, ctx, role, data_dir, torrent, connect=(), tracker=None, exit_when_done=False, bind="127.0.0.1"):
+        """Start a peer; return (proc, "ip:port") once it listens."""
+        argv = self._argv() + ["peer", "--dir", data_dir, "--torrent", torrent, "--bind", bind, "--port", "0"]
         for addr in connect:
             argv += ["--connect", addr]
         if tracker:
             argv += ["--tracker", tracker]
         if exit_when_done:
             argv.append("--exit-when-done")
-        proc = ctx.start(f"{self.label} {role}", argv, env=self._env())
-        m = proc.wait_line(r"^listening on (\S+:\d+)\s*$", ctx.within(20), "`listening on ADDR`")
+        proc = ctx.start(f"{self.label} {role}", argv, env=self._env(), must_live=not exit_when_done)
+        m = ctx.wait_line(proc, r"^listening on (\S+:\d+)\s*$", 20, "`listening on ADDR`")
         return proc, m.group(1)
 
-    def tracker(self, ctx, whitelist):
+    def tracker(self, ctx, whitelist, bind="127.0.0.1"):
         """Start a tracker; return its announce URL. `whitelist` only matters for the stand-in."""
         if self.self_check:
-            return start_opentracker(ctx, whitelist)
+            return start_opentracker(ctx, whitelist, bind)
         proc = ctx.start(
             f"{self.label} tracker",
-            self._argv() + ["tracker", "--bind", "127.0.0.1:0", "--interval", "5"],
+            self._argv() + ["tracker", "--bind", f"{bind}:0", "--interval", "5"],
             env=self._env(),
         )
-        m = proc.wait_line(r"^tracker listening on (\S+:\d+)\s*$", ctx.within(20), "`tracker listening on ADDR`")
+        m = ctx.wait_line(proc, r"^tracker listening on (\S+:\d+)\s*$", 20, "`tracker listening on ADDR`")
         return f"http://{m.group(1)}/announce"
 
     def show_hash(self, torrent):
@@ -184,30 +207,30 @@ def mktorrent(ctx, path, announce, piece_exp, out_name):
 
 def lt_peer(ctx, role, data_dir, torrent, connect=(), tracker=None, exit_when_done=False):
     """Start a libtorrent peer; return (proc, "127.0.0.1:port") once it listens."""
-    argv = [DEBIAN_PYTHON, LT_PEER, "peer", "--dir", data_dir, "--torrent", torrent, "--port", "0"]
+    argv = [DEBIAN_PYTHON, LT_PEER, "peer", "--dir", data_dir, "--torrent", torrent, "--bind", "127.0.0.1", "--port", "0"]
     for addr in connect:
         argv += ["--connect", addr]
     if tracker:
         argv += ["--tracker", tracker]
     if exit_when_done:
         argv.append("--exit-when-done")
-    proc = ctx.start(f"libtorrent {role}", argv)
-    m = proc.wait_line(r"^listening on (\S+:\d+)\s*$", ctx.within(20), "`listening on ADDR`")
+    proc = ctx.start(f"libtorrent {role}", argv, must_live=not exit_when_done)
+    m = ctx.wait_line(proc, r"^listening on (\S+:\d+)\s*$", 20, "`listening on ADDR`")
     return proc, m.group(1)
 
 
 def lt_seed(ctx, data_dir, torrent, role="seeder"):
     """A libtorrent seeder that has finished checking its data."""
     proc, addr = lt_peer(ctx, role, data_dir, torrent)
-    line = proc.wait_line(r"^complete ", ctx.within(30), "`complete` after checking its data").string
+    line = ctx.wait_line(proc, r"^complete ", 30, "`complete` after checking its data").string
     if parse_complete(line)["bytes"] != 0:
         raise CaseFailed(f"libtorrent {role} did not find its data complete: {line}")
     return proc, addr
 
 
-def start_opentracker(ctx, whitelist):
-    """Start Debian's (whitelist-only) opentracker on a loopback port; return its announce URL."""
-    port = free_port()
+def start_opentracker(ctx, whitelist, bind="127.0.0.1"):
+    """Start Debian's (whitelist-only) opentracker on a free port; return its announce URL."""
+    port = free_port(bind)
     root = ctx.dir("opentracker")
     os.chmod(root, 0o755)  # it drops to user nobody, who must read the whitelist
     wl = os.path.join(root, "whitelist.txt")
@@ -218,10 +241,10 @@ def start_opentracker(ctx, whitelist):
     wl_seen = "/whitelist.txt" if os.geteuid() == 0 else wl
     conf = os.path.join(root, "opentracker.conf")
     with open(conf, "w") as f:
-        f.write(f"listen.tcp 127.0.0.1:{port}\naccess.whitelist {wl_seen}\ntracker.rootdir {root}\n")
+        f.write(f"listen.tcp {bind}:{port}\naccess.whitelist {wl_seen}\ntracker.rootdir {root}\n")
     ctx.start("opentracker", ["opentracker", "-f", conf], cwd=root)
-    wait_accepting(port, ctx.within(10), "opentracker")
-    return f"http://127.0.0.1:{port}/announce"
+    wait_accepting(bind, port, ctx.within(10), "opentracker")
+    return f"http://{bind}:{port}/announce"
 
 
 def scrape_complete(announce_url, hex_hash):
@@ -250,7 +273,7 @@ def libtorrent_show(torrent):
 
 def expect_complete(proc, torrent, ctx, secs, who):
     """Wait for `who`'s complete line for `torrent`; return its parsed fields."""
-    line = proc.wait_line(r"^complete ", ctx.within(secs), "`complete ...` for the torrent").string
+    line = ctx.wait_line(proc, r"^complete ", secs, "`complete ...` for the torrent").string
     c = parse_complete(line)
     want = info_hash(torrent)
     if c["hash"] != want:
@@ -283,7 +306,7 @@ def _lt_seeds(ctx, layout, name):
     need(have_libtorrent(), missing_tool("mktorrent"))
     ctx.pm.needs()
     src = make_content(ctx.dir("seed"), name, layout, seed=name)
-    torrent = mktorrent(ctx, src, dead_tracker_url(), 16 if isinstance(layout, dict) else 18, f"{name}.torrent")
+    torrent = mktorrent(ctx, src, ctx.null_tracker(), 16 if isinstance(layout, dict) else 18, f"{name}.torrent")
     _lt, lt_addr = lt_seed(ctx, ctx.dir("seed"), torrent)
     pm, _ = ctx.pm.peer(ctx, "leecher", ctx.dir("leech"), torrent, connect=[lt_addr], exit_when_done=True)
     c = expect_complete(pm, torrent, ctx, 60, f"{ctx.pm.label} leecher")
@@ -306,7 +329,7 @@ def _pm_seeds(ctx, layout, name):
     need(have_libtorrent(), missing_tool("mktorrent"))
     ctx.pm.needs()
     src = make_content(ctx.dir("seed"), name, layout, seed=name)
-    torrent = mktorrent(ctx, src, dead_tracker_url(), 16 if isinstance(layout, dict) else 18, f"{name}.torrent")
+    torrent = mktorrent(ctx, src, ctx.null_tracker(), 16 if isinstance(layout, dict) else 18, f"{name}.torrent")
     _pm, pm_addr = ctx.pm.peer(ctx, "seeder", ctx.dir("seed"), torrent)
     lt, _ = lt_peer(ctx, "leecher", ctx.dir("leech"), torrent, connect=[pm_addr], exit_when_done=True)
     c = expect_complete(lt, torrent, ctx, 60, "libtorrent leecher")
@@ -329,15 +352,20 @@ def case_transmission_leeches(ctx):
     """Transmission, announcing to the piecemeal tracker, downloads from a piecemeal seeder."""
     need(missing_tool("transmission-cli"), missing_tool("mktorrent"))
     ctx.pm.needs()
+    # Transmission discards 127.0.0.0/8 peers from tracker replies as "martian", so the
+    # tracker can only introduce the seeder on the machine's own address (nothing leaves
+    # the machine). Without one, the seeder is told to dial Transmission instead.
+    host = None if ctx.loopback_only else host_ipv4()
+    bind = host or "127.0.0.1"
     name = "transmitted"
     src = make_content(ctx.dir("seed"), name, MULTI, seed=name)
     # The info hash does not depend on the announce URL; the stand-in tracker needs it up front.
     probe = mktorrent(ctx, src, "http://127.0.0.1:1/announce", 16, "probe.torrent")
-    url = ctx.pm.tracker(ctx, [info_hash(probe)])
+    url = ctx.pm.tracker(ctx, [info_hash(probe)], bind)
     torrent = mktorrent(ctx, src, url, 16, f"{name}.torrent")
 
     cfg, dl = ctx.dir("transmission-config"), ctx.dir("leech")
-    port = free_port()
+    port = free_port(bind)
     settings = {
         "dht-enabled": False,
         "lpd-enabled": False,
@@ -345,7 +373,8 @@ def case_transmission_leeches(ctx):
         "utp-enabled": False,
         "port-forwarding-enabled": False,
         "blocklist-enabled": False,
-        "bind-address-ipv4": "127.0.0.1",
+        "bind-address-ipv4": bind,
+        "bind-address-ipv6": "::1",
         "peer-port": port,
         # 0 = plaintext preferred: piecemeal does not speak message stream encryption.
         "encryption": 0,
@@ -364,18 +393,18 @@ def case_transmission_leeches(ctx):
         ["transmission-cli", "-g", cfg, "-w", dl, "-p", port, "-et", torrent],
         env={"TR_DEBUG_FD": "2"},
     )
-    wait_accepting(port, ctx.within(15), "transmission-cli")
-    # Transmission drops 127.0.0.0/8 addresses from tracker replies as "martian", so on
-    # loopback the seeder has to dial Transmission; the tracker is still Transmission's.
-    _pm, pm_addr = ctx.pm.peer(ctx, "seeder", ctx.dir("seed"), torrent, connect=[f"127.0.0.1:{port}"])
+    wait_accepting(bind, port, ctx.within(15), "transmission-cli")
+    # The self-check's stand-in tracker (opentracker) lists Transmission to itself, and
+    # Transmission keeps one peer per IP address, so there the seeder dials as well.
+    connect = [] if host and not ctx.pm.self_check else [f"{bind}:{port}"]
+    _pm, pm_addr = ctx.pm.peer(ctx, "seeder", ctx.dir("seed"), torrent, connect=connect, bind=bind)
     started = time.monotonic()
     deadline = ctx.within(60)
     got = os.path.join(dl, name)
     while compare_trees(src, got):
+        ctx.check_alive()
         if time.monotonic() > deadline:
             raise CaseFailed(f"Transmission did not finish downloading in time: {compare_trees(src, got)}")
-        if tr.exited():
-            raise CaseFailed("transmission-cli exited before the download was complete")
         time.sleep(0.5)
     took = time.monotonic() - started
     # Transmission's first request is a "stopped" for a session it never had; any reply will do.
@@ -384,11 +413,8 @@ def case_transmission_leeches(ctx):
     )
     if not re.search(r"err:none", reply):
         raise CaseFailed(f"Transmission reports a tracker error from {url}: {reply}")
-    tracked = re.search(r"seeders:(-?\d+) leechers:(-?\d+)", reply)
-    return (
-        f"byte-identical after {took:.1f}s from seeder {pm_addr}; "
-        f"Transmission's announce to {url}: seeders={tracked.group(1)} leechers={tracked.group(2)}"
-    )
+    how = f"found via the tracker on {host}" if host else "which dialed it (loopback mode)"
+    return f"byte-identical after {took:.1f}s from seeder {pm_addr} {how}; tracker {url}"
 
 
 def case_opentracker(ctx):
@@ -428,7 +454,7 @@ def case_mixed_swarm(ctx):
     src = make_content(ctx.dir("seed-lt"), name, MIXED, seed=name)
     os.makedirs(ctx.dir("seed-pm"), exist_ok=True)
     shutil.copyfile(src, os.path.join(ctx.tmp, "seed-pm", name))
-    torrent = mktorrent(ctx, src, dead_tracker_url(), 18, f"{name}.torrent")
+    torrent = mktorrent(ctx, src, ctx.null_tracker(), 18, f"{name}.torrent")
     _lt, lt_addr = lt_seed(ctx, ctx.dir("seed-lt"), torrent)
     _pm, pm_addr = ctx.pm.peer(ctx, "seeder", ctx.dir("seed-pm"), torrent)
     leech, _ = ctx.pm.peer(ctx, "leecher", ctx.dir("leech"), torrent, connect=[lt_addr, pm_addr], exit_when_done=True)

@@ -6,6 +6,7 @@ each wait has a deadline.
 """
 
 import hashlib
+import http.server
 import os
 import random
 import re
@@ -77,11 +78,12 @@ class Proc:
         with self._cond:
             self._cond.notify_all()
 
-    def wait_line(self, pattern, deadline, what):
+    def wait_line(self, pattern, deadline, what, watch=()):
         """Return the match of the first stdout line matching `pattern` (a regex).
 
-        Fails as soon as the process exits without printing it, or at `deadline`
-        (a time.monotonic() value).
+        Fails as soon as the process exits without printing it, when one of the
+        `watch` processes exits (the other side of the transfer died), or at
+        `deadline` (a time.monotonic() value).
         """
         rx = re.compile(pattern)
         seen = 0
@@ -97,6 +99,12 @@ class Proc:
                         f"{self.label} exited with status {self.popen.returncode} "
                         f"before printing {what}"
                     )
+                for other in watch:
+                    if other.exited():
+                        raise CaseFailed(
+                            f"{other.label} exited with status {other.popen.returncode} "
+                            f"while waiting for {self.label} to print {what}"
+                        )
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise CaseFailed(f"{self.label} did not print {what} in time")
@@ -184,22 +192,39 @@ def run_tool(argv, timeout, what):
     return out
 
 
-def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago (for programs that cannot bind 0)."""
+def free_port(host="127.0.0.1"):
+    """A TCP port on `host` that was free a moment ago (for programs that cannot bind 0)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return s.getsockname()[1]
 
 
-def wait_accepting(port, deadline, who):
-    """Wait until something accepts TCP connections on 127.0.0.1:port."""
+def host_ipv4():
+    """This machine's own non-loopback IPv4 address, or None.
+
+    Connecting a UDP socket sends nothing; it only makes the kernel choose the
+    source address it would use, which is then checked to be bindable.
+    """
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("198.51.100.1", 9))  # TEST-NET-2: never contacted
+            addr = s.getsockname()[0]
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((addr, 0))
+    except OSError:
+        return None
+    return None if addr.startswith("127.") or addr == "0.0.0.0" else addr
+
+
+def wait_accepting(host, port, deadline, who):
+    """Wait until something accepts TCP connections on host:port."""
     while True:
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            socket.create_connection((host, port), timeout=1).close()
             return
         except OSError as e:
             if time.monotonic() > deadline:
-                raise CaseFailed(f"{who} is not accepting connections on 127.0.0.1:{port}: {e}") from e
+                raise CaseFailed(f"{who} is not accepting connections on {host}:{port}: {e}") from e
             time.sleep(0.1)
 
 
@@ -219,13 +244,40 @@ def wait_file_line(path, pattern, deadline, who, what):
         time.sleep(0.2)
 
 
-def dead_tracker_url():
-    """An announce URL nobody listens on: announces fail fast with connection refused.
+class NullTracker:
+    """A stand-in tracker that answers every announce with an empty peer list.
 
-    Cases that dial peers directly use it so that no tracker implementation is
-    under test by accident.
+    Cases that dial peers directly use it so that no real tracker is under test
+    by accident and no client trips over an unreachable one.
     """
-    return f"http://127.0.0.1:{free_port()}/announce"
+
+    REPLY = b"d8:completei0e10:incompletei0e8:intervali1800e5:peers0:e"
+
+    def __init__(self):
+        reply = self.REPLY
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = reply if self.path.startswith("/announce") else b""
+                self.send_response(200 if body else 404)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/announce"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
 
 
 # ---------------------------------------------------------------- content
@@ -369,20 +421,22 @@ def missing_tool(name):
 
 
 def parse_complete(line):
-    """Fields of a `complete <hash> <name> bytes=.. secs=.. peers=ip:port=bytes,...` line."""
-    m = re.match(r"complete ([0-9a-f]{40}) (.*?) bytes=(\d+) secs=([0-9.]+) peers=(\S*)\s*$", line)
-    if not m:
-        raise CaseFailed(f"malformed complete line: {line!r}")
+    """Fields of a `complete <hash> <name> bytes=.. secs=.. peers=ip:port=bytes,... [more=..]` line.
+
+    Fields beyond bytes/secs/peers (piecemeal adds e.g. mbps= and pieces=) are ignored.
+    """
+    m = re.match(r"complete ([0-9a-f]{40}) (.*?) bytes=(\d+)(?: |$)", line)
+    fields = dict(re.findall(r"(?:^| )(secs|peers)=(\S*)", line[m.end() - 1 :] if m else ""))
+    if not m or "secs" not in fields or "peers" not in fields:
+        raise CaseFailed(f"malformed complete line (want `complete HASH NAME bytes=N secs=F peers=...`): {line!r}")
     peers = {}
-    for item in filter(None, m.group(5).split(",")):
+    for item in filter(None, fields["peers"].split(",")):
         addr, _, n = item.rpartition("=")
         if not addr or not n.isdigit():
             raise CaseFailed(f"malformed peers entry {item!r} in: {line!r}")
         peers[addr] = peers.get(addr, 0) + int(n)
-    return {
-        "hash": m.group(1),
-        "name": m.group(2),
-        "bytes": int(m.group(3)),
-        "secs": float(m.group(4)),
-        "peers": peers,
-    }
+    try:
+        secs = float(fields["secs"])
+    except ValueError as e:
+        raise CaseFailed(f"malformed secs= in: {line!r}") from e
+    return {"hash": m.group(1), "name": m.group(2), "bytes": int(m.group(3)), "secs": secs, "peers": peers}
