@@ -33,6 +33,7 @@ from harness import (
     parse_complete,
     parse_hash_line,
     run_tool,
+    zero_range,
     wait_accepting,
     wait_file_line,
 )
@@ -48,6 +49,7 @@ MULTI = {
     "d.bin": 300001,
 }
 MIXED = 24 * MiB + 4321
+MIXED_PIECE = 256 * 1024  # mktorrent -l 18
 
 
 class Ctx:
@@ -219,12 +221,13 @@ def lt_peer(ctx, role, data_dir, torrent, connect=(), tracker=None, exit_when_do
     return proc, m.group(1)
 
 
-def lt_seed(ctx, data_dir, torrent, role="seeder"):
-    """A libtorrent seeder that has finished checking its data."""
+def lt_seed(ctx, data_dir, torrent, role="seeder", want=None):
+    """A libtorrent peer that has checked its data and found `want` bytes (default: all)."""
     proc, addr = lt_peer(ctx, role, data_dir, torrent)
-    line = ctx.wait_line(proc, r"^complete ", 30, "`complete` after checking its data").string
-    if parse_complete(line)["bytes"] != 0:
-        raise CaseFailed(f"libtorrent {role} did not find its data complete: {line}")
+    m = ctx.wait_line(proc, r"^checked \S+ have=(\d+)/(\d+)", 30, "`checked` after checking its data")
+    have, total = int(m.group(1)), int(m.group(2))
+    if have != (total if want is None else want):
+        raise CaseFailed(f"libtorrent {role} found {have} of {total} bytes valid, want {want or total}")
     return proc, addr
 
 
@@ -387,12 +390,7 @@ def case_transmission_leeches(ctx):
     }
     with open(os.path.join(cfg, "settings.json"), "w") as f:
         json.dump(settings, f)
-    # TR_DEBUG_FD turns on the announcer's own log, which shows each tracker reply as parsed.
-    tr = ctx.start(
-        "transmission-cli leecher",
-        ["transmission-cli", "-g", cfg, "-w", dl, "-p", port, "-et", torrent],
-        env={"TR_DEBUG_FD": "2"},
-    )
+    tr = ctx.start("transmission-cli leecher", ["transmission-cli", "-g", cfg, "-w", dl, "-p", port, "-et", torrent])
     wait_accepting(bind, port, ctx.within(15), "transmission-cli")
     # The self-check's stand-in tracker (opentracker) lists Transmission to itself, and
     # Transmission keeps one peer per IP address, so there the seeder dials as well.
@@ -407,14 +405,17 @@ def case_transmission_leeches(ctx):
             raise CaseFailed(f"Transmission did not finish downloading in time: {compare_trees(src, got)}")
         time.sleep(0.5)
     took = time.monotonic() - started
-    # Transmission's first request is a "stopped" for a session it never had; any reply will do.
+    # Transmission logs this only for a tracker reply it parsed and that listed peers
+    # (before it drops loopback ones). The tracker's 5 s interval brings a second try.
     reply = wait_file_line(
-        tr.err_path, r"Got announce response: connected:1 .*", ctx.within(15), "transmission-cli", "a tracker reply"
+        tr.err_path,
+        r"Got \d+ (peers|seeds) from tracker",
+        ctx.within(15),
+        "transmission-cli",
+        f"a tracker reply listing peers from {url}",
     )
-    if not re.search(r"err:none", reply):
-        raise CaseFailed(f"Transmission reports a tracker error from {url}: {reply}")
     how = f"found via the tracker on {host}" if host else "which dialed it (loopback mode)"
-    return f"byte-identical after {took:.1f}s from seeder {pm_addr} {how}; tracker {url}"
+    return f"byte-identical after {took:.1f}s from seeder {pm_addr} {how}; tracker {url}: {reply!r}"
 
 
 def case_opentracker(ctx):
@@ -447,26 +448,38 @@ def case_opentracker(ctx):
 
 
 def case_mixed_swarm(ctx):
-    """A piecemeal leecher takes pieces from a libtorrent seeder and a piecemeal seeder at once."""
+    """A piecemeal leecher completes a torrent from a libtorrent peer and a piecemeal peer together.
+
+    On loopback either one alone could deliver 24 MiB in about 0.1 s, before the other's
+    connection is even up, so "both contributed" would be luck. Instead each of them
+    holds a different half of the pieces, with the other half zeroed, so each must serve.
+    """
     need(have_libtorrent(), missing_tool("mktorrent"))
     ctx.pm.needs()
     name = "mixed.bin"
-    src = make_content(ctx.dir("seed-lt"), name, MIXED, seed=name)
-    os.makedirs(ctx.dir("seed-pm"), exist_ok=True)
-    shutil.copyfile(src, os.path.join(ctx.tmp, "seed-pm", name))
+    src = make_content(ctx.dir("orig"), name, MIXED, seed=name)
     torrent = mktorrent(ctx, src, ctx.null_tracker(), 18, f"{name}.torrent")
-    _lt, lt_addr = lt_seed(ctx, ctx.dir("seed-lt"), torrent)
-    _pm, pm_addr = ctx.pm.peer(ctx, "seeder", ctx.dir("seed-pm"), torrent)
+    cut = (MIXED // MIXED_PIECE // 2) * MIXED_PIECE  # a piece boundary near the middle
+    for holder, blank in (("lt", (cut, MIXED)), ("pm", (0, cut))):
+        copy = os.path.join(ctx.dir(f"seed-{holder}"), name)
+        shutil.copyfile(src, copy)
+        zero_range(copy, *blank)
+    _lt, lt_addr = lt_seed(ctx, ctx.dir("seed-lt"), torrent, role="peer (first half)", want=cut)
+    _pm, pm_addr = ctx.pm.peer(ctx, "peer (second half)", ctx.dir("seed-pm"), torrent)
     leech, _ = ctx.pm.peer(ctx, "leecher", ctx.dir("leech"), torrent, connect=[lt_addr, pm_addr], exit_when_done=True)
     c = expect_complete(leech, torrent, ctx, 90, f"{ctx.pm.label} leecher")
     expect_exit0(leech, ctx, f"{ctx.pm.label} leecher")
     expect_same(src, os.path.join(ctx.tmp, "leech", name))
-    names = {lt_addr: "libtorrent-seeder", pm_addr: f"{ctx.pm.label}-seeder"}
+    names = {lt_addr: "libtorrent", pm_addr: ctx.pm.label}
     shares = fmt_peers(c["peers"], names)
     print(f"    per-peer bytes: {shares}")
-    idle = [names[a] for a in (lt_addr, pm_addr) if c["peers"].get(a, 0) <= 0]
-    if idle:
-        raise CaseFailed(f"{' and '.join(idle)} contributed no bytes: peers={c['peers']}")
+    holds = {lt_addr: cut, pm_addr: MIXED - cut}
+    short = {names[a]: c["peers"].get(a, 0) for a, want in holds.items() if c["peers"].get(a, 0) < want}
+    if short:
+        raise CaseFailed(
+            f"each peer alone holds its half ({cut} and {MIXED - cut} bytes), yet the leecher "
+            f"credits less to {short}: peers={c['peers']}"
+        )
     return f"{c['bytes']} bytes in {c['secs']:.2f}s, {shares}"
 
 

@@ -308,6 +308,17 @@ def make_content(root, name, layout, seed):
     return top
 
 
+def zero_range(path, start, end):
+    """Overwrite bytes [start, end) of a file with zeros, so the pieces there fail their hash."""
+    with open(path, "r+b") as f:
+        f.seek(start)
+        left = end - start
+        while left:
+            n = min(left, 1 << 20)
+            f.write(bytes(n))
+            left -= n
+
+
 def tree_digest(path):
     """relpath -> (size, sha1) for a file or every file under a directory."""
     if os.path.isfile(path):

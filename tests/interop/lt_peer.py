@@ -163,7 +163,8 @@ def cmd_peer(args):
             continue
         if was_seed_at_start is None:
             was_seed_at_start = st.is_seeding
-            log(f"checked: seeding={st.is_seeding} have={st.total_wanted_done}/{st.total_wanted}")
+            # Not part of piecemeal's contract; lets the harness wait for a partial seed.
+            print(f"checked {info_hash} have={st.total_wanted_done}/{st.total_wanted}", flush=True)
         now = time.monotonic()
         if connects and now - last_dial >= RECONNECT_SECS:
             connected = {(p.ip[0], p.ip[1]) for p in h.get_peer_info()}
