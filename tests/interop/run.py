@@ -12,6 +12,7 @@ is `interop: N passed, N failed, N skipped`; the exit status is 1 if any failed.
 
 import argparse
 import os
+import signal
 import sys
 import time
 import traceback
@@ -32,6 +33,10 @@ def selected(only):
         names = ", ".join(f"{g}:{n}" for g, n, _, _ in CASES)
         sys.exit(f"run.py: --only {only} matches no case; cases are {names}")
     return chosen
+
+
+def on_sigterm(_sig, _frame):
+    raise KeyboardInterrupt("SIGTERM")
 
 
 def report(ctx):
@@ -57,6 +62,9 @@ def main():
         help="validate the harness: libtorrent (and opentracker) stand in for piecemeal",
     )
     args = ap.parse_args()
+    # The programs run in their own process groups, so a killed harness would leave them
+    # behind; turning SIGTERM into an exception lets each case's cleanup run.
+    signal.signal(signal.SIGTERM, on_sigterm)
     if not args.bin and not args.self_check:
         ap.error("--bin PATH is required (or --self-check)")
     pm = Piecemeal(os.path.abspath(args.bin) if args.bin else None, args.self_check)
@@ -84,6 +92,10 @@ def main():
             counts["failed"] += 1
             print(f"    FAIL (harness error):\n{traceback.format_exc()}", flush=True)
             report(ctx)
+        except KeyboardInterrupt:
+            counts["failed"] += 1
+            print("    INTERRUPTED: stopping its programs and the run", flush=True)
+            break
         finally:
             ctx.close()
             if args.keep:
