@@ -222,3 +222,32 @@ pub fn assert_one_error_line<'a>(stderr: &'a str, needles: &[&str]) -> &'a str {
 pub fn closed_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
+
+/// Writes `len` bytes of deterministic noise, creating the folders above `path`.
+pub fn noise_file(path: &Path, len: usize, seed: u64) {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let data: Vec<u8> = (0..len).map(|_| rng.u8(..)).collect();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, data).unwrap();
+}
+
+/// Makes `work/seed/NAME/{a.bin, deep/b.bin}` (`len` bytes of noise in all, a third in the
+/// first file) and a torrent of it with `piece_length`; returns the .torrent's path.
+pub fn noise_torrent(work: &Path, name: &str, len: usize, piece_length: u64) -> PathBuf {
+    let content = work.join("seed").join(name);
+    noise_file(&content.join("a.bin"), len / 3, 1);
+    noise_file(&content.join("deep/b.bin"), len - len / 3, 2);
+    let torrent = work.join(format!("{name}.torrent"));
+    let (code, _, err) = run(&[
+        "create",
+        content.to_str().unwrap(),
+        "--announce",
+        "http://127.0.0.1:1/announce",
+        "--piece-length",
+        &piece_length.to_string(),
+        "--output",
+        torrent.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    torrent
+}
