@@ -103,7 +103,12 @@ fn stop_flag() -> Result<Arc<AtomicBool>, String> {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Tracker { bind, interval, peer_timeout, workers } => {
+        Command::Tracker {
+            bind,
+            interval,
+            peer_timeout,
+            workers,
+        } => {
             let interval = Duration::from_secs(interval.max(1));
             let defaults = TrackerConfig::default();
             let config = TrackerConfig {
@@ -125,7 +130,16 @@ fn run(cli: Cli) -> Result<(), String> {
             handle.shutdown();
             Ok(())
         }
-        Command::Peer { dir, torrents, bind, port, tracker, connect, exit_when_done, upload_workers } => {
+        Command::Peer {
+            dir,
+            torrents,
+            bind,
+            port,
+            tracker,
+            connect,
+            exit_when_done,
+            upload_workers,
+        } => {
             let config = PeerConfig {
                 dir,
                 torrents,
@@ -139,7 +153,14 @@ fn run(cli: Cli) -> Result<(), String> {
             };
             peer::run(config, stop_flag()?).map_err(|e| e.to_string())
         }
-        Command::Create { path, announce, output, piece_length, comment, private } => {
+        Command::Create {
+            path,
+            announce,
+            output,
+            piece_length,
+            comment,
+            private,
+        } => {
             let options = CreateOptions {
                 announce,
                 piece_length,
@@ -148,7 +169,8 @@ fn run(cli: Cli) -> Result<(), String> {
                 ..CreateOptions::default()
             };
             let bytes = metainfo::create(&path, &options).map_err(|e| e.to_string())?;
-            std::fs::write(&output, &bytes).map_err(|e| format!("cannot write {}: {e}", output.display()))?;
+            std::fs::write(&output, &bytes)
+                .map_err(|e| format!("cannot write {}: {e}", output.display()))?;
             let meta = Metainfo::from_bytes(&bytes).map_err(|e| e.to_string())?;
             println!("wrote {} (info hash {})", output.display(), meta.info_hash);
             Ok(())

@@ -37,7 +37,11 @@ impl std::error::Error for BitfieldError {}
 impl Bitfield {
     /// An empty set for `len` pieces.
     pub fn new(len: usize) -> Bitfield {
-        Bitfield { bits: vec![0; len.div_ceil(8)], len, ones: 0 }
+        Bitfield {
+            bits: vec![0; len.div_ceil(8)],
+            len,
+            ones: 0,
+        }
     }
 
     /// A full set for `len` pieces.
@@ -53,7 +57,7 @@ impl Bitfield {
     pub fn from_bytes(bytes: &[u8], len: usize) -> Result<Bitfield, BitfieldError> {
         let expected = len.div_ceil(8);
         let spare_bits_set = bytes.len() == expected
-            && len % 8 != 0
+            && !len.is_multiple_of(8)
             && bytes[expected - 1] & (0xff >> (len % 8)) != 0;
         if bytes.len() != expected || spare_bits_set {
             return Err(BitfieldError {
@@ -63,7 +67,11 @@ impl Bitfield {
             });
         }
         let ones = bytes.iter().map(|b| b.count_ones() as usize).sum();
-        Ok(Bitfield { bits: bytes.to_vec(), len, ones })
+        Ok(Bitfield {
+            bits: bytes.to_vec(),
+            len,
+            ones,
+        })
     }
 
     /// Number of pieces the set covers.
@@ -106,7 +114,10 @@ impl Bitfield {
 
     /// Whether `other` has any piece this set lacks.
     pub fn lacks_any_of(&self, other: &Bitfield) -> bool {
-        self.bits.iter().zip(&other.bits).any(|(mine, theirs)| theirs & !mine != 0)
+        self.bits
+            .iter()
+            .zip(&other.bits)
+            .any(|(mine, theirs)| theirs & !mine != 0)
     }
 }
 
@@ -134,9 +145,22 @@ mod tests {
 
     #[test]
     fn from_bytes_checks_size_and_spare_bits() {
-        assert!(Bitfield::from_bytes(&[0xff, 0xc0], 10).unwrap().is_complete());
-        assert!(Bitfield::from_bytes(&[0xff, 0xe0], 10).unwrap_err().spare_bits_set);
-        assert_eq!(Bitfield::from_bytes(&[0xff], 10).unwrap_err().expected_bytes, 2);
+        assert!(
+            Bitfield::from_bytes(&[0xff, 0xc0], 10)
+                .unwrap()
+                .is_complete()
+        );
+        assert!(
+            Bitfield::from_bytes(&[0xff, 0xe0], 10)
+                .unwrap_err()
+                .spare_bits_set
+        );
+        assert_eq!(
+            Bitfield::from_bytes(&[0xff], 10)
+                .unwrap_err()
+                .expected_bytes,
+            2
+        );
         assert!(Bitfield::from_bytes(&[0xff], 8).unwrap().is_complete());
     }
 

@@ -25,8 +25,10 @@ const IDLE_LIMIT: Duration = Duration::from_secs(150);
 const SNUB_LIMIT: Duration = Duration::from_secs(20);
 /// Writes that block this long (a peer that stopped reading) end the connection.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(20);
-/// Block requests kept in flight per peer.
-const MAX_IN_FLIGHT: usize = 64;
+/// Block requests kept in flight per peer (512 KiB).
+const MAX_IN_FLIGHT: usize = 32;
+/// Pieces fetched at once per peer.
+const MAX_PIECES: usize = 6;
 /// Pieces failing their hash from one peer before it is dropped and banned.
 const HASH_STRIKES: u32 = 3;
 
@@ -36,7 +38,11 @@ pub enum ConnError {
     Wire(WireError),
     BadBitfield(BitfieldError),
     /// A request outside the torrent or over the block size limit.
-    BadRequest { index: u32, begin: u32, length: u32 },
+    BadRequest {
+        index: u32,
+        begin: u32,
+        length: u32,
+    },
     /// A `have` for a piece the torrent does not have.
     BadHave(u32),
     BadPieces(u32),
@@ -49,8 +55,15 @@ impl fmt::Display for ConnError {
         match self {
             ConnError::Wire(e) => write!(f, "{e}"),
             ConnError::BadBitfield(e) => write!(f, "{e}"),
-            ConnError::BadRequest { index, begin, length } => {
-                write!(f, "invalid request: piece {index}, offset {begin}, length {length}")
+            ConnError::BadRequest {
+                index,
+                begin,
+                length,
+            } => {
+                write!(
+                    f,
+                    "invalid request: piece {index}, offset {begin}, length {length}"
+                )
             }
             ConnError::BadHave(i) => write!(f, "have for piece {i}, past the end of the torrent"),
             ConnError::BadPieces(n) => write!(f, "sent {n} pieces that failed their hash"),
@@ -118,7 +131,7 @@ pub fn run(
         peer_choking: true,
         peer_interested: false,
         peer_has: Bitfield::new(pieces),
-        pipeline: Pipeline::new(MAX_IN_FLIGHT),
+        pipeline: Pipeline::new(MAX_IN_FLIGHT, MAX_PIECES),
         have_pos: 0,
         hash_failures: 0,
         last_received: Instant::now(),
@@ -196,7 +209,11 @@ impl Conn<'_> {
             && self.torrent.picker.have().lacks_any_of(&self.peer_has);
         if want != self.am_interested {
             self.am_interested = want;
-            self.queue(if want { Message::Interested } else { Message::NotInterested });
+            self.queue(if want {
+                Message::Interested
+            } else {
+                Message::NotInterested
+            });
         }
         // Every interested peer is unchoked: upload capacity is bounded by the worker pool.
         if self.peer_interested && self.am_choking {
@@ -205,15 +222,24 @@ impl Conn<'_> {
         }
         if self.am_interested && !self.peer_choking {
             while self.pipeline.wants_piece() {
-                let Some(index) = self.torrent.picker.take(&self.peer_has) else { break };
-                self.pipeline.add_piece(index, self.torrent.meta.info.piece_size(index as usize) as u32);
+                let Some(index) = self.torrent.picker.take(&self.peer_has) else {
+                    break;
+                };
+                self.pipeline.add_piece(
+                    index,
+                    self.torrent.meta.info.piece_size(index as usize) as u32,
+                );
             }
             let requests = self.pipeline.next_requests();
             if !requests.is_empty() && self.waiting_since.is_none() {
                 self.waiting_since = Some(Instant::now());
             }
             for (index, begin, length) in requests {
-                self.queue(Message::Request { index, begin, length });
+                self.queue(Message::Request {
+                    index,
+                    begin,
+                    length,
+                });
             }
         }
         if self.out.is_empty() && self.last_sent.elapsed() > KEEPALIVE_EVERY {
@@ -224,17 +250,26 @@ impl Conn<'_> {
 
     /// Stops fetching a piece that another connection has just verified.
     fn pipeline_drop_if_done(&mut self, index: u32) {
-        let Some(cancels) = self.pipeline.abandon(index) else { return };
+        let Some(cancels) = self.pipeline.abandon(index) else {
+            return;
+        };
         self.torrent.picker.put_back(index);
         for (index, begin, length) in cancels {
-            self.queue(Message::Cancel { index, begin, length });
+            self.queue(Message::Cancel {
+                index,
+                begin,
+                length,
+            });
         }
     }
 
     fn handle(&mut self, message: Message) -> Result<(), ConnError> {
         let pieces = self.peer_has.len();
         match message {
-            Message::KeepAlive | Message::Port(_) | Message::Unknown(_) | Message::Cancel { .. } => {}
+            Message::KeepAlive
+            | Message::Port(_)
+            | Message::Unknown(_)
+            | Message::Cancel { .. } => {}
             Message::Choke => {
                 self.peer_choking = true;
                 self.pipeline.on_choke();
@@ -250,9 +285,14 @@ impl Conn<'_> {
                 self.peer_has.set(index as usize);
             }
             Message::Bitfield(bytes) => {
-                self.peer_has = Bitfield::from_bytes(&bytes, pieces).map_err(ConnError::BadBitfield)?;
+                self.peer_has =
+                    Bitfield::from_bytes(&bytes, pieces).map_err(ConnError::BadBitfield)?;
             }
-            Message::Request { index, begin, length } => self.serve(index, begin, length)?,
+            Message::Request {
+                index,
+                begin,
+                length,
+            } => self.serve(index, begin, length)?,
             Message::Piece { index, begin, data } => self.receive(index, begin, &data)?,
         }
         Ok(())
@@ -266,7 +306,11 @@ impl Conn<'_> {
             && length <= MAX_BLOCK
             && begin as u64 + length as u64 <= info.piece_size(index as usize);
         if !valid {
-            return Err(ConnError::BadRequest { index, begin, length });
+            return Err(ConnError::BadRequest {
+                index,
+                begin,
+                length,
+            });
         }
         // A choked peer's requests are dropped, as BEP 3 says; so are requests for pieces
         // we do not have yet (the peer raced our `have`).
@@ -277,7 +321,9 @@ impl Conn<'_> {
             Ok(data) => {
                 self.queue(Message::Piece { index, begin, data });
                 self.flush()?;
-                self.torrent.uploaded.fetch_add(length as u64, Ordering::Relaxed);
+                self.torrent
+                    .uploaded
+                    .fetch_add(length as u64, Ordering::Relaxed);
             }
             Err(e) => log::warn!("{}: {e}", self.torrent.meta.info.name),
         }
@@ -287,7 +333,9 @@ impl Conn<'_> {
     fn receive(&mut self, index: u32, begin: u32, data: &[u8]) -> Result<(), ConnError> {
         let done = self.pipeline.on_block(index, begin, data);
         self.waiting_since = (self.pipeline.in_flight() > 0).then(Instant::now);
-        let Some((index, piece)) = done else { return Ok(()) };
+        let Some((index, piece)) = done else {
+            return Ok(());
+        };
         match self.torrent.store_piece(index, &piece, self.remote) {
             Ok(Stored::Verified) | Ok(Stored::Duplicate) => Ok(()),
             Ok(Stored::HashMismatch) => {

@@ -29,18 +29,31 @@ pub struct Pipeline {
     pieces: Vec<PartialPiece>,
     in_flight: usize,
     max_in_flight: usize,
+    max_pieces: usize,
 }
 
 impl Pipeline {
-    pub fn new(max_in_flight: usize) -> Pipeline {
-        Pipeline { pieces: Vec::new(), in_flight: 0, max_in_flight }
+    /// At most `max_in_flight` block requests and `max_pieces` pieces at once. The piece cap
+    /// keeps a fast peer from taking a large share of a small-piece torrent's queue before
+    /// the other peers have even unchoked us.
+    pub fn new(max_in_flight: usize, max_pieces: usize) -> Pipeline {
+        Pipeline {
+            pieces: Vec::new(),
+            in_flight: 0,
+            max_in_flight,
+            max_pieces,
+        }
     }
 
     /// Whether the connection should take another piece: every block of the pieces it holds
     /// is requested and there is room for more requests.
     pub fn wants_piece(&self) -> bool {
         self.in_flight < self.max_in_flight
-            && self.pieces.iter().all(|p| !p.blocks.contains(&Block::Missing))
+            && self.pieces.len() < self.max_pieces
+            && self
+                .pieces
+                .iter()
+                .all(|p| !p.blocks.contains(&Block::Missing))
     }
 
     /// Starts fetching piece `index` of `size` bytes.
@@ -79,7 +92,9 @@ impl Pipeline {
     pub fn on_block(&mut self, index: u32, begin: u32, data: &[u8]) -> Option<(u32, Vec<u8>)> {
         let pos = self.pieces.iter().position(|p| p.index == index)?;
         let piece = &mut self.pieces[pos];
-        let slot = (begin % BLOCK_SIZE == 0).then_some((begin / BLOCK_SIZE) as usize)?;
+        let slot = begin
+            .is_multiple_of(BLOCK_SIZE)
+            .then_some((begin / BLOCK_SIZE) as usize)?;
         let expected = BLOCK_SIZE.min((piece.data.len() as u32).saturating_sub(begin)) as usize;
         if piece.blocks.get(slot) != Some(&Block::Requested) || data.len() != expected {
             return None;
@@ -144,29 +159,49 @@ mod tests {
 
     #[test]
     fn keeps_the_pipeline_full_and_assembles_pieces() {
-        let mut p = Pipeline::new(3);
+        let mut p = Pipeline::new(3, 4);
         assert!(p.wants_piece());
         p.add_piece(7, 2 * BLOCK_SIZE + 10);
         let reqs = p.next_requests();
         assert_eq!(
             reqs,
-            vec![(7, 0, BLOCK_SIZE), (7, BLOCK_SIZE, BLOCK_SIZE), (7, 2 * BLOCK_SIZE, 10)]
+            vec![
+                (7, 0, BLOCK_SIZE),
+                (7, BLOCK_SIZE, BLOCK_SIZE),
+                (7, 2 * BLOCK_SIZE, 10)
+            ]
         );
         assert!(!p.wants_piece(), "pipeline full");
         assert_eq!(p.on_block(7, 2 * BLOCK_SIZE, &[5; 10]), None);
         assert!(p.wants_piece());
         assert_eq!(p.on_block(7, 0, &[1; BLOCK_SIZE as usize]), None);
-        let (index, data) = p.on_block(7, BLOCK_SIZE, &[2; BLOCK_SIZE as usize]).unwrap();
+        let (index, data) = p
+            .on_block(7, BLOCK_SIZE, &[2; BLOCK_SIZE as usize])
+            .unwrap();
         assert_eq!(index, 7);
         assert_eq!(data.len(), 2 * BLOCK_SIZE as usize + 10);
-        assert_eq!((data[0], data[BLOCK_SIZE as usize], data[data.len() - 1]), (1, 2, 5));
+        assert_eq!(
+            (data[0], data[BLOCK_SIZE as usize], data[data.len() - 1]),
+            (1, 2, 5)
+        );
         assert_eq!(p.in_flight(), 0);
         assert!(p.pieces().is_empty());
     }
 
     #[test]
+    fn caps_the_pieces_held() {
+        let mut p = Pipeline::new(100, 2);
+        p.add_piece(1, 10);
+        p.add_piece(2, 10);
+        p.next_requests();
+        assert!(!p.wants_piece());
+        p.on_block(1, 0, &[0; 10]);
+        assert!(p.wants_piece());
+    }
+
+    #[test]
     fn ignores_unrequested_or_wrongly_sized_blocks() {
-        let mut p = Pipeline::new(8);
+        let mut p = Pipeline::new(8, 4);
         p.add_piece(1, BLOCK_SIZE * 2);
         p.next_requests();
         assert_eq!(p.on_block(2, 0, &[0; BLOCK_SIZE as usize]), None);
@@ -174,13 +209,17 @@ mod tests {
         assert_eq!(p.on_block(1, 0, &[0; 10]), None);
         assert_eq!(p.in_flight(), 2);
         p.on_block(1, 0, &[0; BLOCK_SIZE as usize]);
-        assert_eq!(p.on_block(1, 0, &[0; BLOCK_SIZE as usize]), None, "duplicate");
+        assert_eq!(
+            p.on_block(1, 0, &[0; BLOCK_SIZE as usize]),
+            None,
+            "duplicate"
+        );
         assert_eq!(p.in_flight(), 1);
     }
 
     #[test]
     fn choke_requeues_requested_blocks_and_abandon_cancels() {
-        let mut p = Pipeline::new(8);
+        let mut p = Pipeline::new(8, 4);
         p.add_piece(1, BLOCK_SIZE * 2);
         p.next_requests();
         p.on_block(1, 0, &[0; BLOCK_SIZE as usize]);

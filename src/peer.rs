@@ -58,13 +58,22 @@ pub struct PeerConfig {
 pub enum PeerError {
     Torrent(MetainfoError),
     Storage(StorageError),
-    Bind { addr: SocketAddr, source: io::Error },
-    Tracker { torrent: String, source: AnnounceError },
+    Bind {
+        addr: SocketAddr,
+        source: io::Error,
+    },
+    Tracker {
+        torrent: String,
+        source: AnnounceError,
+    },
     DuplicateTorrent(PathBuf),
     NoTorrents,
     Io(io::Error),
     /// A torrent stopped downloading because of a disk error; the pieces already written stay.
-    DownloadFailed { torrent: String, reason: String },
+    DownloadFailed {
+        torrent: String,
+        reason: String,
+    },
 }
 
 impl fmt::Display for PeerError {
@@ -78,7 +87,10 @@ impl fmt::Display for PeerError {
             PeerError::NoTorrents => write!(f, "no torrent given (use --torrent FILE)"),
             PeerError::Io(e) => write!(f, "{e}"),
             PeerError::DownloadFailed { torrent, reason } => {
-                write!(f, "{torrent}: download stopped: {reason} (verified pieces are kept)")
+                write!(
+                    f,
+                    "{torrent}: download stopped: {reason} (verified pieces are kept)"
+                )
             }
         }
     }
@@ -110,9 +122,21 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
         let storage = Storage::open(&meta.info, &config.dir).map_err(PeerError::Storage)?;
         // Resume: only pieces whose hash matches what is on disk count as ours.
         let have = storage.verify(&meta.info);
-        log::info!("{}: {}/{} pieces on disk", meta.info.name, have.count(), have.len());
+        log::info!(
+            "{}: {}/{} pieces on disk",
+            meta.info.name,
+            have.count(),
+            have.len()
+        );
         let (tx, rx) = crossbeam_channel::unbounded();
-        let torrent = Arc::new(Torrent::new(meta, storage, Picker::new(have), peer_id, shutdown.clone(), tx));
+        let torrent = Arc::new(Torrent::new(
+            meta,
+            storage,
+            Picker::new(have),
+            peer_id,
+            shutdown.clone(),
+            tx,
+        ));
         if registry.insert(info_hash, torrent.clone()).is_some() {
             return Err(PeerError::DuplicateTorrent(path.clone()));
         }
@@ -120,8 +144,13 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
         receivers.push(rx);
     }
     println!("listening on {local}");
-    let acceptor = upload::start(listener, Arc::new(registry), config.upload_workers, shutdown.clone())
-        .map_err(PeerError::Io)?;
+    let acceptor = upload::start(
+        listener,
+        Arc::new(registry),
+        config.upload_workers,
+        shutdown.clone(),
+    )
+    .map_err(PeerError::Io)?;
 
     let mut announcers = Vec::new();
     for (torrent, events) in torrents.iter().zip(receivers) {
@@ -143,7 +172,10 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
                 Err(source) => {
                     shutdown.store(true, Ordering::SeqCst);
                     let _ = acceptor.join();
-                    return Err(PeerError::Tracker { torrent: torrent.meta.info.name.clone(), source });
+                    return Err(PeerError::Tracker {
+                        torrent: torrent.meta.info.name.clone(),
+                        source,
+                    });
                 }
             }
         };
@@ -169,11 +201,18 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
 }
 
 /// The main thread's loop: progress, completion lines, and the decision to stop.
-fn watch(torrents: &[Arc<Torrent>], config: &PeerConfig, shutdown: &AtomicBool) -> Result<(), PeerError> {
+fn watch(
+    torrents: &[Arc<Torrent>],
+    config: &PeerConfig,
+    shutdown: &AtomicBool,
+) -> Result<(), PeerError> {
     let mut progress = Progress::new(torrents, config.bars);
     let mut reported: Vec<bool> = torrents.iter().map(|t| t.is_complete()).collect();
     for t in torrents.iter().filter(|t| t.is_complete()) {
-        progress.println(&format!("seeding {} {}", t.meta.info_hash, t.meta.info.name));
+        progress.println(&format!(
+            "seeding {} {}",
+            t.meta.info_hash, t.meta.info.name
+        ));
     }
     while !shutdown.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(100));
@@ -184,7 +223,10 @@ fn watch(torrents: &[Arc<Torrent>], config: &PeerConfig, shutdown: &AtomicBool) 
                 progress.println(&completion_line(t));
             }
             if let Some(reason) = t.failure() {
-                return Err(PeerError::DownloadFailed { torrent: t.meta.info.name.clone(), reason });
+                return Err(PeerError::DownloadFailed {
+                    torrent: t.meta.info.name.clone(),
+                    reason,
+                });
             }
         }
         if config.exit_when_done && reported.iter().all(|r| *r) {
@@ -201,7 +243,11 @@ fn completion_line(t: &Torrent) -> String {
     let bytes = t.downloaded.load(Ordering::SeqCst);
     let stats = t.peer_stats();
     let join = |f: &dyn Fn(&crate::torrent::PeerStats) -> u64| {
-        stats.iter().map(|(a, s)| format!("{a}={}", f(s))).collect::<Vec<_>>().join(",")
+        stats
+            .iter()
+            .map(|(a, s)| format!("{a}={}", f(s)))
+            .collect::<Vec<_>>()
+            .join(",")
     };
     format!(
         "complete {} {} bytes={bytes} secs={secs:.2} mbps={:.1} peers={} pieces={}",
@@ -248,7 +294,9 @@ fn announce_loop(
     };
     while !torrent.is_shutting_down() {
         match events.recv_timeout(Duration::from_millis(200)) {
-            Ok(TorrentEvent::Completed) if has_tracker => next = announce(Event::Completed, &mut announcer),
+            Ok(TorrentEvent::Completed) if has_tracker => {
+                next = announce(Event::Completed, &mut announcer)
+            }
             Ok(_) | Err(RecvTimeoutError::Timeout) => {
                 if has_tracker && Instant::now() >= next {
                     next = announce(Event::None, &mut announcer);
@@ -264,7 +312,9 @@ fn announce_loop(
 
 /// Dials the peers of a tracker reply and returns when to announce next.
 fn handle_reply(torrent: &Arc<Torrent>, reply: Option<&AnnounceResponse>) -> Instant {
-    let Some(reply) = reply else { return Instant::now() + ANNOUNCE_RETRY };
+    let Some(reply) = reply else {
+        return Instant::now() + ANNOUNCE_RETRY;
+    };
     log::info!(
         "{}: tracker lists {} peers (complete {:?}, incomplete {:?})",
         torrent.meta.info.name,
@@ -279,21 +329,29 @@ fn handle_reply(torrent: &Arc<Torrent>, reply: Option<&AnnounceResponse>) -> Ins
     Instant::now() + interval.clamp(MIN_INTERVAL, MAX_INTERVAL)
 }
 
-/// Opens an outgoing connection on its own thread, unless one to `addr` is already open, the
-/// torrent no longer downloads, or too many are open.
+/// Opens an outgoing connection on its own thread, unless one to `addr` is already open or too
+/// many are open. Seeders dial too, as other clients do: some peers (Transmission, for one)
+/// never dial loopback addresses themselves, and a connection between two seeders closes as
+/// soon as each has seen the other's bitfield.
 pub fn dial(torrent: &Arc<Torrent>, addr: SocketAddr) {
-    if !torrent.is_downloading() || torrent.connections.load(Ordering::SeqCst) >= MAX_OUTGOING {
+    if torrent.is_shutting_down() || torrent.connections.load(Ordering::SeqCst) >= MAX_OUTGOING {
         return;
     }
     if !torrent.claim_dial(addr) {
         return;
     }
     let torrent = torrent.clone();
-    let spawned = std::thread::Builder::new().name(format!("peer-{addr}")).spawn(move || {
-        let result = connect(&torrent, addr);
-        log::info!("{}: peer {addr} left: {}", torrent.meta.info.name, describe_dial(&result));
-        torrent.release_dial(addr);
-    });
+    let spawned = std::thread::Builder::new()
+        .name(format!("peer-{addr}"))
+        .spawn(move || {
+            let result = connect(&torrent, addr);
+            log::info!(
+                "{}: peer {addr} left: {}",
+                torrent.meta.info.name,
+                describe_dial(&result)
+            );
+            torrent.release_dial(addr);
+        });
     if let Err(e) = spawned {
         log::warn!("cannot start a thread for {addr}: {e}");
     }
@@ -306,14 +364,24 @@ fn describe_dial(result: &Result<(), Box<dyn std::error::Error + Send + Sync>>) 
     }
 }
 
-fn connect(torrent: &Torrent, addr: SocketAddr) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+fn connect(
+    torrent: &Torrent,
+    addr: SocketAddr,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mut stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     stream.set_write_timeout(Some(connection::WRITE_TIMEOUT))?;
-    write_handshake(&mut stream, &Handshake::new(torrent.meta.info_hash.0, torrent.peer_id))?;
+    write_handshake(
+        &mut stream,
+        &Handshake::new(torrent.meta.info_hash.0, torrent.peer_id),
+    )?;
     let theirs = read_handshake(&mut stream)?;
     if theirs.info_hash != torrent.meta.info_hash.0 {
-        return Err(format!("answered for another torrent ({})", InfoHash(theirs.info_hash)).into());
+        return Err(format!(
+            "answered for another torrent ({})",
+            InfoHash(theirs.info_hash)
+        )
+        .into());
     }
     if theirs.peer_id == torrent.peer_id {
         torrent.ban(addr, theirs.peer_id);

@@ -35,14 +35,20 @@ impl Picker {
     /// Queues every piece not in `have`, in random order.
     pub fn new(have: Bitfield) -> Picker {
         let (tx, rx) = unbounded();
-        let mut missing: Vec<u32> =
-            (0..have.len()).filter(|&i| !have.get(i)).map(|i| i as u32).collect();
+        let mut missing: Vec<u32> = (0..have.len())
+            .filter(|&i| !have.get(i))
+            .map(|i| i as u32)
+            .collect();
         fastrand::shuffle(&mut missing);
         for i in missing {
             let _ = tx.send(i);
         }
         let in_flight = vec![0; have.len()];
-        Picker { tx, rx, state: Mutex::new(State { have, in_flight }) }
+        Picker {
+            tx,
+            rx,
+            state: Mutex::new(State { have, in_flight }),
+        }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {

@@ -32,7 +32,10 @@ impl ThreadPool {
                     })?,
             );
         }
-        Ok(ThreadPool { sender: Some(sender), workers })
+        Ok(ThreadPool {
+            sender: Some(sender),
+            workers,
+        })
     }
 
     /// Queues a job; returns `false` when the pool has been shut down.

@@ -41,14 +41,21 @@ impl Progress {
                 .collect();
             (multi, list)
         });
-        Progress { bars, last_plain: Instant::now(), last_bytes: vec![0; torrents.len()] }
+        Progress {
+            bars,
+            last_plain: Instant::now(),
+            last_bytes: vec![0; torrents.len()],
+        }
     }
 
     /// Refreshes the bars, or prints plain lines when their time has come.
     pub fn update(&mut self, torrents: &[Arc<Torrent>]) {
         if let Some((_, bars)) = &self.bars {
             for (t, bar) in torrents.iter().zip(bars) {
-                bar.set_position(t.meta.info.total_length() - t.left_at_start + t.downloaded.load(Ordering::Relaxed));
+                bar.set_position(
+                    t.meta.info.total_length() - t.left_at_start
+                        + t.downloaded.load(Ordering::Relaxed),
+                );
                 bar.set_message(format!("{} peers", t.connections.load(Ordering::Relaxed)));
             }
             return;

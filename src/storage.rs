@@ -23,7 +23,13 @@ pub struct StorageError {
 
 impl fmt::Display for StorageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "cannot {} {}: {}", self.action, self.path.display(), self.source)
+        write!(
+            f,
+            "cannot {} {}: {}",
+            self.action,
+            self.path.display(),
+            self.source
+        )
     }
 }
 
@@ -67,7 +73,11 @@ pub fn spans(files: &[(u64, u64)], start: u64, len: u64) -> Vec<Span> {
         .map(|(i, &(offset, length))| {
             let from = start.max(offset);
             let to = end.min(offset + length);
-            Span { file: first + i, file_offset: from - offset, length: to - from }
+            Span {
+                file: first + i,
+                file_offset: from - offset,
+                length: to - from,
+            }
         })
         .collect()
 }
@@ -93,12 +103,26 @@ impl Storage {
                 .create(true)
                 .truncate(false)
                 .open(&path)
-                .map_err(|source| StorageError { path: path.clone(), action: "open", source })?;
-            files.push(StoredFile { path, offset, length: entry.length, handle });
+                .map_err(|source| StorageError {
+                    path: path.clone(),
+                    action: "open",
+                    source,
+                })?;
+            files.push(StoredFile {
+                path,
+                offset,
+                length: entry.length,
+                handle,
+            });
             offset += entry.length;
         }
         let layout = files.iter().map(|f| (f.offset, f.length)).collect();
-        Ok(Storage { files, layout, piece_length: info.piece_length, total_length: offset })
+        Ok(Storage {
+            files,
+            layout,
+            piece_length: info.piece_length,
+            total_length: offset,
+        })
     }
 
     /// Reads `len` bytes at `begin` within piece `index`. Bytes past a file's current end (a
@@ -110,11 +134,13 @@ impl Storage {
         for span in spans(&self.layout, start, len as u64) {
             let file = &self.files[span.file];
             let chunk = &mut out[at..at + span.length as usize];
-            file.handle.read_exact_at(chunk, span.file_offset).map_err(|source| StorageError {
-                path: file.path.clone(),
-                action: "read",
-                source,
-            })?;
+            file.handle
+                .read_exact_at(chunk, span.file_offset)
+                .map_err(|source| StorageError {
+                    path: file.path.clone(),
+                    action: "read",
+                    source,
+                })?;
             at += span.length as usize;
         }
         Ok(out)
@@ -127,11 +153,13 @@ impl Storage {
         for span in spans(&self.layout, start, data.len() as u64) {
             let file = &self.files[span.file];
             let chunk = &data[at..at + span.length as usize];
-            file.handle.write_all_at(chunk, span.file_offset).map_err(|source| StorageError {
-                path: file.path.clone(),
-                action: "write",
-                source,
-            })?;
+            file.handle
+                .write_all_at(chunk, span.file_offset)
+                .map_err(|source| StorageError {
+                    path: file.path.clone(),
+                    action: "write",
+                    source,
+                })?;
             at += span.length as usize;
         }
         Ok(())
@@ -141,12 +169,12 @@ impl Storage {
     /// are missing (short or absent files) are simply not in the set.
     pub fn verify(&self, info: &Info) -> Bitfield {
         let mut have = Bitfield::new(info.piece_count());
-        for (index, expected) in info.pieces.iter().enumerate() {
+        for index in 0..info.piece_count() {
             let size = info.piece_size(index) as u32;
-            if let Ok(data) = self.read(index as u32, 0, size) {
-                if sha1_smol::Sha1::from(&data).digest().bytes() == *expected {
-                    have.set(index);
-                }
+            if let Ok(data) = self.read(index as u32, 0, size)
+                && piece_matches(info, index, &data)
+            {
+                have.set(index);
             }
         }
         have
@@ -211,12 +239,31 @@ mod tests {
         assert_eq!(
             spans(&files, 3, 7),
             vec![
-                Span { file: 0, file_offset: 3, length: 2 },
-                Span { file: 2, file_offset: 0, length: 3 },
-                Span { file: 3, file_offset: 0, length: 2 },
+                Span {
+                    file: 0,
+                    file_offset: 3,
+                    length: 2
+                },
+                Span {
+                    file: 2,
+                    file_offset: 0,
+                    length: 3
+                },
+                Span {
+                    file: 3,
+                    file_offset: 0,
+                    length: 2
+                },
             ]
         );
-        assert_eq!(spans(&files, 8, 10), vec![Span { file: 3, file_offset: 0, length: 10 }]);
+        assert_eq!(
+            spans(&files, 8, 10),
+            vec![Span {
+                file: 3,
+                file_offset: 0,
+                length: 10
+            }]
+        );
     }
 
     #[test]
@@ -253,7 +300,10 @@ mod tests {
         corrupt[0] ^= 1;
         storage.write_piece(1, &corrupt).unwrap();
         let have = storage.verify(&info);
-        assert_eq!((have.get(0), have.get(1), have.get(2), have.get(3)), (true, false, true, false));
+        assert_eq!(
+            (have.get(0), have.get(1), have.get(2), have.get(3)),
+            (true, false, true, false)
+        );
     }
 
     #[test]

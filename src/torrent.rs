@@ -101,7 +101,10 @@ impl Torrent {
 
     fn left_of(meta: &Metainfo, picker: &Picker) -> u64 {
         let have = picker.have();
-        (0..have.len()).filter(|&i| !have.get(i)).map(|i| meta.info.piece_size(i)).sum()
+        (0..have.len())
+            .filter(|&i| !have.get(i))
+            .map(|i| meta.info.piece_size(i))
+            .sum()
     }
 
     /// Bytes still missing.
@@ -130,13 +133,21 @@ impl Torrent {
 
     /// Length of the have log (the position a new connection starts from).
     pub fn have_log_len(&self) -> usize {
-        self.have_log.read().unwrap_or_else(|e| e.into_inner()).len()
+        self.have_log
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
     }
 
     /// Verifies and stores a piece fetched from `from`. The first verified copy of a piece is
     /// written; later copies (endgame) are discarded. A write failure also stops the download
     /// of this torrent (see [`failure`](Self::failure)) while what is on disk stays intact.
-    pub fn store_piece(&self, index: u32, data: &[u8], from: SocketAddr) -> Result<Stored, StorageError> {
+    pub fn store_piece(
+        &self,
+        index: u32,
+        data: &[u8],
+        from: SocketAddr,
+    ) -> Result<Stored, StorageError> {
         if !crate::storage::piece_matches(&self.meta.info, index as usize, data) {
             self.picker.put_back(index);
             return Ok(Stored::HashMismatch);
@@ -153,8 +164,12 @@ impl Torrent {
         if !self.picker.finish(index) {
             return Ok(Stored::Duplicate);
         }
-        self.have_log.write().unwrap_or_else(|e| e.into_inner()).push(index);
-        self.downloaded.fetch_add(data.len() as u64, Ordering::SeqCst);
+        self.have_log
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(index);
+        self.downloaded
+            .fetch_add(data.len() as u64, Ordering::SeqCst);
         let mut stats = lock(&self.stats);
         let s = stats.entry(from).or_default();
         s.bytes += data.len() as u64;

@@ -279,6 +279,8 @@ struct Reply {
     status: u16,
     content_type: &'static str,
     body: Vec<u8>,
+    /// Why the request was refused, for the log.
+    failure: Option<String>,
 }
 
 impl Reply {
@@ -287,11 +289,15 @@ impl Reply {
             status,
             content_type: "application/json",
             body,
+            failure: None,
         }
     }
 
     fn json_failure(status: u16, reason: &str) -> Reply {
-        Reply::json(status, json_failure(reason))
+        Reply {
+            failure: Some(reason.to_string()),
+            ..Reply::json(status, json_failure(reason))
+        }
     }
 
     fn bencoded(value: &Value) -> Reply {
@@ -299,11 +305,15 @@ impl Reply {
             status: 200,
             content_type: "text/plain",
             body: bencode::encode(value),
+            failure: None,
         }
     }
 
     fn bencoded_failure(reason: &str) -> Reply {
-        Reply::bencoded(&dict([("failure reason", bytes(reason.as_bytes()))]))
+        Reply {
+            failure: Some(reason.to_string()),
+            ..Reply::bencoded(&dict([("failure reason", bytes(reason.as_bytes()))]))
+        }
     }
 }
 
@@ -333,10 +343,15 @@ fn serve(mut stream: TcpStream, service: &Service) {
                 Instant::now(),
             );
             debug!(
-                "{remote} {} {} -> {}",
+                "{remote} {} {} -> {}{}",
                 request.method,
                 request.path(),
-                reply.status
+                reply.status,
+                reply
+                    .failure
+                    .as_deref()
+                    .map(|f| format!(" ({f})"))
+                    .unwrap_or_default()
             );
             (reply, true)
         }
@@ -362,12 +377,24 @@ fn serve(mut stream: TcpStream, service: &Service) {
     }
 }
 
-/// After an error reply, reads (briefly, boundedly) what the client is still sending: closing a
-/// socket with unread input resets the connection, which can destroy the reply in flight.
+/// After an error reply, reads (for at most 200 ms and 256 KiB) what the client is still
+/// sending: closing a socket with unread input resets the connection, which can destroy the reply
+/// in flight.
 fn linger(stream: &mut TcpStream) {
     let _ = stream.shutdown(std::net::Shutdown::Write);
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
-    let _ = io::copy(&mut stream.take(256 * 1024), &mut io::sink());
+    let until = Instant::now() + Duration::from_millis(200);
+    let mut budget: usize = 256 * 1024;
+    let mut scratch = [0u8; 4096];
+    while budget > 0 {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return;
+        }
+        match stream.read(&mut scratch) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => budget = budget.saturating_sub(n),
+        }
+    }
 }
 
 fn route(request: &Request, remote: IpAddr, service: &Service, now: Instant) -> Reply {

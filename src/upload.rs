@@ -33,26 +33,30 @@ pub fn start(
     // Non-blocking accept lets the acceptor notice shutdown without a wake-up connection.
     listener.set_nonblocking(true)?;
     let pool = ThreadPool::new("upload", workers, workers / 4 + 1)?;
-    std::thread::Builder::new().name("accept".into()).spawn(move || {
-        while !shutdown.load(Ordering::SeqCst) {
-            match listener.accept() {
-                Ok((stream, addr)) => {
-                    let torrents = torrents.clone();
-                    if !pool.try_execute(move || serve(stream, addr, &torrents)) {
-                        log::warn!("{addr}: all {workers} upload workers busy, refusing connection");
+    std::thread::Builder::new()
+        .name("accept".into())
+        .spawn(move || {
+            while !shutdown.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((stream, addr)) => {
+                        let torrents = torrents.clone();
+                        if !pool.try_execute(move || serve(stream, addr, &torrents)) {
+                            log::warn!(
+                                "{addr}: all {workers} upload workers busy, refusing connection"
+                            );
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    Err(e) => {
+                        log::warn!("accept failed: {e}");
+                        std::thread::sleep(Duration::from_millis(100));
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err(e) => {
-                    log::warn!("accept failed: {e}");
-                    std::thread::sleep(Duration::from_millis(100));
-                }
             }
-        }
-        // Dropping the pool waits for the workers, whose connections see the shutdown flag.
-    })
+            // Dropping the pool waits for the workers, whose connections see the shutdown flag.
+        })
 }
 
 fn serve(stream: TcpStream, addr: SocketAddr, torrents: &Registry) {
@@ -79,10 +83,17 @@ fn accept_handshake(
     if torrent.is_banned(&theirs.peer_id) {
         return Err("banned peer".into());
     }
-    write_handshake(&mut stream, &Handshake::new(theirs.info_hash, torrent.peer_id))?;
+    write_handshake(
+        &mut stream,
+        &Handshake::new(theirs.info_hash, torrent.peer_id),
+    )?;
     log::info!("{}: incoming peer {addr}", torrent.meta.info.name);
     let result = connection::run(stream, torrent, addr, theirs.peer_id);
-    log::info!("{}: peer {addr} left: {}", torrent.meta.info.name, describe(&result));
+    log::info!(
+        "{}: peer {addr} left: {}",
+        torrent.meta.info.name,
+        describe(&result)
+    );
     Ok(())
 }
 

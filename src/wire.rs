@@ -27,9 +27,15 @@ pub enum WireError {
     /// The handshake did not name the BitTorrent protocol.
     BadProtocol,
     /// A length prefix over the bound for this torrent.
-    TooLong { length: u32, max: u32 },
+    TooLong {
+        length: u32,
+        max: u32,
+    },
     /// A message whose body does not fit its id.
-    Malformed { id: u8, length: u32 },
+    Malformed {
+        id: u8,
+        length: u32,
+    },
 }
 
 impl fmt::Display for WireError {
@@ -39,10 +45,16 @@ impl fmt::Display for WireError {
             WireError::Closed => write!(f, "connection closed by peer"),
             WireError::BadProtocol => write!(f, "handshake is not the BitTorrent protocol"),
             WireError::TooLong { length, max } => {
-                write!(f, "message length {length} exceeds the limit of {max} bytes")
+                write!(
+                    f,
+                    "message length {length} exceeds the limit of {max} bytes"
+                )
             }
             WireError::Malformed { id, length } => {
-                write!(f, "message id {id} with a body of {length} bytes is malformed")
+                write!(
+                    f,
+                    "message id {id} with a body of {length} bytes is malformed"
+                )
             }
         }
     }
@@ -74,7 +86,11 @@ pub struct Handshake {
 
 impl Handshake {
     pub fn new(info_hash: [u8; 20], peer_id: [u8; 20]) -> Handshake {
-        Handshake { reserved: [0; 8], info_hash, peer_id }
+        Handshake {
+            reserved: [0; 8],
+            info_hash,
+            peer_id,
+        }
     }
 
     pub fn to_bytes(&self) -> [u8; HANDSHAKE_LEN] {
@@ -109,9 +125,21 @@ pub enum Message {
     NotInterested,
     Have(u32),
     Bitfield(Vec<u8>),
-    Request { index: u32, begin: u32, length: u32 },
-    Piece { index: u32, begin: u32, data: Vec<u8> },
-    Cancel { index: u32, begin: u32, length: u32 },
+    Request {
+        index: u32,
+        begin: u32,
+        length: u32,
+    },
+    Piece {
+        index: u32,
+        begin: u32,
+        data: Vec<u8>,
+    },
+    Cancel {
+        index: u32,
+        begin: u32,
+        length: u32,
+    },
     /// The DHT port (BEP 5); read and ignored.
     Port(u16),
     /// Any other id (extension protocol, fast extension, ...): its body is skipped.
@@ -128,8 +156,17 @@ impl Message {
         let Some((&id, rest)) = body.split_first() else {
             return Ok(Message::KeepAlive);
         };
-        let malformed = || WireError::Malformed { id, length: body.len() as u32 };
-        let fixed = |n: usize| if rest.len() == n { Ok(()) } else { Err(malformed()) };
+        let malformed = || WireError::Malformed {
+            id,
+            length: body.len() as u32,
+        };
+        let fixed = |n: usize| {
+            if rest.len() == n {
+                Ok(())
+            } else {
+                Err(malformed())
+            }
+        };
         Ok(match id {
             0 => fixed(0).map(|_| Message::Choke)?,
             1 => fixed(0).map(|_| Message::Unchoke)?,
@@ -141,16 +178,28 @@ impl Message {
                 fixed(12)?;
                 let (index, begin, length) = (be32(rest), be32(&rest[4..]), be32(&rest[8..]));
                 if id == 6 {
-                    Message::Request { index, begin, length }
+                    Message::Request {
+                        index,
+                        begin,
+                        length,
+                    }
                 } else {
-                    Message::Cancel { index, begin, length }
+                    Message::Cancel {
+                        index,
+                        begin,
+                        length,
+                    }
                 }
             }
             7 => {
                 if rest.len() < 8 {
                     return Err(malformed());
                 }
-                Message::Piece { index: be32(rest), begin: be32(&rest[4..]), data: rest[8..].to_vec() }
+                Message::Piece {
+                    index: be32(rest),
+                    begin: be32(&rest[4..]),
+                    data: rest[8..].to_vec(),
+                }
             }
             9 => fixed(2).map(|_| Message::Port(u16::from_be_bytes([rest[0], rest[1]])))?,
             other => Message::Unknown(other),
@@ -176,9 +225,17 @@ impl Message {
             Message::NotInterested => put(3, &[], &[]),
             Message::Have(i) => put(4, &[*i], &[]),
             Message::Bitfield(b) => put(5, &[], b),
-            Message::Request { index, begin, length } => put(6, &[*index, *begin, *length], &[]),
+            Message::Request {
+                index,
+                begin,
+                length,
+            } => put(6, &[*index, *begin, *length], &[]),
             Message::Piece { index, begin, data } => put(7, &[*index, *begin], data),
-            Message::Cancel { index, begin, length } => put(8, &[*index, *begin, *length], &[]),
+            Message::Cancel {
+                index,
+                begin,
+                length,
+            } => put(8, &[*index, *begin, *length], &[]),
             Message::Port(p) => put(9, &[], &p.to_be_bytes()),
             Message::Unknown(id) => put(*id, &[], &[]),
         }
@@ -206,7 +263,10 @@ pub struct MessageReader {
 
 impl MessageReader {
     pub fn new(max_len: u32) -> MessageReader {
-        MessageReader { buf: Vec::with_capacity(64 * 1024), max_len }
+        MessageReader {
+            buf: Vec::with_capacity(64 * 1024),
+            max_len,
+        }
     }
 
     /// Returns the next message. A read time-out surfaces as an error for which
@@ -250,7 +310,10 @@ impl MessageReader {
         }
         let length = be32(&self.buf);
         if length > self.max_len {
-            return Err(WireError::TooLong { length, max: self.max_len });
+            return Err(WireError::TooLong {
+                length,
+                max: self.max_len,
+            });
         }
         let total = 4 + length as usize;
         if self.buf.len() < total {
@@ -280,7 +343,11 @@ pub fn write_handshake(stream: &mut impl Write, h: &Handshake) -> Result<(), Wir
 }
 
 fn eof_to_closed(e: io::Error) -> WireError {
-    if e.kind() == io::ErrorKind::UnexpectedEof { WireError::Closed } else { WireError::Io(e) }
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        WireError::Closed
+    } else {
+        WireError::Io(e)
+    }
 }
 
 #[cfg(test)]
@@ -296,9 +363,21 @@ mod tests {
             Message::NotInterested,
             Message::Have(7),
             Message::Bitfield(vec![0xf0, 0x01]),
-            Message::Request { index: 1, begin: 16384, length: 16384 },
-            Message::Piece { index: 2, begin: 0, data: vec![1, 2, 3] },
-            Message::Cancel { index: 1, begin: 0, length: 5 },
+            Message::Request {
+                index: 1,
+                begin: 16384,
+                length: 16384,
+            },
+            Message::Piece {
+                index: 2,
+                begin: 0,
+                data: vec![1, 2, 3],
+            },
+            Message::Cancel {
+                index: 1,
+                begin: 0,
+                length: 5,
+            },
             Message::Port(6881),
         ]
     }
@@ -321,7 +400,12 @@ mod tests {
     fn known_encodings() {
         assert_eq!(Message::Have(1).to_bytes(), [0, 0, 0, 5, 4, 0, 0, 0, 1]);
         assert_eq!(
-            Message::Request { index: 0, begin: 0, length: 16384 }.to_bytes(),
+            Message::Request {
+                index: 0,
+                begin: 0,
+                length: 16384
+            }
+            .to_bytes(),
             [0, 0, 0, 13, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x40, 0]
         );
     }
@@ -339,8 +423,17 @@ mod tests {
 
     #[test]
     fn malformed_bodies_are_errors() {
-        for body in [&[4u8, 0, 0][..], &[6, 0, 0, 0, 1], &[7, 0, 0, 0], &[0, 1], &[9, 1]] {
-            assert!(matches!(Message::parse(body), Err(WireError::Malformed { .. })), "{body:?}");
+        for body in [
+            &[4u8, 0, 0][..],
+            &[6, 0, 0, 0, 1],
+            &[7, 0, 0, 0],
+            &[0, 1],
+            &[9, 1],
+        ] {
+            assert!(
+                matches!(Message::parse(body), Err(WireError::Malformed { .. })),
+                "{body:?}"
+            );
         }
     }
 
@@ -377,8 +470,16 @@ mod tests {
 
     #[test]
     fn partial_input_survives_timeouts() {
-        let bytes = Message::Piece { index: 1, begin: 2, data: vec![9; 40] }.to_bytes();
-        let mut stream = Trickle { data: &bytes, timeout_next: false };
+        let bytes = Message::Piece {
+            index: 1,
+            begin: 2,
+            data: vec![9; 40],
+        }
+        .to_bytes();
+        let mut stream = Trickle {
+            data: &bytes,
+            timeout_next: false,
+        };
         let mut reader = MessageReader::new(max_message_len(10));
         let mut timeouts = 0;
         let message = loop {
@@ -388,7 +489,14 @@ mod tests {
                 Err(e) => panic!("{e}"),
             }
         };
-        assert_eq!(message, Message::Piece { index: 1, begin: 2, data: vec![9; 40] });
+        assert_eq!(
+            message,
+            Message::Piece {
+                index: 1,
+                begin: 2,
+                data: vec![9; 40]
+            }
+        );
         assert_eq!(timeouts, bytes.len());
     }
 
@@ -399,7 +507,13 @@ mod tests {
         assert_eq!(read_handshake(&mut &bytes[..]).unwrap(), h);
         let mut bad = bytes;
         bad[5] = b'x';
-        assert!(matches!(read_handshake(&mut &bad[..]), Err(WireError::BadProtocol)));
-        assert!(matches!(read_handshake(&mut &bytes[..30]), Err(WireError::Closed)));
+        assert!(matches!(
+            read_handshake(&mut &bad[..]),
+            Err(WireError::BadProtocol)
+        ));
+        assert!(matches!(
+            read_handshake(&mut &bytes[..30]),
+            Err(WireError::Closed)
+        ));
     }
 }

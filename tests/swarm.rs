@@ -3,7 +3,9 @@
 mod support;
 
 use piecemeal::metainfo::Metainfo;
-use piecemeal::wire::{Handshake, Message, MessageReader, max_message_len, read_handshake, write_handshake};
+use piecemeal::wire::{
+    Handshake, Message, MessageReader, max_message_len, read_handshake, write_handshake,
+};
 use std::net::TcpListener;
 use std::path::Path;
 use std::time::Duration;
@@ -68,12 +70,21 @@ fn client_fetches_both_torrents_from_two_seeders_then_seeds_them() {
     let client_dir = work.path().join("client");
     let mut client = peer(&client_dir, &torrents, &["--tracker", &url]);
     let client_addr = client.wait_listening("listening on");
-    let mut lines = vec![client.wait_for("complete", DOWNLOAD), client.wait_for("complete", DOWNLOAD)];
+    let mut lines = [
+        client.wait_for("complete", DOWNLOAD),
+        client.wait_for("complete", DOWNLOAD),
+    ];
     lines.sort();
     assert_same_tree(&testdata().join("peer1"), &client_dir);
     // Both seeders served pieces of the bigger torrent.
-    let big = lines.iter().max_by_key(|l| field(l, "bytes").parse::<u64>().unwrap()).unwrap();
-    let sources = field(big, "pieces").split(',').filter(|p| !p.ends_with("=0")).count();
+    let big = lines
+        .iter()
+        .max_by_key(|l| field(l, "bytes").parse::<u64>().unwrap())
+        .unwrap();
+    let sources = field(big, "pieces")
+        .split(',')
+        .filter(|p| !p.ends_with("=0"))
+        .count();
     assert_eq!(sources, 2, "pieces came from both seeders: {big}");
 
     // The client now seeds: a second client gets everything from it alone.
@@ -81,10 +92,17 @@ fn client_fetches_both_torrents_from_two_seeders_then_seeds_them() {
         assert!(s.terminate().success());
     }
     let second_dir = work.path().join("second");
-    let mut second = peer(&second_dir, &torrents, &["--tracker", &url, "--exit-when-done"]);
+    let mut second = peer(
+        &second_dir,
+        &torrents,
+        &["--tracker", &url, "--exit-when-done"],
+    );
     second.wait_for("complete", DOWNLOAD);
     let line = second.wait_for("complete", DOWNLOAD);
-    assert!(field(&line, "peers").starts_with(&client_addr.to_string()), "{line}");
+    assert!(
+        field(&line, "peers").starts_with(&client_addr.to_string()),
+        "{line}"
+    );
     assert!(second.wait_exit(DOWNLOAD).success());
     assert_same_tree(&testdata().join("peer1"), &second_dir);
     assert!(client.terminate().success(), "Ctrl-C/SIGTERM exits cleanly");
@@ -102,7 +120,11 @@ fn a_killed_client_resumes_without_fetching_again() {
     copy_tree(&work.path().join("seed/resume"), &partial);
     std::fs::remove_file(partial.join("deep/b.bin")).unwrap();
     let (_tracker, url) = tracker();
-    let mut half = peer(&work.path().join("partial"), &[&torrent], &["--tracker", &url]);
+    let mut half = peer(
+        &work.path().join("partial"),
+        &[&torrent],
+        &["--tracker", &url],
+    );
     half.wait_listening("listening on");
     let client_dir = work.path().join("client");
     let mut client = peer(&client_dir, &[&torrent], &["--tracker", &url]);
@@ -111,7 +133,10 @@ fn a_killed_client_resumes_without_fetching_again() {
     let want = std::fs::read(work.path().join("seed/resume/a.bin")).unwrap();
     let deadline = std::time::Instant::now() + DOWNLOAD;
     while std::fs::read(&first).unwrap_or_default() != want {
-        assert!(std::time::Instant::now() < deadline, "client never got the first file");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "client never got the first file"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     client.child.kill().unwrap(); // SIGKILL: no chance to clean up
@@ -120,10 +145,17 @@ fn a_killed_client_resumes_without_fetching_again() {
 
     let mut seeder = peer(&work.path().join("seed"), &[&torrent], &["--tracker", &url]);
     seeder.wait_listening("listening on");
-    let mut again = peer(&client_dir, &[&torrent], &["--tracker", &url, "--exit-when-done"]);
+    let mut again = peer(
+        &client_dir,
+        &[&torrent],
+        &["--tracker", &url, "--exit-when-done"],
+    );
     let line = again.wait_for("complete", DOWNLOAD);
     let fetched: u64 = field(&line, "bytes").parse().unwrap();
-    assert!(fetched < total * 3 / 4, "fetched {fetched} of {total}: resume started over");
+    assert!(
+        fetched < total * 3 / 4,
+        "fetched {fetched} of {total}: resume started over"
+    );
     assert!(again.wait_exit(DOWNLOAD).success());
     assert_same_tree(&work.path().join("seed"), &client_dir);
 }
@@ -136,20 +168,40 @@ fn lying_seeder(meta: &Metainfo) -> (std::net::SocketAddr, std::thread::JoinHand
     let info_hash = meta.info_hash.0;
     let handle = std::thread::spawn(move || {
         let (mut stream, _) = listener.accept().unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
         let theirs = read_handshake(&mut stream).unwrap();
         assert_eq!(theirs.info_hash, info_hash);
-        write_handshake(&mut stream, &Handshake::new(info_hash, *b"-XX0000-liarliarliar")).unwrap();
+        write_handshake(
+            &mut stream,
+            &Handshake::new(info_hash, *b"-XX0000-liarliarliar"),
+        )
+        .unwrap();
         let mut out = Vec::new();
-        Message::Bitfield(piecemeal::bitfield::Bitfield::full(pieces).as_bytes().to_vec()).encode_into(&mut out);
+        Message::Bitfield(
+            piecemeal::bitfield::Bitfield::full(pieces)
+                .as_bytes()
+                .to_vec(),
+        )
+        .encode_into(&mut out);
         Message::Unchoke.encode_into(&mut out);
         std::io::Write::write_all(&mut stream, &out).unwrap();
         let mut reader = MessageReader::new(max_message_len(pieces));
         let mut served = 0;
         // Serve garbage until the client hangs up on us.
         while let Ok(message) = reader.read(&mut stream) {
-            if let Message::Request { index, begin, length } = message {
-                let piece = Message::Piece { index, begin, data: vec![0xAB; length as usize] };
+            if let Message::Request {
+                index,
+                begin,
+                length,
+            } = message
+            {
+                let piece = Message::Piece {
+                    index,
+                    begin,
+                    data: vec![0xAB; length as usize],
+                };
                 if std::io::Write::write_all(&mut stream, &piece.to_bytes()).is_err() {
                     break;
                 }
@@ -176,13 +228,26 @@ fn corrupt_blocks_from_one_seeder_do_not_spoil_the_download() {
     let mut client = peer(
         &client_dir,
         &[&torrent],
-        &["--connect", &liar_s, "--connect", &honest_s, "--exit-when-done"],
+        &[
+            "--connect",
+            &liar_s,
+            "--connect",
+            &honest_s,
+            "--exit-when-done",
+        ],
     );
     let line = client.wait_for("complete", DOWNLOAD);
     assert!(client.wait_exit(DOWNLOAD).success());
     assert_same_tree(&work.path().join("seed"), &client_dir);
-    assert!(!field(&line, "peers").contains(&liar_s), "no piece credited to the liar: {line}");
+    assert!(
+        !field(&line, "peers").contains(&liar_s),
+        "no piece credited to the liar: {line}"
+    );
     let served = liar_thread.join().unwrap();
     assert!(served > 0, "the liar was asked for blocks");
-    assert!(client.stderr().contains("failed its hash"), "{}", client.stderr());
+    assert!(
+        client.stderr().contains("failed its hash"),
+        "{}",
+        client.stderr()
+    );
 }

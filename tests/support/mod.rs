@@ -52,7 +52,12 @@ impl Proc {
                 s.push('\n');
             }
         });
-        Proc { child, lines, seen: Vec::new(), stderr }
+        Proc {
+            child,
+            lines,
+            seen: Vec::new(),
+            stderr,
+        }
     }
 
     /// Waits for a stdout line starting with `prefix` and returns it; panics (showing the
@@ -80,7 +85,11 @@ impl Proc {
     /// The address from a `... listening on ADDR` line.
     pub fn wait_listening(&mut self, prefix: &str) -> SocketAddr {
         let line = self.wait_for(prefix, Duration::from_secs(20));
-        line.rsplit(' ').next().unwrap().parse().expect("an address")
+        line.rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .expect("an address")
     }
 
     pub fn stderr(&self) -> String {
@@ -89,7 +98,9 @@ impl Proc {
 
     /// Sends SIGTERM and waits (bounded) for the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         self.wait_exit(Duration::from_secs(20))
     }
 
@@ -102,7 +113,10 @@ impl Proc {
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("process did not exit within {timeout:?}; stderr:\n{}", self.stderr());
+                panic!(
+                    "process did not exit within {timeout:?}; stderr:\n{}",
+                    self.stderr()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -118,7 +132,10 @@ impl Drop for Proc {
 
 /// Runs `piecemeal ARGS` to completion and returns (exit code, stdout, stderr).
 pub fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_piecemeal")).args(args).output().expect("runs");
+    let out = Command::new(env!("CARGO_BIN_EXE_piecemeal"))
+        .args(args)
+        .output()
+        .expect("runs");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -157,7 +174,12 @@ pub fn assert_same_tree(expected: &Path, actual: &Path) {
         } else {
             let want = std::fs::read(entry.path()).unwrap();
             let got = std::fs::read(&other).unwrap_or_else(|e| panic!("{}: {e}", other.display()));
-            assert!(want == got, "{} differs from {}", other.display(), entry.path().display());
+            assert!(
+                want == got,
+                "{} differs from {}",
+                other.display(),
+                entry.path().display()
+            );
         }
     }
 }

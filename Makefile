@@ -1,0 +1,43 @@
+# piecemeal: the two set-up commands are `make demo` and `make test` (see README.md).
+CARGO ?= cargo
+BIN := target/release/piecemeal
+CLIENT_DIR := target/client
+TORRENTS := --torrent testdata/file.torrent --torrent testdata/folder.torrent
+TRACKER := http://127.0.0.1:6969/announce
+
+.PHONY: build demo test unit interop bench run-tracker run-peers run-client clean
+
+build:
+	$(CARGO) build --release
+
+demo: build
+	bash scripts/demo.sh
+
+test: unit interop
+
+unit:
+	$(CARGO) test --release
+
+interop: build
+	bash tests/interop/install.sh
+	python3 tests/interop/run.py --bin $(BIN)
+
+bench: build
+	$(CARGO) bench --bench transfer
+
+# The assignment's scenario in three terminals: tracker, two seeders, a client with an empty folder.
+run-tracker: build
+	$(BIN) tracker --bind 127.0.0.1:6969
+
+run-peers: build
+	bash -c 'trap "kill 0" INT TERM EXIT; \
+	  $(BIN) peer --dir testdata/peer1 --port 6881 $(TORRENTS) & \
+	  $(BIN) peer --dir testdata/peer2 --port 6882 $(TORRENTS) & \
+	  wait'
+
+run-client: build
+	mkdir -p $(CLIENT_DIR)
+	$(BIN) peer --dir $(CLIENT_DIR) --port 6883 $(TORRENTS)
+
+clean:
+	$(CARGO) clean
