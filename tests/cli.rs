@@ -11,9 +11,15 @@ use support::{assert_one_error_line, closed_port, run_bounded, testdata};
 const QUICK: Duration = Duration::from_secs(30);
 
 fn bad_torrents() -> Vec<std::path::PathBuf> {
-    let mut paths: Vec<_> = std::fs::read_dir(testdata().join("bad")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut paths: Vec<_> = std::fs::read_dir(testdata().join("bad"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     paths.sort();
-    assert!(paths.len() >= 8, "testdata/bad holds the malformed samples: {paths:?}");
+    assert!(
+        paths.len() >= 8,
+        "testdata/bad holds the malformed samples: {paths:?}"
+    );
     paths
 }
 
@@ -35,11 +41,17 @@ fn peer_rejects_every_malformed_torrent_before_touching_the_folder() {
     let dir_s = dir.to_str().unwrap();
     for path in bad_torrents() {
         let p = path.to_str().unwrap();
-        let (code, out, err) = run_bounded(&["peer", "--dir", dir_s, "--torrent", p, "--port", "0"], QUICK);
+        let (code, out, err) = run_bounded(
+            &["peer", "--dir", dir_s, "--torrent", p, "--port", "0"],
+            QUICK,
+        );
         assert_ne!(code, 0, "peer with {p} succeeded:\n{out}");
         assert!(out.is_empty(), "peer with {p} printed:\n{out}");
         assert_one_error_line(&err, &[p]);
-        assert!(!dir.exists(), "peer created {dir_s} for a torrent it rejected ({p})");
+        assert!(
+            !dir.exists(),
+            "peer created {dir_s} for a torrent it rejected ({p})"
+        );
     }
 }
 
@@ -53,7 +65,18 @@ fn a_missing_torrent_file_is_named() {
     assert!(out.is_empty(), "{out}");
     assert_one_error_line(&err, &[m, "No such file"]);
     let dir = work.path().join("dl");
-    let (code, out, err) = run_bounded(&["peer", "--dir", dir.to_str().unwrap(), "--torrent", m, "--port", "0"], QUICK);
+    let (code, out, err) = run_bounded(
+        &[
+            "peer",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--torrent",
+            m,
+            "--port",
+            "0",
+        ],
+        QUICK,
+    );
     assert_ne!(code, 0);
     assert!(out.is_empty(), "{out}");
     assert_one_error_line(&err, &[m, "No such file"]);
@@ -120,18 +143,41 @@ fn unreachable_tracker_is_one_clear_error() {
 fn help_works_for_every_subcommand() {
     let cases: [(&[&str], &[&str]); 5] = [
         (&["--help"], &["tracker", "peer", "create", "show"]),
-        (&["tracker", "--help"], &["--bind", "--interval", "--peer-timeout", "--workers"]),
+        (
+            &["tracker", "--help"],
+            &["--bind", "--interval", "--peer-timeout", "--workers"],
+        ),
         (
             &["peer", "--help"],
-            &["--dir", "--torrent", "--bind", "--port", "--tracker", "--connect", "--exit-when-done"],
+            &[
+                "--dir",
+                "--torrent",
+                "--bind",
+                "--port",
+                "--tracker",
+                "--connect",
+                "--exit-when-done",
+            ],
         ),
-        (&["create", "--help"], &["--announce", "--output", "--piece-length", "--comment", "--private"]),
+        (
+            &["create", "--help"],
+            &[
+                "--announce",
+                "--output",
+                "--piece-length",
+                "--comment",
+                "--private",
+            ],
+        ),
         (&["show", "--help"], &["<TORRENT>"]),
     ];
     for (args, flags) in cases {
         let (code, out, err) = run_bounded(args, QUICK);
         assert_eq!(code, 0, "{args:?}: {err}");
-        assert!(out.starts_with(|c: char| c.is_alphabetic()) && out.contains("Usage:"), "{args:?}:\n{out}");
+        assert!(
+            out.starts_with(|c: char| c.is_alphabetic()) && out.contains("Usage:"),
+            "{args:?}:\n{out}"
+        );
         for flag in flags {
             assert!(out.contains(flag), "{args:?} help lacks {flag}:\n{out}");
         }
@@ -146,9 +192,15 @@ fn help_works_for_every_subcommand() {
 /// no key after `info` is written, so the value runs from after `4:info` to the final `e`.
 fn info_hash_by_hand(torrent: &[u8]) -> String {
     let key = b"4:info";
-    let at = torrent.windows(key.len()).position(|w| w == key).expect("an info key") + key.len();
+    let at = torrent
+        .windows(key.len())
+        .position(|w| w == key)
+        .expect("an info key")
+        + key.len();
     assert_eq!(torrent.last(), Some(&b'e'));
-    sha1_smol::Sha1::from(&torrent[at..torrent.len() - 1]).digest().to_string()
+    sha1_smol::Sha1::from(&torrent[at..torrent.len() - 1])
+        .digest()
+        .to_string()
 }
 
 #[test]
@@ -178,7 +230,10 @@ fn create_then_show_round_trip() {
     assert_eq!(code, 0, "{err}");
     let bytes = std::fs::read(&out_path).unwrap();
     let hash = info_hash_by_hand(&bytes);
-    assert!(out.contains(&hash), "create reports the info hash {hash}: {out}");
+    assert!(
+        out.contains(&hash),
+        "create reports the info hash {hash}: {out}"
+    );
 
     let (code, shown, err) = run_bounded(&["show", out_path.to_str().unwrap()], QUICK);
     assert_eq!(code, 0, "{err}");
@@ -192,10 +247,16 @@ fn create_then_show_round_trip() {
         "Privacy: Public torrent".into(),
         format!("  {url}"),
     ] {
-        assert!(shown.lines().any(|l| l == line), "show lacks {line:?}:\n{shown}");
+        assert!(
+            shown.lines().any(|l| l == line),
+            "show lacks {line:?}:\n{shown}"
+        );
     }
     assert!(shown.contains(&format!("{total} bytes")), "{shown}");
     for file in [Path::new("one.txt"), Path::new("inner/two.bin")] {
-        assert!(shown.contains(file.to_str().unwrap()), "show lacks {file:?}:\n{shown}");
+        assert!(
+            shown.contains(file.to_str().unwrap()),
+            "show lacks {file:?}:\n{shown}"
+        );
     }
 }

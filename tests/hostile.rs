@@ -75,23 +75,49 @@ impl Seeding {
         let mut seeder = peer(&seed, &torrent, &["--tracker", &url]);
         let addr = seeder.wait_listening("listening on");
         seeder.wait_for("seeding", Duration::from_secs(20));
-        let target = Arc::new(Target { addr, meta, content });
-        Seeding { work, torrent, url, target, _seeder: seeder, _tracker: tracker }
+        let target = Arc::new(Target {
+            addr,
+            meta,
+            content,
+        });
+        Seeding {
+            work,
+            torrent,
+            url,
+            target,
+            _seeder: seeder,
+            _tracker: tracker,
+        }
     }
 
     /// A real `piecemeal peer` downloads the whole torrent from the seeder and exits.
     fn assert_real_client_downloads(&self, name: &str) {
         let dir = self.work.path().join(name);
-        let mut client = peer(&dir, &self.torrent, &["--tracker", &self.url, "--exit-when-done"]);
+        let mut client = peer(
+            &dir,
+            &self.torrent,
+            &["--tracker", &self.url, "--exit-when-done"],
+        );
         let line = client.wait_for("complete", DOWNLOAD);
         assert!(client.wait_exit(DOWNLOAD).success(), "{}", client.stderr());
-        assert!(field(&line, "peers").contains(&self.addr.to_string()), "{line}");
+        assert!(
+            field(&line, "peers").contains(&self.addr.to_string()),
+            "{line}"
+        );
         assert_same_tree(&self.work.path().join("seed"), &dir);
     }
 }
 
 fn peer(dir: &Path, torrent: &Path, extra: &[&str]) -> Proc {
-    let mut args = vec!["peer", "--dir", dir.to_str().unwrap(), "--port", "0", "--torrent", torrent.to_str().unwrap()];
+    let mut args = vec![
+        "peer",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--port",
+        "0",
+        "--torrent",
+        torrent.to_str().unwrap(),
+    ];
     args.extend(extra);
     Proc::start(&args)
 }
@@ -115,10 +141,15 @@ enum Got {
 impl Raw {
     /// Connects and completes the handshake with the given reserved (extension) bytes.
     fn connect(addr: SocketAddr, meta: &Metainfo, reserved: [u8; 8]) -> Raw {
-        Raw::try_connect(addr, meta, reserved).unwrap_or_else(|e| panic!("handshake with {addr}: {e}"))
+        Raw::try_connect(addr, meta, reserved)
+            .unwrap_or_else(|e| panic!("handshake with {addr}: {e}"))
     }
 
-    fn try_connect(addr: SocketAddr, meta: &Metainfo, reserved: [u8; 8]) -> Result<Raw, Box<dyn std::error::Error>> {
+    fn try_connect(
+        addr: SocketAddr,
+        meta: &Metainfo,
+        reserved: [u8; 8],
+    ) -> Result<Raw, Box<dyn std::error::Error>> {
         let mut stream = TcpStream::connect_timeout(&addr, ANSWER)?;
         stream.set_read_timeout(Some(ANSWER))?;
         stream.set_write_timeout(Some(ANSWER))?;
@@ -127,7 +158,10 @@ impl Raw {
         stream.write_all(&ours.to_bytes())?;
         let theirs = piecemeal::wire::read_handshake(&mut stream)?;
         assert_eq!(theirs.info_hash, meta.info_hash.0);
-        Ok(Raw { stream, reader: MessageReader::new(max_message_len(meta.info.piece_count())) })
+        Ok(Raw {
+            stream,
+            reader: MessageReader::new(max_message_len(meta.info.piece_count())),
+        })
     }
 
     fn send(&mut self, message: &Message) {
@@ -137,7 +171,9 @@ impl Raw {
     /// The next message, waiting at most `timeout`.
     fn next(&mut self, timeout: Duration) -> Got {
         let deadline = Instant::now() + timeout;
-        self.stream.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        self.stream
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
         loop {
             match self.reader.read(&mut self.stream) {
                 Ok(message) => return Got::Message(message),
@@ -176,9 +212,17 @@ impl Raw {
 
     /// Requests one block and returns its bytes.
     fn fetch(&mut self, index: u32, begin: u32, length: u32) -> Vec<u8> {
-        self.send(&Message::Request { index, begin, length });
+        self.send(&Message::Request {
+            index,
+            begin,
+            length,
+        });
         self.wait_for("a piece message", |m| match m {
-            Message::Piece { index: i, begin: b, data } if (i, b) == (index, begin) => Some(data),
+            Message::Piece {
+                index: i,
+                begin: b,
+                data,
+            } if (i, b) == (index, begin) => Some(data),
             _ => None,
         })
     }
@@ -206,7 +250,9 @@ fn random_peer_id() -> [u8; 20] {
 
 /// Reads whatever arrives on `stream` until it closes; panics if it stays open past the bound.
 fn bytes_until_closed(stream: &mut TcpStream) -> Vec<u8> {
-    stream.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
     let deadline = Instant::now() + DROP_BOUND;
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
@@ -214,8 +260,16 @@ fn bytes_until_closed(stream: &mut TcpStream) -> Vec<u8> {
         match stream.read(&mut buf) {
             Ok(0) => return got,
             Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                assert!(Instant::now() < deadline, "connection still open after {DROP_BOUND:?}");
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                assert!(
+                    Instant::now() < deadline,
+                    "connection still open after {DROP_BOUND:?}"
+                );
             }
             Err(_) => return got,
         }
@@ -244,21 +298,37 @@ fn invalid_requests_drop_only_the_offender() {
         ("index past the end", pieces, 0, 16384),
         ("index far past the end", u32::MAX, 0, 16384),
         ("block past the end of a piece", 0, piece - 8, 16),
-        ("block past the end of the short last piece", pieces - 1, 0, last_size + 1),
+        (
+            "block past the end of the short last piece",
+            pieces - 1,
+            0,
+            last_size + 1,
+        ),
         ("offset overflowing 32 bits", 1, u32::MAX - 4, 16),
         ("zero length", 1, 0, 0),
         ("more than 128 KiB", 0, 0, MAX_BLOCK + 1),
     ];
     for (i, (why, index, begin, length)) in cases.into_iter().enumerate() {
         let mut bad = s.connect().unchoked();
-        bad.send(&Message::Request { index, begin, length });
+        bad.send(&Message::Request {
+            index,
+            begin,
+            length,
+        });
         bad.assert_dropped(why);
         // The connection that behaves is still served, with the right bytes.
         let (index, begin) = (i as u32 % pieces, (i as u32 % 2) * 16384);
-        assert_eq!(good.fetch(index, begin, 16384), s.block(index, begin, 16384), "after {why}");
+        assert_eq!(
+            good.fetch(index, begin, 16384),
+            s.block(index, begin, 16384),
+            "after {why}"
+        );
     }
     // The exact tail of the torrent is a valid request.
-    assert_eq!(good.fetch(pieces - 1, 0, last_size), s.block(pieces - 1, 0, last_size));
+    assert_eq!(
+        good.fetch(pieces - 1, 0, last_size),
+        s.block(pieces - 1, 0, last_size)
+    );
 }
 
 #[test]
@@ -266,7 +336,11 @@ fn requests_while_choked_get_no_piece() {
     let s = Seeding::start((1 << 20) + 5000);
     let mut raw = s.connect();
     // Not interested, so still choked: the request must be ignored, not answered.
-    raw.send(&Message::Request { index: 0, begin: 0, length: 16384 });
+    raw.send(&Message::Request {
+        index: 0,
+        begin: 0,
+        length: 16384,
+    });
     let deadline = Instant::now() + Duration::from_secs(2);
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {
         match raw.next(left) {
@@ -302,7 +376,11 @@ fn strangers_are_dropped_before_our_handshake() {
         let mut stream = TcpStream::connect(s.addr).unwrap();
         stream.write_all(&bytes).unwrap();
         let answer = bytes_until_closed(&mut stream);
-        assert!(answer.is_empty(), "{why}: the seeder answered {} bytes", answer.len());
+        assert!(
+            answer.is_empty(),
+            "{why}: the seeder answered {} bytes",
+            answer.len()
+        );
     }
     let mut raw = s.connect().unchoked();
     assert_eq!(raw.fetch(0, 0, 16384), s.block(0, 0, 16384));
@@ -313,14 +391,20 @@ fn silent_connections_do_not_lock_out_a_real_downloader() {
     let s = Seeding::start((2 << 20) + 777);
     // Forty peers that shake hands and then say nothing, and some that never even shake hands.
     let mut silent: Vec<Raw> = (0..40).map(|_| s.connect()).collect();
-    let mute: Vec<TcpStream> = (0..6).map(|_| TcpStream::connect(s.addr).unwrap()).collect();
+    let mute: Vec<TcpStream> = (0..6)
+        .map(|_| TcpStream::connect(s.addr).unwrap())
+        .collect();
     let started = Instant::now();
     s.assert_real_client_downloads("client");
     assert!(started.elapsed() < DOWNLOAD);
     // The silent peers were held open all along, and are served once they ask.
     for i in [39, 19, 0] {
         let mut raw = silent.remove(i).unchoked();
-        assert_eq!(raw.fetch(5, 0, 16384), s.block(5, 0, 16384), "silent peer {i}");
+        assert_eq!(
+            raw.fetch(5, 0, 16384),
+            s.block(5, 0, 16384),
+            "silent peer {i}"
+        );
     }
     drop(mute);
 }
@@ -339,17 +423,26 @@ fn thirty_two_raw_downloaders_at_once_all_get_correct_blocks() {
                 // Everyone is connected before anyone asks, so the requests overlap (a failed
                 // handshake still reaches the barrier, or the others would wait forever).
                 all_connected.wait();
-                let mut raw = raw.unwrap_or_else(|e| panic!("peer {i}: handshake: {e}")).unchoked();
+                let mut raw = raw
+                    .unwrap_or_else(|e| panic!("peer {i}: handshake: {e}"))
+                    .unchoked();
                 for k in 0..6u32 {
                     let index = (i as u32 * 7 + k * 13) % (pieces - 1);
                     let begin = (k % 2) * 16384;
                     let got = raw.fetch(index, begin, 16384);
-                    assert!(got == s.block(index, begin, 16384), "peer {i}: piece {index} offset {begin} differs");
+                    assert!(
+                        got == s.block(index, begin, 16384),
+                        "peer {i}: piece {index} offset {begin} differs"
+                    );
                 }
             })
         })
         .collect();
-    let failures = threads.into_iter().map(|t| t.join()).filter(Result::is_err).count();
+    let failures = threads
+        .into_iter()
+        .map(|t| t.join())
+        .filter(Result::is_err)
+        .count();
     assert_eq!(failures, 0, "{failures} of {PEERS} downloaders failed");
 }
 
@@ -362,7 +455,9 @@ fn extension_bits_and_messages_are_tolerated() {
     let mut raw = Raw::connect(s.addr, &s.meta, reserved);
     let mut burst = Vec::new();
     let mut extended = vec![20u8, 0];
-    extended.extend_from_slice(b"d1:md11:ut_metadatai1e6:ut_pexi2ee1:pi6881e1:v9:rawclient4:reqqi250ee");
+    extended.extend_from_slice(
+        b"d1:md11:ut_metadatai1e6:ut_pexi2ee1:pi6881e1:v9:rawclient4:reqqi250ee",
+    );
     for body in [
         &extended[..],
         &[0x0F],                // have none (BEP 6)
@@ -378,7 +473,9 @@ fn extension_bits_and_messages_are_tolerated() {
     let mut raw = raw.unchoked();
     assert_eq!(raw.fetch(2, 0, 16384), s.block(2, 0, 16384));
     // Extension traffic between requests does not upset the connection either.
-    raw.stream.write_all(&framed(b"\x14\x02d5:added6:\x7f\0\0\x01\x1a\xe1e")).unwrap();
+    raw.stream
+        .write_all(&framed(b"\x14\x02d5:added6:\x7f\0\0\x01\x1a\xe1e"))
+        .unwrap();
     assert_eq!(raw.fetch(7, 16384, 16384), s.block(7, 16384, 16384));
 }
 
@@ -407,7 +504,16 @@ fn download_onto_a_full_disk(how: FullDisk, error: &str) {
     std::fs::create_dir_all(&client).unwrap();
     let torrent = s.torrent.to_str().unwrap();
     let client_s = client.to_str().unwrap();
-    let peer_args = ["peer", "--port", "0", "--exit-when-done", "--torrent", torrent, "--tracker", &s.url];
+    let peer_args = [
+        "peer",
+        "--port",
+        "0",
+        "--exit-when-done",
+        "--torrent",
+        torrent,
+        "--tracker",
+        &s.url,
+    ];
     let mut command = match how {
         FullDisk::Tmpfs => {
             let mount = s.work.path().join("small");
@@ -419,36 +525,74 @@ fn download_onto_a_full_disk(how: FullDisk, error: &str) {
                 cp -a "$dir/." "$out/" || exit 98
                 exit $code"#;
             let mut c = Command::new("unshare");
-            c.args(["-m", "sh", "-c", script, "sh", mount.to_str().unwrap(), bin, client_s]).args(peer_args);
+            c.args([
+                "-m",
+                "sh",
+                "-c",
+                script,
+                "sh",
+                mount.to_str().unwrap(),
+                bin,
+                client_s,
+            ])
+            .args(peer_args);
             c
         }
         FullDisk::FileSizeLimit => {
             // An ignored SIGXFSZ stays ignored across exec, so writes fail with EFBIG instead.
             let mut c = Command::new("bash");
-            c.args(["-c", r#"ulimit -f 1536 && trap "" XFSZ && exec "$@""#, "bash", bin]).args(peer_args);
+            c.args([
+                "-c",
+                r#"ulimit -f 1536 && trap "" XFSZ && exec "$@""#,
+                "bash",
+                bin,
+            ])
+            .args(peer_args);
             c.args(["--dir", client_s]);
             c
         }
     };
     command.env_remove("RUST_LOG");
     let (code, out, err) = wait_output(command, DOWNLOAD);
-    assert!(code != 97 && code != 98, "cannot set up the small filesystem (unshare -m and mount need root):\n{err}");
-    assert!(code > 0, "the client exited with {code} on a full disk; stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        code != 97 && code != 98,
+        "cannot set up the small filesystem (unshare -m and mount need root):\n{err}"
+    );
+    assert!(
+        code > 0,
+        "the client exited with {code} on a full disk; stdout:\n{out}\nstderr:\n{err}"
+    );
     assert!(!out.contains("complete"), "{out}");
     support::assert_one_error_line(&err, &["target", error, "verified pieces are kept"]);
 
     let meta = &s.meta;
-    let kept = Storage::open(&meta.info, &client).unwrap().verify(&meta.info);
+    let kept = Storage::open(&meta.info, &client)
+        .unwrap()
+        .verify(&meta.info);
     let total = meta.info.total_length();
-    let kept_bytes: u64 = (0..kept.len()).filter(|&i| kept.get(i)).map(|i| meta.info.piece_size(i)).sum();
+    let kept_bytes: u64 = (0..kept.len())
+        .filter(|&i| kept.get(i))
+        .map(|i| meta.info.piece_size(i))
+        .sum();
     assert!(kept.count() > 0, "no verified piece survived the full disk");
-    assert!(kept_bytes < total, "the whole torrent fit; the disk never filled");
+    assert!(
+        kept_bytes < total,
+        "the whole torrent fit; the disk never filled"
+    );
 
-    let mut again = peer(&client, &s.torrent, &["--tracker", &s.url, "--exit-when-done"]);
+    let mut again = peer(
+        &client,
+        &s.torrent,
+        &["--tracker", &s.url, "--exit-when-done"],
+    );
     let line = again.wait_for("complete", DOWNLOAD);
     assert!(again.wait_exit(DOWNLOAD).success(), "{}", again.stderr());
     let fetched: u64 = field(&line, "bytes").parse().unwrap();
-    assert_eq!(fetched, total - kept_bytes, "pieces kept on disk were fetched again: {line}");
+    assert_eq!(
+        fetched,
+        total - kept_bytes,
+        "pieces kept on disk were fetched again: {line}"
+    );
     assert_same_tree(&s.work.path().join("seed"), &client);
 }
 

@@ -203,8 +203,12 @@ pub fn run_bounded(args: &[&str], timeout: Duration) -> (i32, String, String) {
 /// Runs `command` with stdout and stderr captured, killing it after `timeout`; returns (exit
 /// code, stdout, stderr). A death by signal reads as code -1.
 pub fn wait_output(mut command: Command, timeout: Duration) -> (i32, String, String) {
-    let child =
-        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("command starts");
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("command starts");
     let pid = child.id();
     let (tx, rx) = channel();
     std::thread::spawn(move || {
@@ -220,7 +224,9 @@ pub fn wait_output(mut command: Command, timeout: Duration) -> (i32, String, Str
             )
         }
         Err(_) => {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
             panic!("{command:?} did not exit within {timeout:?}");
         }
     }
@@ -230,19 +236,33 @@ pub fn wait_output(mut command: Command, timeout: Duration) -> (i32, String, Str
 /// no panic message; returns that line.
 pub fn assert_one_error_line<'a>(stderr: &'a str, needles: &[&str]) -> &'a str {
     let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "expected exactly one line on stderr, got:\n{stderr}");
+    assert_eq!(
+        lines.len(),
+        1,
+        "expected exactly one line on stderr, got:\n{stderr}"
+    );
     let line = lines[0];
     assert!(line.starts_with("piecemeal: "), "{line:?}");
-    assert!(!line.contains("panicked") && !line.contains("RUST_BACKTRACE"), "{line:?}");
+    assert!(
+        !line.contains("panicked") && !line.contains("RUST_BACKTRACE"),
+        "{line:?}"
+    );
     for needle in needles {
-        assert!(line.contains(needle), "{line:?} does not mention {needle:?}");
+        assert!(
+            line.contains(needle),
+            "{line:?} does not mention {needle:?}"
+        );
     }
     line
 }
 
 /// A port on 127.0.0.1 that nothing listens on (bound once, then released).
 pub fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Writes `len` bytes of deterministic noise, creating the folders above `path`.
