@@ -605,3 +605,102 @@ fn a_full_filesystem_stops_the_download_and_keeps_verified_pieces() {
 fn a_file_size_limit_stops_the_download_and_keeps_verified_pieces() {
     download_onto_a_full_disk(FullDisk::FileSizeLimit, "File too large");
 }
+
+/// Sends `request` on a fresh connection and returns everything the server answers.
+fn http_exchange(addr: SocketAddr, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream.write_all(request).unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn tracker_process_answers_garbage_and_keeps_serving() {
+    let (_tracker, url) = tracker();
+    let addr: SocketAddr = url
+        .trim_start_matches("http://")
+        .trim_end_matches("/announce")
+        .parse()
+        .unwrap();
+    let good_hash = "%aa%bb%cc%dd%ee%ff%00%11%22%33%44%55%66%77%88%99%aa%bb%cc%dd";
+    let bep3 =
+        |query: &str| format!("GET /announce?{query} HTTP/1.1\r\nHost: x\r\n\r\n").into_bytes();
+    let cases: Vec<(&str, Vec<u8>, &str, &str)> = vec![
+        (
+            "no HTTP version",
+            b"GET /announce\r\n\r\n".to_vec(),
+            "HTTP/1.1 400",
+            "failure reason",
+        ),
+        (
+            "NUL bytes",
+            [&[0u8; 64][..], b"\r\n\r\n"].concat(),
+            "HTTP/1.1 400",
+            "failure reason",
+        ),
+        (
+            "a Content-Length past 64 bits",
+            b"POST /announce HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n".to_vec(),
+            "HTTP/1.1 4",
+            "failure reason",
+        ),
+        (
+            "a chunked body",
+            b"POST /announce HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
+                .to_vec(),
+            "HTTP/1.1 4",
+            "failure reason",
+        ),
+        (
+            "a body shorter than announced",
+            b"POST /announce HTTP/1.1\r\nContent-Length: 50\r\n\r\n{}".to_vec(),
+            "HTTP/1.1 408",
+            "failure reason",
+        ),
+        (
+            "a 2-byte info_hash",
+            bep3(
+                "info_hash=%aa%bb&peer_id=ABCDEFGHIJKLMNOPQRST&port=6881&uploaded=0&downloaded=0&left=0",
+            ),
+            "HTTP/1.1 200",
+            "failure reason",
+        ),
+        (
+            "a port out of range",
+            bep3(&format!(
+                "info_hash={good_hash}&peer_id=ABCDEFGHIJKLMNOPQRST&port=99999&uploaded=0&downloaded=0&left=0"
+            )),
+            "HTTP/1.1 200",
+            "port",
+        ),
+        (
+            "a bad percent escape",
+            bep3("info_hash=%zz&peer_id=x"),
+            "HTTP/1.1 200",
+            "percent",
+        ),
+    ];
+    for (why, request, status, needle) in cases {
+        let answer = http_exchange(addr, &request);
+        assert!(
+            answer.starts_with(status) && answer.contains(needle),
+            "{why}: {answer:?}"
+        );
+    }
+    let request = piecemeal::announce::AnnounceRequest {
+        info_hash: piecemeal::metainfo::InfoHash([0xaa; 20]),
+        peer_id: random_peer_id(),
+        port: 6881,
+        uploaded: 0,
+        downloaded: 0,
+        left: 0,
+        event: piecemeal::announce::Event::Started,
+        numwant: Some(10),
+    };
+    let reply = piecemeal::announce::Announcer::new(vec![vec![url.clone()]]).announce(&request);
+    assert_eq!(reply.expect("the tracker still answers").complete, Some(1));
+}
