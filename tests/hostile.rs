@@ -704,3 +704,165 @@ fn tracker_process_answers_garbage_and_keeps_serving() {
     let reply = piecemeal::announce::Announcer::new(vec![vec![url.clone()]]).announce(&request);
     assert_eq!(reply.expect("the tracker still answers").complete, Some(1));
 }
+
+/// What a fake seeder does after the handshake.
+#[derive(Clone, Copy, Debug)]
+enum Evil {
+    /// A 4 GiB length prefix.
+    HugePrefix,
+    /// A bitfield longer than the torrent needs.
+    LongBitfield,
+    /// A `have` for a piece past the end.
+    HaveTooFar,
+    /// Claims everything, unchokes, and answers requests with blocks nobody asked for.
+    WrongBlocks,
+    /// Answers the handshake for another torrent.
+    OtherTorrent,
+}
+
+impl Evil {
+    /// Whether the client must hang up on this behaviour at once (rather than just outlive it).
+    fn must_drop(self) -> bool {
+        !matches!(self, Evil::WrongBlocks)
+    }
+}
+
+/// A fake seeder for one connection; its thread returns how long after misbehaving it was
+/// hung up on (`None` if it was never dialled or the connection outlived [`DOWNLOAD`]).
+fn evil_seeder(
+    meta: &Metainfo,
+    evil: Evil,
+) -> (SocketAddr, std::thread::JoinHandle<Option<Duration>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (info_hash, pieces) = (meta.info_hash.0, meta.info.piece_count());
+    let handle = std::thread::spawn(move || {
+        let mut stream = accept_within(&listener, DOWNLOAD)?;
+        stream.set_read_timeout(Some(ANSWER)).unwrap();
+        piecemeal::wire::read_handshake(&mut stream).unwrap();
+        let ours = if matches!(evil, Evil::OtherTorrent) {
+            [0x66; 20]
+        } else {
+            info_hash
+        };
+        stream
+            .write_all(&Handshake::new(ours, random_peer_id()).to_bytes())
+            .unwrap();
+        let full = Message::Bitfield(
+            piecemeal::bitfield::Bitfield::full(pieces)
+                .as_bytes()
+                .to_vec(),
+        );
+        let opening = match evil {
+            Evil::HugePrefix => 0xFFFF_FFF0u32.to_be_bytes().to_vec(),
+            Evil::LongBitfield => Message::Bitfield(vec![0xFF; pieces.div_ceil(8) + 10]).to_bytes(),
+            Evil::HaveTooFar => Message::Have(pieces as u32 + 5).to_bytes(),
+            Evil::WrongBlocks => [full.to_bytes(), Message::Unchoke.to_bytes()].concat(),
+            Evil::OtherTorrent => Vec::new(),
+        };
+        let _ = stream.write_all(&opening);
+        let since = Instant::now();
+        let mut reader = MessageReader::new(max_message_len(pieces));
+        stream
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        while since.elapsed() < DOWNLOAD {
+            match reader.read(&mut stream) {
+                Ok(Message::Request {
+                    index,
+                    begin,
+                    length,
+                }) => {
+                    // Blocks the client never asked for: off by one byte, too short, past the end.
+                    let junk = [
+                        Message::Piece {
+                            index,
+                            begin: begin + 1,
+                            data: vec![0xEE; length as usize],
+                        },
+                        Message::Piece {
+                            index,
+                            begin,
+                            data: vec![0xEE; 1],
+                        },
+                        Message::Piece {
+                            index: pieces as u32 + 9,
+                            begin,
+                            data: vec![0xEE; length as usize],
+                        },
+                    ];
+                    let bytes: Vec<u8> = junk.iter().flat_map(Message::to_bytes).collect();
+                    if stream.write_all(&bytes).is_err() {
+                        return Some(since.elapsed());
+                    }
+                }
+                Ok(_) => {}
+                Err(e) if e.is_timeout() => {}
+                Err(_) => return Some(since.elapsed()),
+            }
+        }
+        None
+    });
+    (addr, handle)
+}
+
+/// Accepts one connection, or gives up after `timeout`.
+fn accept_within(listener: &std::net::TcpListener, timeout: Duration) -> Option<TcpStream> {
+    listener.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Ok((stream, _)) = listener.accept() {
+            stream.set_nonblocking(false).unwrap();
+            return Some(stream);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+#[test]
+fn hostile_seeders_do_not_spoil_a_download() {
+    let s = Seeding::start((2 << 20) + 777);
+    let kinds = [
+        Evil::HugePrefix,
+        Evil::LongBitfield,
+        Evil::HaveTooFar,
+        Evil::WrongBlocks,
+        Evil::OtherTorrent,
+    ];
+    let fakes: Vec<_> = kinds
+        .iter()
+        .map(|&evil| (evil, evil_seeder(&s.meta, evil)))
+        .collect();
+    let addrs: Vec<String> = fakes
+        .iter()
+        .map(|(_, (addr, _))| addr.to_string())
+        .collect();
+    let mut args = vec!["--tracker", s.url.as_str(), "--exit-when-done"];
+    for addr in &addrs {
+        args.extend(["--connect", addr.as_str()]);
+    }
+    let dir = s.work.path().join("client");
+    let mut client = peer(&dir, &s.torrent, &args);
+    let line = client.wait_for("complete", DOWNLOAD);
+    assert!(client.wait_exit(DOWNLOAD).success(), "{}", client.stderr());
+    assert_same_tree(&s.work.path().join("seed"), &dir);
+    assert_eq!(
+        field(&line, "peers"),
+        format!("{}={}", s.addr, s.meta.info.total_length()),
+        "{line}"
+    );
+    for (evil, (_, thread)) in fakes {
+        let hung_up = thread.join().unwrap();
+        assert!(
+            hung_up.is_some(),
+            "{evil:?}: the client never closed the connection"
+        );
+        if evil.must_drop() {
+            assert!(
+                hung_up.unwrap() < DROP_BOUND,
+                "{evil:?}: dropped only after {hung_up:?}"
+            );
+        }
+    }
+}
