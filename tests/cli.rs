@@ -260,3 +260,52 @@ fn create_then_show_round_trip() {
         );
     }
 }
+
+#[test]
+fn odd_torrent_paths_and_folders_are_refused_in_one_line() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("dl");
+    let dir_s = dir.to_str().unwrap();
+    let folder = work.path().to_str().unwrap();
+    let torrent = testdata().join("file.torrent");
+    let torrent = torrent.to_str().unwrap();
+    // An endless file is refused after a bounded read, a folder by the OS.
+    for (path, needle) in [("/dev/zero", "larger than"), (folder, "directory")] {
+        let (code, out, err) = run_bounded(&["show", path], QUICK);
+        assert_ne!(code, 0, "{out}");
+        assert!(out.is_empty(), "{out}");
+        assert_one_error_line(&err, &[path, needle]);
+    }
+    let (code, out, err) = run_bounded(
+        &[
+            "peer",
+            "--dir",
+            dir_s,
+            "--torrent",
+            torrent,
+            "--torrent",
+            torrent,
+            "--port",
+            "0",
+        ],
+        QUICK,
+    );
+    assert_ne!(code, 0, "{out}");
+    assert_one_error_line(&err, &[torrent, "twice"]);
+    // A download folder that is a file.
+    let file = work.path().join("not-a-folder");
+    std::fs::write(&file, b"x").unwrap();
+    let file_s = file.to_str().unwrap();
+    let (code, out, err) = run_bounded(
+        &["peer", "--dir", file_s, "--torrent", torrent, "--port", "0"],
+        QUICK,
+    );
+    assert_ne!(code, 0, "{out}");
+    assert!(out.is_empty(), "{out}");
+    assert_one_error_line(&err, &[file_s]);
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        b"x",
+        "the file was left alone"
+    );
+}
