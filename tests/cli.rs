@@ -309,3 +309,40 @@ fn odd_torrent_paths_and_folders_are_refused_in_one_line() {
         "the file was left alone"
     );
 }
+
+#[test]
+fn create_refuses_bad_input_in_one_line_and_writes_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let content = work.path().join("content");
+    std::fs::create_dir_all(content.join("empty-folder")).unwrap();
+    std::fs::write(content.join("empty.txt"), b"").unwrap();
+    let empty = content.to_str().unwrap();
+    let missing = work.path().join("missing");
+    let missing = missing.to_str().unwrap();
+    std::fs::write(work.path().join("data.bin"), vec![1u8; 50_000]).unwrap();
+    let data = work.path().join("data.bin");
+    let data = data.to_str().unwrap();
+    let output = work.path().join("out.torrent");
+    let out_s = output.to_str().unwrap();
+    let nowhere = work.path().join("no/such/folder/out.torrent");
+    let nowhere = nowhere.to_str().unwrap();
+    let url = "http://127.0.0.1:6969/announce";
+    let cases: [(&[&str], &[&str]); 4] = [
+        (&[missing, "--output", out_s], &[missing]),
+        (&[empty, "--output", out_s], &[empty, "no data"]),
+        (
+            &[data, "--piece-length", "1000", "--output", out_s],
+            &["1000", "power of two"],
+        ),
+        (&[data, "--output", nowhere], &[nowhere]),
+    ];
+    for (args, needles) in cases {
+        let mut all = vec!["create", "--announce", url];
+        all.extend(args);
+        let (code, out, err) = run_bounded(&all, QUICK);
+        assert_ne!(code, 0, "{all:?}: {out}");
+        assert!(out.is_empty(), "{all:?}: {out}");
+        assert_one_error_line(&err, needles);
+        assert!(!output.exists(), "{all:?} wrote {out_s}");
+    }
+}
