@@ -866,3 +866,150 @@ fn hostile_seeders_do_not_spoil_a_download() {
         }
     }
 }
+
+/// A correct but slow seeder for one connection: it answers each request after `delay`,
+/// counting the blocks served, until the connection closes (or [`DOWNLOAD`] passes).
+fn slow_seeder(
+    target: Arc<Target>,
+    delay: Duration,
+    served: Arc<std::sync::atomic::AtomicUsize>,
+) -> (SocketAddr, std::thread::JoinHandle<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = std::thread::spawn(move || {
+        let Some(mut stream) = accept_within(&listener, DOWNLOAD) else {
+            return;
+        };
+        stream.set_read_timeout(Some(ANSWER)).unwrap();
+        let Ok(_) = piecemeal::wire::read_handshake(&mut stream) else {
+            return;
+        };
+        let pieces = target.meta.info.piece_count();
+        let full = Message::Bitfield(
+            piecemeal::bitfield::Bitfield::full(pieces)
+                .as_bytes()
+                .to_vec(),
+        );
+        let hello = [
+            Handshake::new(target.meta.info_hash.0, random_peer_id())
+                .to_bytes()
+                .to_vec(),
+            full.to_bytes(),
+        ];
+        if stream.write_all(&hello.concat()).is_err()
+            || stream.write_all(&Message::Unchoke.to_bytes()).is_err()
+        {
+            return;
+        }
+        let mut reader = MessageReader::new(max_message_len(pieces));
+        let deadline = Instant::now() + DOWNLOAD;
+        while Instant::now() < deadline {
+            match reader.read(&mut stream) {
+                Ok(Message::Request {
+                    index,
+                    begin,
+                    length,
+                }) => {
+                    std::thread::sleep(delay);
+                    let data = target.block(index, begin, length).to_vec();
+                    if stream
+                        .write_all(&Message::Piece { index, begin, data }.to_bytes())
+                        .is_err()
+                    {
+                        return;
+                    }
+                    served.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                Ok(_) => {}
+                Err(e) if e.is_timeout() => {}
+                Err(_) => return,
+            }
+        }
+    });
+    (addr, handle)
+}
+
+/// The peers a tracker lists for `meta`'s torrent, asking as a stranger.
+fn listed_peers(url: &str, meta: &Metainfo) -> Vec<SocketAddr> {
+    let request = piecemeal::announce::AnnounceRequest {
+        info_hash: meta.info_hash,
+        peer_id: random_peer_id(),
+        port: support::closed_port(),
+        uploaded: 0,
+        downloaded: 0,
+        left: meta.info.total_length(),
+        event: piecemeal::announce::Event::None,
+        numwant: Some(50),
+    };
+    let reply = piecemeal::announce::Announcer::new(vec![vec![url.to_string()]]).announce(&request);
+    reply
+        .expect("the tracker answers")
+        .peers
+        .into_iter()
+        .map(|p| p.addr)
+        .collect()
+}
+
+#[test]
+fn sigterm_mid_download_exits_cleanly_announces_stopped_and_resumes() {
+    let s = Seeding::start((2 << 20) + 777);
+    let (_quiet_tracker, quiet_url) = tracker();
+    let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (slow, slow_thread) =
+        slow_seeder(s.target.clone(), Duration::from_millis(30), served.clone());
+    let dir = s.work.path().join("client");
+    let slow_s = slow.to_string();
+    let mut client = peer(
+        &dir,
+        &s.torrent,
+        &["--tracker", &quiet_url, "--connect", &slow_s],
+    );
+    let client_addr = client.wait_listening("listening on");
+    let deadline = Instant::now() + DOWNLOAD;
+    while served.load(std::sync::atomic::Ordering::SeqCst) < 8 {
+        assert!(
+            Instant::now() < deadline,
+            "the slow seeder was never asked for blocks"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        listed_peers(&quiet_url, &s.meta).contains(&client_addr),
+        "the client announced itself"
+    );
+    let status = client.terminate();
+    assert!(
+        status.success(),
+        "SIGTERM mid-download: {status}; stderr:\n{}",
+        client.stderr()
+    );
+    assert!(!client.stderr().contains("panicked"), "{}", client.stderr());
+    assert!(
+        !listed_peers(&quiet_url, &s.meta).contains(&client_addr),
+        "no `stopped` announce reached the tracker"
+    );
+    slow_thread.join().unwrap();
+
+    // What was verified before the signal stays; the rest comes from the real seeder.
+    let info = &s.meta.info;
+    let kept = Storage::open(info, &dir).unwrap().verify(info);
+    let kept_bytes: u64 = (0..kept.len())
+        .filter(|&i| kept.get(i))
+        .map(|i| info.piece_size(i))
+        .sum();
+    assert!(
+        kept.count() > 0 && !kept.is_complete(),
+        "kept {} of {} pieces",
+        kept.count(),
+        kept.len()
+    );
+    let mut again = peer(&dir, &s.torrent, &["--tracker", &s.url, "--exit-when-done"]);
+    let line = again.wait_for("complete", DOWNLOAD);
+    assert!(again.wait_exit(DOWNLOAD).success(), "{}", again.stderr());
+    assert_eq!(
+        field(&line, "bytes").parse::<u64>().unwrap(),
+        info.total_length() - kept_bytes,
+        "{line}"
+    );
+    assert_same_tree(&s.work.path().join("seed"), &dir);
+}
