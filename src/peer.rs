@@ -348,19 +348,12 @@ pub fn dial(torrent: &Arc<Torrent>, addr: SocketAddr) {
             log::info!(
                 "{}: peer {addr} left: {}",
                 torrent.meta.info.name,
-                describe_dial(&result)
+                connection::outcome(&result)
             );
             torrent.release_dial(addr);
         });
     if let Err(e) = spawned {
         log::warn!("cannot start a thread for {addr}: {e}");
-    }
-}
-
-fn describe_dial(result: &Result<(), Box<dyn std::error::Error + Send + Sync>>) -> String {
-    match result {
-        Ok(()) => "done".into(),
-        Err(e) => e.to_string(),
     }
 }
 

@@ -103,15 +103,7 @@ fn accept_handshake(
     log::info!(
         "{}: peer {addr} left: {}",
         torrent.meta.info.name,
-        describe(&result)
+        connection::outcome(&result)
     );
     Ok(())
-}
-
-/// A short description of how a connection ended, for logs.
-pub fn describe(result: &Result<(), connection::ConnError>) -> String {
-    match result {
-        Ok(()) => "done".into(),
-        Err(e) => e.to_string(),
-    }
 }
