@@ -26,7 +26,6 @@ from harness import (
     compare_trees,
     free_port,
     have_libtorrent,
-    host_ipv4,
     info_hash,
     make_content,
     missing_tool,
@@ -55,11 +54,10 @@ MIXED_PIECE = 256 * 1024  # mktorrent -l 18
 class Ctx:
     """One case's temp folder, logs, deadline and started processes (all stopped by close())."""
 
-    def __init__(self, name, budget, pm, keep, loopback_only):
+    def __init__(self, name, budget, pm, keep):
         self.name = name
         self.pm = pm
         self.keep = keep
-        self.loopback_only = loopback_only
         self.tmp = tempfile.mkdtemp(prefix=f"piecemeal-interop-{name}-")
         self.logdir = os.path.join(self.tmp, "logs")
         os.makedirs(self.logdir)
@@ -355,11 +353,10 @@ def case_transmission_leeches(ctx):
     """Transmission, announcing to the piecemeal tracker, downloads from a piecemeal seeder."""
     need(missing_tool("transmission-cli"), missing_tool("mktorrent"))
     ctx.pm.needs()
-    # Transmission discards 127.0.0.0/8 peers from tracker replies as "martian", so the
-    # tracker can only introduce the seeder on the machine's own address (nothing leaves
-    # the machine). Without one, the seeder is told to dial Transmission instead.
-    host = None if ctx.loopback_only else host_ipv4()
-    bind = host or "127.0.0.1"
+    # Transmission discards 127.0.0.0/8 peers from tracker replies as "martian", so it never
+    # dials the seeder itself. Everything stays on loopback: the tracker lists Transmission
+    # to the piecemeal seeder, which dials it, as seeders of other clients do.
+    bind = "127.0.0.1"
     name = "transmitted"
     src = make_content(ctx.dir("seed"), name, MULTI, seed=name)
     # The info hash does not depend on the announce URL; the stand-in tracker needs it up front.
@@ -392,9 +389,8 @@ def case_transmission_leeches(ctx):
         json.dump(settings, f)
     tr = ctx.start("transmission-cli leecher", ["transmission-cli", "-g", cfg, "-w", dl, "-p", port, "-et", torrent])
     wait_accepting(bind, port, ctx.within(15), "transmission-cli")
-    # The self-check's stand-in tracker (opentracker) lists Transmission to itself, and
-    # Transmission keeps one peer per IP address, so there the seeder dials as well.
-    connect = [] if host and not ctx.pm.self_check else [f"{bind}:{port}"]
+    # The self-check's stand-in (libtorrent) does not dial peers it learns as a seeder.
+    connect = [f"{bind}:{port}"] if ctx.pm.self_check else []
     _pm, pm_addr = ctx.pm.peer(ctx, "seeder", ctx.dir("seed"), torrent, connect=connect, bind=bind)
     started = time.monotonic()
     deadline = ctx.within(60)
@@ -414,7 +410,7 @@ def case_transmission_leeches(ctx):
         "transmission-cli",
         f"a tracker reply listing peers from {url}",
     )
-    how = f"found via the tracker on {host}" if host else "which dialed it (loopback mode)"
+    how = "which found it through the tracker and dialed it"
     return f"byte-identical after {took:.1f}s from seeder {pm_addr} {how}; tracker {url}: {reply!r}"
 
 

@@ -199,23 +199,6 @@ def free_port(host="127.0.0.1"):
         return s.getsockname()[1]
 
 
-def host_ipv4():
-    """This machine's own non-loopback IPv4 address, or None.
-
-    Connecting a UDP socket sends nothing; it only makes the kernel choose the
-    source address it would use, which is then checked to be bindable.
-    """
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.connect(("198.51.100.1", 9))  # TEST-NET-2: never contacted
-            addr = s.getsockname()[0]
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind((addr, 0))
-    except OSError:
-        return None
-    return None if addr.startswith("127.") or addr == "0.0.0.0" else addr
-
-
 def wait_accepting(host, port, deadline, who):
     """Wait until something accepts TCP connections on host:port."""
     while True:
