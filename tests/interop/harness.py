@@ -66,16 +66,20 @@ class Proc:
         self._reader.start()
 
     def _read(self):
+        # Lines end at \n or \r: progress displays (transmission-cli's) rewrite one line
+        # with \r and never end it, and each state they show must be seen.
+        pending = b""
         with open(self.out_path, "wb") as log:
-            for raw in iter(self.popen.stdout.readline, b""):
-                log.write(raw)
+            for chunk in iter(lambda: self.popen.stdout.read1(65536), b""):
+                log.write(chunk)
                 log.flush()
-                # Progress displays rewrite one line with \r; keep the last state.
-                text = raw.decode("utf-8", "replace").rstrip("\r\n").split("\r")[-1]
-                with self._cond:
-                    self.lines.append(text)
-                    self._cond.notify_all()
+                *done, pending = re.split(rb"\r\n|\r|\n", pending + chunk)
+                self._add([d.decode("utf-8", "replace") for d in done if d])
+        self._add([pending.decode("utf-8", "replace")] if pending else [])
+
+    def _add(self, lines):
         with self._cond:
+            self.lines.extend(lines)
             self._cond.notify_all()
 
     def wait_line(self, pattern, deadline, what, watch=()):
@@ -339,11 +343,16 @@ def _file_digest(path):
     return (os.path.getsize(path), h.hexdigest())
 
 
-def compare_trees(expected_path, got_path):
-    """None if `got_path` holds exactly the bytes of `expected_path`, else a description."""
+def compare_trees(expected_path, got_path, skip_empty=False):
+    """None if `got_path` holds exactly the bytes of `expected_path`, else a description.
+
+    With skip_empty, zero-length files need not exist (Transmission 3.00 never creates them).
+    """
     if not os.path.exists(got_path):
         return f"{got_path} does not exist"
     want, got = tree_digest(expected_path), tree_digest(got_path)
+    if skip_empty:
+        want = {rel: v for rel, v in want.items() if v[0] or rel in got}
     problems = []
     for rel, (size, digest) in sorted(want.items()):
         if rel not in got:
