@@ -8,7 +8,7 @@
 use crate::bencode;
 use crate::http::{self, HttpError};
 use crate::metainfo::InfoHash;
-use log::{debug, warn};
+use log::{debug, info, warn};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
@@ -276,7 +276,8 @@ impl Announcer {
                         return Ok(response);
                     }
                     Err(error) => {
-                        warn!("{error}");
+                        // Not a warning: every failure is in the returned error if all fail.
+                        info!("{error}");
                         errors.push(error);
                     }
                 }

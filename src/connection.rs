@@ -87,6 +87,14 @@ impl From<std::io::Error> for ConnError {
     }
 }
 
+/// How a connection ended, for logs.
+pub fn outcome<E: fmt::Display>(result: &Result<(), E>) -> String {
+    match result {
+        Ok(()) => "done".into(),
+        Err(e) => e.to_string(),
+    }
+}
+
 /// Connection state, named as in BEP 3.
 struct Conn<'a> {
     torrent: &'a Torrent,

@@ -92,8 +92,12 @@ impl Info {
         self.pieces.len()
     }
 
-    /// Length of piece `index`: `piece_length` except for a shorter last piece.
+    /// Length of piece `index`: `piece_length` except for a shorter last piece. Only the last
+    /// piece needs the total length, so the common case costs nothing per call.
     pub fn piece_size(&self, index: usize) -> u64 {
+        if index + 1 < self.pieces.len() {
+            return self.piece_length;
+        }
         let start = index as u64 * self.piece_length;
         self.piece_length
             .min(self.total_length().saturating_sub(start))

@@ -329,10 +329,12 @@ fn handle_reply(torrent: &Arc<Torrent>, reply: Option<&AnnounceResponse>) -> Ins
     Instant::now() + interval.clamp(MIN_INTERVAL, MAX_INTERVAL)
 }
 
-/// Opens an outgoing connection on its own thread, unless one to `addr` is already open, the
-/// torrent no longer downloads, or too many are open.
+/// Opens an outgoing connection on its own thread, unless one to `addr` is already open or too
+/// many are open. Seeders dial too, as other clients do: some peers (Transmission, for one)
+/// never dial loopback addresses themselves, and a connection between two seeders closes as
+/// soon as each has seen the other's bitfield.
 pub fn dial(torrent: &Arc<Torrent>, addr: SocketAddr) {
-    if !torrent.is_downloading() || torrent.connections.load(Ordering::SeqCst) >= MAX_OUTGOING {
+    if torrent.is_shutting_down() || torrent.connections.load(Ordering::SeqCst) >= MAX_OUTGOING {
         return;
     }
     if !torrent.claim_dial(addr) {
@@ -346,19 +348,12 @@ pub fn dial(torrent: &Arc<Torrent>, addr: SocketAddr) {
             log::info!(
                 "{}: peer {addr} left: {}",
                 torrent.meta.info.name,
-                describe_dial(&result)
+                connection::outcome(&result)
             );
             torrent.release_dial(addr);
         });
     if let Err(e) = spawned {
         log::warn!("cannot start a thread for {addr}: {e}");
-    }
-}
-
-fn describe_dial(result: &Result<(), Box<dyn std::error::Error + Send + Sync>>) -> String {
-    match result {
-        Ok(()) => "done".into(),
-        Err(e) => e.to_string(),
     }
 }
 

@@ -128,38 +128,40 @@ impl Storage {
     /// Reads `len` bytes at `begin` within piece `index`. Bytes past a file's current end (a
     /// file not yet fully written) are an error, so only data on disk is ever served.
     pub fn read(&self, index: u32, begin: u32, len: u32) -> Result<Vec<u8>, StorageError> {
-        let start = index as u64 * self.piece_length + begin as u64;
         let mut out = vec![0u8; len as usize];
-        let mut at = 0usize;
-        for span in spans(&self.layout, start, len as u64) {
-            let file = &self.files[span.file];
-            let chunk = &mut out[at..at + span.length as usize];
-            file.handle
-                .read_exact_at(chunk, span.file_offset)
-                .map_err(|source| StorageError {
-                    path: file.path.clone(),
-                    action: "read",
-                    source,
-                })?;
-            at += span.length as usize;
-        }
+        let start = index as u64 * self.piece_length + begin as u64;
+        self.each_span(start, len as u64, "read", |file, offset, range| {
+            file.read_exact_at(&mut out[range], offset)
+        })?;
         Ok(out)
     }
 
     /// Writes a whole (verified) piece into the files it spans.
     pub fn write_piece(&self, index: u32, data: &[u8]) -> Result<(), StorageError> {
         let start = index as u64 * self.piece_length;
+        self.each_span(start, data.len() as u64, "write", |file, offset, range| {
+            file.write_all_at(&data[range], offset)
+        })
+    }
+
+    /// Calls `io` for each file span of the torrent range `[start, start+len)` with the file,
+    /// the offset in it, and the matching range of the caller's buffer.
+    fn each_span(
+        &self,
+        start: u64,
+        len: u64,
+        action: &'static str,
+        mut io: impl FnMut(&File, u64, std::ops::Range<usize>) -> io::Result<()>,
+    ) -> Result<(), StorageError> {
         let mut at = 0usize;
-        for span in spans(&self.layout, start, data.len() as u64) {
+        for span in spans(&self.layout, start, len) {
             let file = &self.files[span.file];
-            let chunk = &data[at..at + span.length as usize];
-            file.handle
-                .write_all_at(chunk, span.file_offset)
-                .map_err(|source| StorageError {
-                    path: file.path.clone(),
-                    action: "write",
-                    source,
-                })?;
+            let range = at..at + span.length as usize;
+            io(&file.handle, span.file_offset, range).map_err(|source| StorageError {
+                path: file.path.clone(),
+                action,
+                source,
+            })?;
             at += span.length as usize;
         }
         Ok(())

@@ -49,6 +49,7 @@ pub struct Torrent {
     pub downloaded: AtomicU64,
     /// Bytes wanted when the process started.
     pub left_at_start: u64,
+    left: AtomicU64,
     pub started: Instant,
     pub connections: AtomicUsize,
     stats: Mutex<BTreeMap<SocketAddr, PeerStats>>,
@@ -88,6 +89,7 @@ impl Torrent {
             uploaded: AtomicU64::new(0),
             downloaded: AtomicU64::new(0),
             left_at_start,
+            left: AtomicU64::new(left_at_start),
             started: Instant::now(),
             connections: AtomicUsize::new(0),
             stats: Mutex::new(BTreeMap::new()),
@@ -109,7 +111,7 @@ impl Torrent {
 
     /// Bytes still missing.
     pub fn left(&self) -> u64 {
-        Self::left_of(&self.meta, &self.picker)
+        self.left.load(Ordering::SeqCst)
     }
 
     pub fn is_complete(&self) -> bool {

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -33,18 +33,29 @@ pub fn start(
     // Non-blocking accept lets the acceptor notice shutdown without a wake-up connection.
     listener.set_nonblocking(true)?;
     let pool = ThreadPool::new("upload", workers, workers / 4 + 1)?;
+    // Connections handed to the pool and not finished yet. Refusing on this count rather than
+    // on a full queue keeps a burst of connections from being refused while workers are idle
+    // (they may not have woken up to take the queued ones yet).
+    let in_use = Arc::new(AtomicUsize::new(0));
     std::thread::Builder::new()
         .name("accept".into())
         .spawn(move || {
             while !shutdown.load(Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((stream, addr)) => {
-                        let torrents = torrents.clone();
-                        if !pool.try_execute(move || serve(stream, addr, &torrents)) {
+                        if in_use.load(Ordering::SeqCst) >= workers.max(1) {
                             log::warn!(
                                 "{addr}: all {workers} upload workers busy, refusing connection"
                             );
+                            continue;
                         }
+                        in_use.fetch_add(1, Ordering::SeqCst);
+                        let (torrents, in_use) = (torrents.clone(), in_use.clone());
+                        // Blocks at most until an idle worker takes a queued job.
+                        pool.execute(move || {
+                            serve(stream, addr, &torrents);
+                            in_use.fetch_sub(1, Ordering::SeqCst);
+                        });
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         std::thread::sleep(Duration::from_millis(20));
@@ -60,8 +71,10 @@ pub fn start(
 }
 
 fn serve(stream: TcpStream, addr: SocketAddr, torrents: &Registry) {
+    // Info, not debug: a refused handshake (an encrypted one, say) is what a user
+    // looking into "why does this client not connect" needs to see.
     if let Err(e) = accept_handshake(stream, addr, torrents) {
-        log::debug!("{addr}: {e}");
+        log::info!("{addr}: handshake refused: {e}");
     }
 }
 
@@ -92,15 +105,7 @@ fn accept_handshake(
     log::info!(
         "{}: peer {addr} left: {}",
         torrent.meta.info.name,
-        describe(&result)
+        connection::outcome(&result)
     );
     Ok(())
-}
-
-/// A short description of how a connection ended, for logs.
-pub fn describe(result: &Result<(), connection::ConnError>) -> String {
-    match result {
-        Ok(()) => "done".into(),
-        Err(e) => e.to_string(),
-    }
 }

@@ -70,22 +70,19 @@ fn client_fetches_both_torrents_from_two_seeders_then_seeds_them() {
     let client_dir = work.path().join("client");
     let mut client = peer(&client_dir, &torrents, &["--tracker", &url]);
     let client_addr = client.wait_listening("listening on");
-    let mut lines = [
-        client.wait_for("complete", DOWNLOAD),
-        client.wait_for("complete", DOWNLOAD),
-    ];
-    lines.sort();
+    for _ in 0..2 {
+        let line = client.wait_for("complete", DOWNLOAD);
+        let credited: u64 = field(&line, "peers")
+            .split(',')
+            .map(|p| p.rsplit('=').next().unwrap().parse::<u64>().unwrap())
+            .sum();
+        assert_eq!(
+            credited.to_string(),
+            field(&line, "bytes"),
+            "bytes credited to seeders: {line}"
+        );
+    }
     assert_same_tree(&testdata().join("peer1"), &client_dir);
-    // Both seeders served pieces of the bigger torrent.
-    let big = lines
-        .iter()
-        .max_by_key(|l| field(l, "bytes").parse::<u64>().unwrap())
-        .unwrap();
-    let sources = field(big, "pieces")
-        .split(',')
-        .filter(|p| !p.ends_with("=0"))
-        .count();
-    assert_eq!(sources, 2, "pieces came from both seeders: {big}");
 
     // The client now seeds: a second client gets everything from it alone.
     for s in &mut seeders {
@@ -107,6 +104,47 @@ fn client_fetches_both_torrents_from_two_seeders_then_seeds_them() {
     assert_same_tree(&testdata().join("peer1"), &second_dir);
     assert!(client.terminate().success(), "Ctrl-C/SIGTERM exits cleanly");
     assert!(tracker.terminate().success());
+}
+
+#[test]
+fn pieces_are_combined_from_two_partial_seeders() {
+    let work = tempfile::tempdir().unwrap();
+    let torrent = make_torrent(work.path(), "split", 2 << 20, 1 << 15);
+    // Seeder A has only the first file; seeder B has the second file and a first file whose
+    // first half is zeroed. Only together do they hold every piece.
+    let a = work.path().join("a");
+    let b = work.path().join("b");
+    copy_tree(&work.path().join("seed"), &a);
+    copy_tree(&work.path().join("seed"), &b);
+    std::fs::remove_file(a.join("split/deep/b.bin")).unwrap();
+    let first = b.join("split/a.bin");
+    let mut bytes = std::fs::read(&first).unwrap();
+    let half = bytes.len() / 2;
+    bytes[..half].fill(0);
+    std::fs::write(&first, bytes).unwrap();
+
+    let (_tracker, url) = tracker();
+    let mut seeders = Vec::new();
+    for dir in [&a, &b] {
+        let mut s = peer(dir, &[&torrent], &["--tracker", &url]);
+        let addr = s.wait_listening("listening on").to_string();
+        seeders.push((s, addr));
+    }
+    let client_dir = work.path().join("client");
+    let mut client = peer(
+        &client_dir,
+        &[&torrent],
+        &["--tracker", &url, "--exit-when-done"],
+    );
+    let line = client.wait_for("complete", DOWNLOAD);
+    assert!(client.wait_exit(DOWNLOAD).success());
+    assert_same_tree(&work.path().join("seed"), &client_dir);
+    for (_, s) in &seeders {
+        assert!(
+            field(&line, "pieces").contains(&format!("{s}=")),
+            "no pieces from {s}: {line}"
+        );
+    }
 }
 
 #[test]

@@ -18,6 +18,7 @@ import urllib.request
 
 from harness import (
     DEBIAN_PYTHON,
+    LOOPBACK,
     LT_PEER,
     CaseFailed,
     CaseSkipped,
@@ -26,7 +27,6 @@ from harness import (
     compare_trees,
     free_port,
     have_libtorrent,
-    host_ipv4,
     info_hash,
     make_content,
     missing_tool,
@@ -56,11 +56,10 @@ MIXED_PIECE = 256 * 1024  # mktorrent -l 18
 class Ctx:
     """One case's temp folder, logs, deadline and started processes (all stopped by close())."""
 
-    def __init__(self, name, budget, pm, keep, loopback_only):
+    def __init__(self, name, budget, pm, keep):
         self.name = name
         self.pm = pm
         self.keep = keep
-        self.loopback_only = loopback_only
         self.tmp = tempfile.mkdtemp(prefix=f"piecemeal-interop-{name}-")
         self.logdir = os.path.join(self.tmp, "logs")
         os.makedirs(self.logdir)
@@ -153,9 +152,9 @@ class Piecemeal:
     def _env(self):
         return None if self.self_check else {"RUST_LOG": os.environ.get("RUST_LOG", "info")}
 
-    def peer(self, ctx, role, data_dir, torrent, connect=(), tracker=None, exit_when_done=False, bind="127.0.0.1"):
-        """Start a peer; return (proc, "ip:port") once it listens."""
-        argv = self._argv() + ["peer", "--dir", data_dir, "--torrent", torrent, "--bind", bind, "--port", "0"]
+    def peer(self, ctx, role, data_dir, torrent, connect=(), tracker=None, exit_when_done=False):
+        """Start a peer; return (proc, "127.0.0.1:port") once it listens."""
+        argv = self._argv() + ["peer", "--dir", data_dir, "--torrent", torrent, "--bind", LOOPBACK, "--port", "0"]
         for addr in connect:
             argv += ["--connect", addr]
         if tracker:
@@ -166,13 +165,13 @@ class Piecemeal:
         m = ctx.wait_line(proc, r"^listening on (\S+:\d+)\s*$", 20, "`listening on ADDR`")
         return proc, m.group(1)
 
-    def tracker(self, ctx, whitelist, bind="127.0.0.1"):
+    def tracker(self, ctx, whitelist):
         """Start a tracker; return its announce URL. `whitelist` only matters for the stand-in."""
         if self.self_check:
-            return start_opentracker(ctx, whitelist, bind)
+            return start_opentracker(ctx, whitelist)
         proc = ctx.start(
             f"{self.label} tracker",
-            self._argv() + ["tracker", "--bind", f"{bind}:0", "--interval", "5"],
+            self._argv() + ["tracker", "--bind", f"{LOOPBACK}:0", "--interval", "5"],
             env=self._env(),
         )
         m = ctx.wait_line(proc, r"^tracker listening on (\S+:\d+)\s*$", 20, "`tracker listening on ADDR`")
@@ -210,7 +209,7 @@ def mktorrent(ctx, path, announce, piece_exp, out_name):
 
 def lt_peer(ctx, role, data_dir, torrent, connect=(), tracker=None, exit_when_done=False):
     """Start a libtorrent peer; return (proc, "127.0.0.1:port") once it listens."""
-    argv = [DEBIAN_PYTHON, LT_PEER, "peer", "--dir", data_dir, "--torrent", torrent, "--bind", "127.0.0.1", "--port", "0"]
+    argv = [DEBIAN_PYTHON, LT_PEER, "peer", "--dir", data_dir, "--torrent", torrent, "--bind", LOOPBACK, "--port", "0"]
     for addr in connect:
         argv += ["--connect", addr]
     if tracker:
@@ -232,9 +231,9 @@ def lt_seed(ctx, data_dir, torrent, role="seeder", want=None):
     return proc, addr
 
 
-def start_opentracker(ctx, whitelist, bind="127.0.0.1"):
-    """Start Debian's (whitelist-only) opentracker on a free port; return its announce URL."""
-    port = free_port(bind)
+def start_opentracker(ctx, whitelist):
+    """Start Debian's (whitelist-only) opentracker on a free loopback port; return its announce URL."""
+    port = free_port()
     root = ctx.dir("opentracker")
     os.chmod(root, 0o755)  # it drops to user nobody, who must read the whitelist
     wl = os.path.join(root, "whitelist.txt")
@@ -245,10 +244,10 @@ def start_opentracker(ctx, whitelist, bind="127.0.0.1"):
     wl_seen = "/whitelist.txt" if os.geteuid() == 0 else wl
     conf = os.path.join(root, "opentracker.conf")
     with open(conf, "w") as f:
-        f.write(f"listen.tcp {bind}:{port}\naccess.whitelist {wl_seen}\ntracker.rootdir {root}\n")
+        f.write(f"listen.tcp {LOOPBACK}:{port}\naccess.whitelist {wl_seen}\ntracker.rootdir {root}\n")
     ctx.start("opentracker", ["opentracker", "-f", conf], cwd=root)
-    wait_accepting(bind, port, ctx.within(10), "opentracker")
-    return f"http://{bind}:{port}/announce"
+    wait_accepting(port, ctx.within(10), "opentracker")
+    return f"http://{LOOPBACK}:{port}/announce"
 
 
 def scrape_complete(announce_url, hex_hash):
@@ -352,14 +351,14 @@ def case_piecemeal_seeds_multi(ctx):
     return _pm_seeds(ctx, MULTI, "multi")
 
 
-def start_transmission(ctx, role, torrent, data_dir, bind):
+def start_transmission(ctx, role, torrent, data_dir):
     """Start transmission-cli on `torrent` with its own config folder; return (proc, port).
 
     Loopback-only settings, no rate limits, and Transmission's default encryption
     setting ("preferred", which falls back to plaintext for peers without it).
     """
     cfg = ctx.dir(f"transmission-{role}-config")
-    port = free_port(bind)
+    port = free_port()
     settings = {
         "dht-enabled": False,
         "lpd-enabled": False,
@@ -367,7 +366,7 @@ def start_transmission(ctx, role, torrent, data_dir, bind):
         "utp-enabled": False,
         "port-forwarding-enabled": False,
         "blocklist-enabled": False,
-        "bind-address-ipv4": bind,
+        "bind-address-ipv4": LOOPBACK,
         "bind-address-ipv6": "::1",
         "peer-port": port,
         "download-dir": data_dir,
@@ -380,7 +379,7 @@ def start_transmission(ctx, role, torrent, data_dir, bind):
     with open(os.path.join(cfg, "settings.json"), "w") as f:
         json.dump(settings, f)
     proc = ctx.start(f"transmission-cli {role}", ["transmission-cli", "-g", cfg, "-w", data_dir, "-p", port, torrent])
-    wait_accepting(bind, port, ctx.within(15), "transmission-cli")
+    wait_accepting(port, ctx.within(15), "transmission-cli")
     return proc, port
 
 
@@ -388,23 +387,20 @@ def case_transmission_leeches(ctx):
     """Transmission, announcing to the piecemeal tracker, downloads from a piecemeal seeder."""
     need(missing_tool("transmission-cli"), missing_tool("mktorrent"))
     ctx.pm.needs()
-    # Transmission discards 127.0.0.0/8 peers from tracker replies as "martian", so the
-    # tracker can only introduce the seeder on the machine's own address (nothing leaves
-    # the machine). Without one, the seeder is told to dial Transmission instead.
-    host = None if ctx.loopback_only else host_ipv4()
-    bind = host or "127.0.0.1"
+    # Transmission discards 127.0.0.0/8 peers from tracker replies as "martian", so it never
+    # dials the seeder itself. Everything stays on loopback: the tracker lists Transmission
+    # to the piecemeal seeder, which dials it, as seeders of other clients do.
     name = "transmitted"
     src = make_content(ctx.dir("seed"), name, MULTI, seed=name)
     # The info hash does not depend on the announce URL; the stand-in tracker needs it up front.
     probe = mktorrent(ctx, src, "http://127.0.0.1:1/announce", 16, "probe.torrent")
-    url = ctx.pm.tracker(ctx, [info_hash(probe)], bind)
+    url = ctx.pm.tracker(ctx, [info_hash(probe)])
     torrent = mktorrent(ctx, src, url, 16, f"{name}.torrent")
     dl = ctx.dir("leech")
-    tr, port = start_transmission(ctx, "leecher", torrent, dl, bind)
-    # The self-check's stand-in tracker (opentracker) lists Transmission to itself, and
-    # Transmission keeps one peer per IP address, so there the seeder dials as well.
-    connect = [] if host and not ctx.pm.self_check else [f"{bind}:{port}"]
-    _pm, pm_addr = ctx.pm.peer(ctx, "seeder", ctx.dir("seed"), torrent, connect=connect, bind=bind)
+    tr, port = start_transmission(ctx, "leecher", torrent, dl)
+    # The self-check's stand-in (libtorrent) does not dial peers it learns as a seeder.
+    connect = [f"{LOOPBACK}:{port}"] if ctx.pm.self_check else []
+    _pm, pm_addr = ctx.pm.peer(ctx, "seeder", ctx.dir("seed"), torrent, connect=connect)
     started = time.monotonic()
     deadline = ctx.within(60)
     got = os.path.join(dl, name)
@@ -424,7 +420,7 @@ def case_transmission_leeches(ctx):
         "transmission-cli",
         f"a tracker reply listing peers from {url}",
     )
-    how = f"found via the tracker on {host}" if host else "which dialed it (loopback mode)"
+    how = "which found it through the tracker and dialed it"
     return f"byte-identical after {took:.1f}s from seeder {pm_addr} {how}; tracker {url}: {reply!r}"
 
 
@@ -435,7 +431,7 @@ def case_transmission_seeds(ctx):
     name = "from-transmission"
     src = make_content(ctx.dir("seed"), name, MULTI, seed=name)
     torrent = mktorrent(ctx, src, ctx.null_tracker(), 16, f"{name}.torrent")
-    tr, port = start_transmission(ctx, "seeder", torrent, ctx.dir("seed"), "127.0.0.1")
+    tr, port = start_transmission(ctx, "seeder", torrent, ctx.dir("seed"))
     # Wait until the torrent runs: before that Transmission drops handshakes for it, and
     # piecemeal dials a --connect address only once. Its first announce marks the start.
     # (Its stdout status line is block-buffered into the pipe, its log is not.)

@@ -21,6 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 LT_PEER = os.path.join(HERE, "lt_peer.py")
 # python3-libtorrent is built for Debian's interpreter, not whatever python3 is on PATH.
 DEBIAN_PYTHON = "/usr/bin/python3"
+LOOPBACK = "127.0.0.1"
 
 
 class CaseFailed(Exception):
@@ -196,39 +197,22 @@ def run_tool(argv, timeout, what):
     return out
 
 
-def free_port(host="127.0.0.1"):
-    """A TCP port on `host` that was free a moment ago (for programs that cannot bind 0)."""
+def free_port():
+    """A loopback TCP port that was free a moment ago (for programs that cannot bind 0)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
+        s.bind((LOOPBACK, 0))
         return s.getsockname()[1]
 
 
-def host_ipv4():
-    """This machine's own non-loopback IPv4 address, or None.
-
-    Connecting a UDP socket sends nothing; it only makes the kernel choose the
-    source address it would use, which is then checked to be bindable.
-    """
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.connect(("198.51.100.1", 9))  # TEST-NET-2: never contacted
-            addr = s.getsockname()[0]
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind((addr, 0))
-    except OSError:
-        return None
-    return None if addr.startswith("127.") or addr == "0.0.0.0" else addr
-
-
-def wait_accepting(host, port, deadline, who):
-    """Wait until something accepts TCP connections on host:port."""
+def wait_accepting(port, deadline, who):
+    """Wait until something accepts TCP connections on the loopback port."""
     while True:
         try:
-            socket.create_connection((host, port), timeout=1).close()
+            socket.create_connection((LOOPBACK, port), timeout=1).close()
             return
         except OSError as e:
             if time.monotonic() > deadline:
-                raise CaseFailed(f"{who} is not accepting connections on {host}:{port}: {e}") from e
+                raise CaseFailed(f"{who} is not accepting connections on {LOOPBACK}:{port}: {e}") from e
             time.sleep(0.1)
 
 
@@ -272,9 +256,9 @@ class NullTracker:
             def log_message(self, *_args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = http.server.ThreadingHTTPServer((LOOPBACK, 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/announce"
+        self.url = f"http://{LOOPBACK}:{self.server.server_address[1]}/announce"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

@@ -52,11 +52,6 @@ def main():
     ap.add_argument("--only", action="append", default=[], help="case name substring or group number (repeatable)")
     ap.add_argument("--keep", action="store_true", help="keep temp folders and logs (their paths are printed)")
     ap.add_argument(
-        "--loopback-only",
-        action="store_true",
-        help="never bind the machine's own address (the Transmission case then needs the seeder to dial)",
-    )
-    ap.add_argument(
         "--self-check",
         action="store_true",
         help="validate the harness: libtorrent (and opentracker) stand in for piecemeal",
@@ -75,7 +70,7 @@ def main():
     t0 = time.monotonic()
     for group, name, fn, budget in selected(args.only):
         print(f"[{group}] {name}: {fn.__doc__.split(chr(10))[0]}", flush=True)
-        ctx = Ctx(name, budget, pm, args.keep, args.loopback_only)
+        ctx = Ctx(name, budget, pm, args.keep)
         started = time.monotonic()
         try:
             detail = fn(ctx)

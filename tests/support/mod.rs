@@ -190,3 +190,106 @@ pub fn field<'a>(line: &'a str, key: &str) -> &'a str {
         .find_map(|f| f.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
         .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
 }
+
+/// Runs `piecemeal ARGS` as a user would (no `RUST_LOG` from the test environment, so only
+/// the default warnings reach stderr) and returns (exit code, stdout, stderr). Kills it and
+/// panics if it has not exited within `timeout`.
+pub fn run_bounded(args: &[&str], timeout: Duration) -> (i32, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_piecemeal"));
+    command.args(args).env_remove("RUST_LOG");
+    wait_output(command, timeout)
+}
+
+/// Runs `command` with stdout and stderr captured, killing it after `timeout`; returns (exit
+/// code, stdout, stderr). A death by signal reads as code -1.
+pub fn wait_output(mut command: Command, timeout: Duration) -> (i32, String, String) {
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("command starts");
+    let pid = child.id();
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(out) => {
+            let out = out.expect("output collected");
+            (
+                out.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        }
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("{command:?} did not exit within {timeout:?}");
+        }
+    }
+}
+
+/// Asserts that `stderr` is exactly one line, `piecemeal: ...`, containing every needle, with
+/// no panic message; returns that line.
+pub fn assert_one_error_line<'a>(stderr: &'a str, needles: &[&str]) -> &'a str {
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "expected exactly one line on stderr, got:\n{stderr}"
+    );
+    let line = lines[0];
+    assert!(line.starts_with("piecemeal: "), "{line:?}");
+    assert!(
+        !line.contains("panicked") && !line.contains("RUST_BACKTRACE"),
+        "{line:?}"
+    );
+    for needle in needles {
+        assert!(
+            line.contains(needle),
+            "{line:?} does not mention {needle:?}"
+        );
+    }
+    line
+}
+
+/// A port on 127.0.0.1 that nothing listens on (bound once, then released).
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Writes `len` bytes of deterministic noise, creating the folders above `path`.
+pub fn noise_file(path: &Path, len: usize, seed: u64) {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let data: Vec<u8> = (0..len).map(|_| rng.u8(..)).collect();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, data).unwrap();
+}
+
+/// Makes `work/seed/NAME/{a.bin, deep/b.bin}` (`len` bytes of noise in all, a third in the
+/// first file) and a torrent of it with `piece_length`; returns the .torrent's path.
+pub fn noise_torrent(work: &Path, name: &str, len: usize, piece_length: u64) -> PathBuf {
+    let content = work.join("seed").join(name);
+    noise_file(&content.join("a.bin"), len / 3, 1);
+    noise_file(&content.join("deep/b.bin"), len - len / 3, 2);
+    let torrent = work.join(format!("{name}.torrent"));
+    let (code, _, err) = run(&[
+        "create",
+        content.to_str().unwrap(),
+        "--announce",
+        "http://127.0.0.1:1/announce",
+        "--piece-length",
+        &piece_length.to_string(),
+        "--output",
+        torrent.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    torrent
+}
