@@ -474,6 +474,33 @@ def case_opentracker(ctx):
     return f"{c['bytes']} bytes in {c['secs']:.2f}s via {url}, peers {fmt_peers(c['peers'], {lt_addr: 'libtorrent'})}"
 
 
+def case_tracker_serves_libtorrent(ctx):
+    """Two libtorrent peers find each other only through the piecemeal tracker."""
+    need(have_libtorrent(), missing_tool("mktorrent"))
+    ctx.pm.needs()
+    name = "introduced.bin"
+    src = make_content(ctx.dir("seed"), name, SINGLE, seed=name)
+    probe = mktorrent(ctx, src, "http://127.0.0.1:1/announce", 18, "probe.torrent")
+    hx = info_hash(probe)
+    url = ctx.pm.tracker(ctx, [hx])
+    torrent = mktorrent(ctx, src, url, 18, f"{name}.torrent")
+    _lt, seed_addr = lt_seed(ctx, ctx.dir("seed"), torrent)
+    deadline = ctx.within(20)
+    while not scrape_complete(url, hx):
+        ctx.check_alive()
+        if time.monotonic() > deadline:
+            raise CaseFailed(f"the libtorrent seeder's announce never showed in the scrape of {url} for {hx}")
+        time.sleep(0.2)
+    # No --connect: the leecher learns of the seeder only from the tracker's reply.
+    leech, _ = lt_peer(ctx, "leecher", ctx.dir("leech"), torrent, exit_when_done=True)
+    c = expect_complete(leech, torrent, ctx, 60, "libtorrent leecher")
+    expect_exit0(leech, ctx, "libtorrent leecher")
+    expect_same(src, os.path.join(ctx.tmp, "leech", name))
+    if c["peers"].get(seed_addr, 0) <= 0:
+        raise CaseFailed(f"the leecher credits no bytes to the seeder {seed_addr}: peers={c['peers']}")
+    return f"{c['bytes']} bytes in {c['secs']:.2f}s via {url}; scrape listed the seeder"
+
+
 def case_mixed_swarm(ctx):
     """A piecemeal leecher completes a torrent from a libtorrent peer and a piecemeal peer together.
 
@@ -570,6 +597,7 @@ CASES = [
     (3, "transmission-leeches", case_transmission_leeches, 120),
     (3, "transmission-seeds", case_transmission_seeds, 90),
     (4, "opentracker", case_opentracker, 90),
+    (4, "tracker-serves-libtorrent", case_tracker_serves_libtorrent, 90),
     (5, "mixed-swarm", case_mixed_swarm, 120),
     (6, "metainfo-mktorrent", case_metainfo_mktorrent, 60),
     (6, "metainfo-create", case_metainfo_create, 60),
