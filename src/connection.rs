@@ -48,6 +48,8 @@ pub enum ConnError {
     BadPieces(u32),
     Idle(Duration),
     Snubbed,
+    /// Another connection to the same peer id is open already.
+    Duplicate,
 }
 
 impl fmt::Display for ConnError {
@@ -69,6 +71,7 @@ impl fmt::Display for ConnError {
             ConnError::BadPieces(n) => write!(f, "sent {n} pieces that failed their hash"),
             ConnError::Idle(d) => write!(f, "silent for {}s", d.as_secs()),
             ConnError::Snubbed => write!(f, "left our requests unanswered"),
+            ConnError::Duplicate => write!(f, "already connected to this peer"),
         }
     }
 }
@@ -149,9 +152,13 @@ pub fn run(
         last_sent: Instant::now(),
         waiting_since: None,
     };
+    if !torrent.register_peer(remote_id) {
+        return Err(ConnError::Duplicate);
+    }
     torrent.connections.fetch_add(1, Ordering::SeqCst);
     let result = conn.drive(MessageReader::new(max_message_len(pieces)));
     torrent.connections.fetch_sub(1, Ordering::SeqCst);
+    torrent.unregister_peer(&remote_id);
     for index in conn.pipeline.pieces() {
         torrent.picker.put_back(index);
     }

@@ -55,6 +55,9 @@ pub struct Torrent {
     stats: Mutex<BTreeMap<SocketAddr, PeerStats>>,
     /// Addresses with an outgoing connection open, so none is dialled twice.
     dialled: Mutex<HashSet<SocketAddr>>,
+    /// Peer ids with a connection open: a peer that dials us while we dial it gets one
+    /// connection, not two splitting the same work.
+    connected: Mutex<HashSet<[u8; 20]>>,
     /// Peers dropped for sending bad data, by address and by peer id.
     banned: Mutex<(HashSet<SocketAddr>, HashSet<[u8; 20]>)>,
     completed: AtomicBool,
@@ -94,6 +97,7 @@ impl Torrent {
             connections: AtomicUsize::new(0),
             stats: Mutex::new(BTreeMap::new()),
             dialled: Mutex::new(HashSet::new()),
+            connected: Mutex::new(HashSet::new()),
             banned: Mutex::new((HashSet::new(), HashSet::new())),
             completed: AtomicBool::new(complete),
             failure: Mutex::new(None),
@@ -204,6 +208,16 @@ impl Torrent {
     /// Releases an address claimed with [`claim_dial`](Self::claim_dial).
     pub fn release_dial(&self, addr: SocketAddr) {
         lock(&self.dialled).remove(&addr);
+    }
+
+    /// Records an open connection to `peer_id`; `false` if one is open already.
+    pub fn register_peer(&self, peer_id: [u8; 20]) -> bool {
+        lock(&self.connected).insert(peer_id)
+    }
+
+    /// Forgets a connection recorded with [`register_peer`](Self::register_peer).
+    pub fn unregister_peer(&self, peer_id: &[u8; 20]) {
+        lock(&self.connected).remove(peer_id);
     }
 
     /// Bans a peer that sent bad data, so it is neither dialled nor accepted again.

@@ -101,8 +101,8 @@ fn pieces_are_combined_from_two_partial_seeders() {
     let mut seeders = Vec::new();
     for dir in [&a, &b] {
         let mut s = peer(dir, &[&torrent], &["--tracker", &url]);
-        let addr = s.wait_listening("listening on").to_string();
-        seeders.push((s, addr));
+        s.wait_listening("listening on");
+        seeders.push(s);
     }
     let client_dir = work.path().join("client");
     let mut client = peer(
@@ -113,12 +113,12 @@ fn pieces_are_combined_from_two_partial_seeders() {
     let line = client.wait_for("complete", DOWNLOAD);
     assert!(client.wait_exit(DOWNLOAD).success());
     assert_same_tree(&work.path().join("seed"), &client_dir);
-    for (_, s) in &seeders {
-        assert!(
-            field(&line, "pieces").contains(&format!("{s}=")),
-            "no pieces from {s}: {line}"
-        );
-    }
+    // Completing at all proves both served (neither holds every piece); the credits agree.
+    let sources = field(&line, "pieces")
+        .split(',')
+        .filter(|p| !p.ends_with("=0"))
+        .count();
+    assert_eq!(sources, 2, "{line}");
 }
 
 #[test]
