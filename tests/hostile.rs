@@ -1016,3 +1016,101 @@ fn sigterm_mid_download_exits_cleanly_announces_stopped_and_resumes() {
     );
     assert_same_tree(&s.work.path().join("seed"), &dir);
 }
+
+/// A "tracker" that accepts connections and never answers, until dropped.
+struct Blackhole {
+    url: String,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Blackhole {
+    fn bind(addr: &str) -> Blackhole {
+        let listener = std::net::TcpListener::bind(addr).unwrap();
+        let url = format!("http://{}/announce", listener.local_addr().unwrap());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+                if let Some(stream) = accept_within(&listener, Duration::from_millis(100)) {
+                    held.push(stream);
+                }
+            }
+        });
+        Blackhole {
+            url,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Blackhole {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Whether `dir` holds the whole torrent, verified.
+fn holds_everything(meta: &Metainfo, dir: &Path) -> bool {
+    dir.join(&meta.info.name).exists()
+        && Storage::open(&meta.info, dir)
+            .is_ok_and(|storage| storage.verify(&meta.info).is_complete())
+}
+
+#[test]
+fn a_hung_tracker_does_not_hold_up_peers_given_with_connect() {
+    let s = Seeding::start((2 << 20) + 777);
+    let hung = Blackhole::bind("127.0.0.1:0");
+    let dir = s.work.path().join("client");
+    let seeder = s.addr.to_string();
+    let started = Instant::now();
+    let mut client = peer(
+        &dir,
+        &s.torrent,
+        &["--tracker", &hung.url, "--connect", &seeder],
+    );
+    client.wait_listening("listening on");
+    // The announce waits 10 s for an answer that never comes; the download must not.
+    let bound = Duration::from_secs(8);
+    while !holds_everything(&s.meta, &dir) {
+        assert!(
+            started.elapsed() < bound,
+            "nothing fetched from --connect peers while the tracker hangs"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    client.wait_for("complete", DOWNLOAD);
+    assert!(client.terminate().success(), "{}", client.stderr());
+    assert_same_tree(&s.work.path().join("seed"), &dir);
+}
+
+#[test]
+fn a_tracker_that_stops_answering_delays_the_exit_only_briefly() {
+    let s = Seeding::start((1 << 20) + 5000);
+    let (mut tracker, url) = tracker();
+    let dir = s.work.path().join("client");
+    let seeder = s.addr.to_string();
+    let mut client = peer(&dir, &s.torrent, &["--tracker", &url, "--connect", &seeder]);
+    client.wait_for("complete", DOWNLOAD);
+    // Let the `completed` announce reach the live tracker, then replace it by a silent one,
+    // well before the next regular announce (at least 5 s later).
+    std::thread::sleep(Duration::from_millis(500));
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches("/announce")
+        .to_string();
+    assert!(tracker.terminate().success());
+    let _hung = Blackhole::bind(&addr);
+    let stopping = Instant::now();
+    assert!(client.terminate().success(), "{}", client.stderr());
+    let took = stopping.elapsed();
+    assert!(
+        took < Duration::from_secs(7),
+        "exit waited {took:?} for the `stopped` announce"
+    );
+}
