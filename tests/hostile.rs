@@ -1114,3 +1114,24 @@ fn a_tracker_that_stops_answering_delays_the_exit_only_briefly() {
         "exit waited {took:?} for the `stopped` announce"
     );
 }
+
+#[test]
+fn a_stale_longer_file_in_the_folder_ends_up_as_the_torrents_file() {
+    let s = Seeding::start((1 << 20) + 5000);
+    let dir = s.work.path().join("client");
+    support::copy_tree(&s.work.path().join("seed"), &dir);
+    let first = dir.join("target/a.bin");
+    let mut stale = std::fs::read(&first).unwrap();
+    stale.extend_from_slice(b"the tail of an older, longer version");
+    std::fs::write(&first, stale).unwrap();
+    std::fs::remove_file(dir.join("target/deep/b.bin")).unwrap();
+    let mut client = peer(&dir, &s.torrent, &["--tracker", &s.url, "--exit-when-done"]);
+    let line = client.wait_for("complete", DOWNLOAD);
+    assert!(client.wait_exit(DOWNLOAD).success(), "{}", client.stderr());
+    let fetched: u64 = field(&line, "bytes").parse().unwrap();
+    assert!(
+        fetched < s.meta.info.total_length(),
+        "the first file's pieces were kept: {line}"
+    );
+    assert_same_tree(&s.work.path().join("seed"), &dir);
+}
