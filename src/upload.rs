@@ -71,8 +71,10 @@ pub fn start(
 }
 
 fn serve(stream: TcpStream, addr: SocketAddr, torrents: &Registry) {
+    // Info, not debug: a refused handshake (an encrypted one, say) is what a user
+    // looking into "why does this client not connect" needs to see.
     if let Err(e) = accept_handshake(stream, addr, torrents) {
-        log::debug!("{addr}: {e}");
+        log::info!("{addr}: handshake refused: {e}");
     }
 }
 

@@ -43,7 +43,12 @@ impl fmt::Display for WireError {
         match self {
             WireError::Io(e) => write!(f, "{e}"),
             WireError::Closed => write!(f, "connection closed by peer"),
-            WireError::BadProtocol => write!(f, "handshake is not the BitTorrent protocol"),
+            WireError::BadProtocol => {
+                write!(
+                    f,
+                    "not a BitTorrent handshake (an encrypted one? piecemeal speaks plaintext only)"
+                )
+            }
             WireError::TooLong { length, max } => {
                 write!(
                     f,

@@ -1,0 +1,279 @@
+#!/usr/bin/python3
+"""A libtorrent-rasterbar peer that speaks piecemeal's command-line contract.
+
+Run it with Debian's /usr/bin/python3 (python3-libtorrent is built for it).
+It is the "other side" in the interop cases, and with the same stdout lines as
+`piecemeal peer` (`listening on ADDR`, `complete <hash> <name> bytes=.. secs=..
+peers=ip:port=bytes,...`) it can also stand in for piecemeal during the
+harness's --self-check, which validates the harness against real programs only.
+
+    lt_peer.py peer --dir DIR --torrent FILE [--port N] [--tracker URL]
+                    [--connect IP:PORT ...] [--exit-when-done]
+    lt_peer.py show FILE.torrent          (prints `Hash: <hex>` like piecemeal show)
+    lt_peer.py create PATH --announce URL --output FILE [--piece-length BYTES]
+
+Diagnostics (tracker replies, peer connects, errors) go to stderr.
+"""
+
+import argparse
+import os
+import signal
+import sys
+import time
+
+import libtorrent as lt
+
+# Re-dial peers given with --connect this often while we still lack data from
+# them: the other side may not have been accepting yet (still hashing its files).
+RECONNECT_SECS = 2.0
+POLL_SECS = 0.1
+BLOCK = 16 * 1024
+LOGGED_ALERTS = (
+    lt.tracker_reply_alert,
+    lt.tracker_error_alert,
+    lt.tracker_warning_alert,
+    lt.tracker_announce_alert,
+    lt.peer_connect_alert,
+    lt.peer_disconnected_alert,
+    lt.peer_error_alert,
+    lt.torrent_error_alert,
+    lt.file_error_alert,
+    lt.hash_failed_alert,
+    lt.state_changed_alert,
+    lt.torrent_finished_alert,
+    lt.incoming_connection_alert,
+)
+
+
+def log(msg):
+    print(f"[lt_peer {time.monotonic():.2f}] {msg}", file=sys.stderr, flush=True)
+
+
+def session_for(bind, port):
+    """A loopback-only libtorrent session with nothing that could leave the machine."""
+    mask = (
+        lt.alert.category_t.error_notification
+        | lt.alert.category_t.status_notification
+        | lt.alert.category_t.tracker_notification
+        | lt.alert.category_t.connect_notification
+        | lt.alert.category_t.peer_notification
+        # block_finished_alert names the peer each block came from; peer_info
+        # alone misses peers that disconnect the instant we complete.
+        | lt.alert.category_t.block_progress_notification
+    )
+    ses = lt.session(
+        {
+            "listen_interfaces": f"{bind}:{port}",
+            "outgoing_interfaces": bind,
+            "enable_dht": False,
+            "enable_lsd": False,
+            "enable_upnp": False,
+            "enable_natpmp": False,
+            "enable_incoming_utp": False,
+            "enable_outgoing_utp": False,
+            # Every peer in these tests is 127.0.0.1.
+            "allow_multiple_connections_per_ip": True,
+            "alert_mask": int(mask),
+            "alert_queue_size": 100000,
+            "announce_to_all_trackers": True,
+            "announce_to_all_tiers": True,
+            "min_reconnect_time": 1,
+            "peer_connect_timeout": 5,
+            "user_agent": "piecemeal-interop-libtorrent",
+        }
+    )
+    for cid in (lt.session.global_peer_class_id, lt.session.local_peer_class_id):
+        pc = ses.get_peer_class(cid)
+        pc["upload_limit"] = 0
+        pc["download_limit"] = 0
+        ses.set_peer_class(cid, pc)
+    return ses
+
+
+def wait_listening(ses, deadline):
+    """Return the bound TCP port once libtorrent reports it."""
+    while time.monotonic() < deadline:
+        for a in ses.pop_alerts():
+            if isinstance(a, lt.listen_succeeded_alert) and a.socket_type == lt.socket_type_t.tcp:
+                return a.port
+            if isinstance(a, lt.listen_failed_alert):
+                raise SystemExit(f"lt_peer: cannot listen: {a.message()}")
+        ses.wait_for_alert(200)
+    port = ses.listen_port()
+    if port:
+        return port
+    raise SystemExit("lt_peer: no listen_succeeded_alert within time")
+
+
+def block_len(ti, piece, block):
+    """Payload length of one 16 KiB request block (the last one of a piece may be short)."""
+    return max(0, min(BLOCK, ti.piece_size(piece) - block * BLOCK))
+
+
+def parse_addr(text):
+    host, _, port = text.rpartition(":")
+    return (host, int(port))
+
+
+def take_alerts(ses, ti, per_peer):
+    """Log the interesting alerts and credit each finished block to the peer that sent it."""
+    for a in ses.pop_alerts():
+        if isinstance(a, lt.block_finished_alert):
+            key = f"{a.endpoint[0]}:{a.endpoint[1]}"
+            per_peer[key] = per_peer.get(key, 0) + block_len(ti, a.piece_index, a.block_index)
+        elif isinstance(a, LOGGED_ALERTS):
+            log(a.message())
+
+
+def cmd_peer(args):
+    stop = {"flag": False}
+
+    def on_signal(_sig, _frm):
+        stop["flag"] = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    ses = session_for(args.bind, args.port)
+    port = wait_listening(ses, time.monotonic() + 10)
+    print(f"listening on {args.bind}:{port}", flush=True)
+
+    ti = lt.torrent_info(args.torrent)
+    atp = lt.add_torrent_params()
+    atp.ti = ti
+    atp.save_path = args.dir
+    h = ses.add_torrent(atp)
+    if args.tracker:
+        h.replace_trackers([lt.announce_entry(args.tracker)])
+    info_hash = str(ti.info_hash())
+    name = ti.name()
+    connects = [parse_addr(c) for c in args.connect]
+
+    started = time.monotonic()
+    was_seed_at_start = None
+    completed = False
+    last_dial = 0.0
+    per_peer = {}  # "ip:port" -> payload bytes of verified-or-not blocks it sent us
+    next_status = 0.0
+    while not stop["flag"]:
+        take_alerts(ses, ti, per_peer)
+        st = h.status()
+        if st.state in (lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data):
+            ses.wait_for_alert(int(POLL_SECS * 1000))
+            continue
+        if was_seed_at_start is None:
+            was_seed_at_start = st.is_seeding
+            # Not part of piecemeal's contract; lets the harness wait for a partial seed.
+            print(f"checked {info_hash} have={st.total_wanted_done}/{st.total_wanted}", flush=True)
+        now = time.monotonic()
+        if connects and now - last_dial >= RECONNECT_SECS:
+            connected = {(p.ip[0], p.ip[1]) for p in h.get_peer_info()}
+            for addr in connects:
+                if addr not in connected:
+                    h.connect_peer(addr)
+            last_dial = now
+        if now >= next_status:
+            log(f"status state={st.state} done={st.total_wanted_done}/{st.total_wanted} peers={st.num_peers}")
+            next_status = now + 2
+        if st.is_seeding and not completed:
+            completed = True
+            # Alerts for the last blocks can trail the state change by a moment.
+            ses.wait_for_alert(300)
+            take_alerts(ses, ti, per_peer)
+            secs = now - started
+            got = 0 if was_seed_at_start else st.total_payload_download
+            peers = ",".join(f"{k}={v}" for k, v in sorted(per_peer.items()) if v > 0)
+            print(
+                f"complete {info_hash} {name} bytes={got} secs={secs:.3f} peers={peers}",
+                flush=True,
+            )
+            if args.exit_when_done:
+                break
+        ses.wait_for_alert(int(POLL_SECS * 1000))
+    # Tell trackers we are leaving, bounded so a dead tracker cannot hold us.
+    ses.pause()
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        if any(isinstance(a, lt.tracker_reply_alert) for a in ses.pop_alerts()):
+            break
+        ses.wait_for_alert(100)
+    return 0
+
+
+def cmd_check(args):
+    """Hash-check DIR against the torrent; exit 0 only if every piece verifies."""
+    ses = session_for("127.0.0.1", 0)
+    ti = lt.torrent_info(args.torrent)
+    atp = lt.add_torrent_params()
+    atp.ti = ti
+    atp.save_path = args.dir
+    h = ses.add_torrent(atp)
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        st = h.status()
+        if st.errc.value() != 0:
+            print(f"error: {st.errc.message()}")
+            return 1
+        if st.state not in (lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data):
+            have = sum(1 for b in st.pieces if b)
+            print(f"verified {have}/{ti.num_pieces()} pieces")
+            return 0 if have == ti.num_pieces() else 1
+        time.sleep(POLL_SECS)
+    print("checking did not finish in time")
+    return 1
+
+
+def cmd_show(args):
+    ti = lt.torrent_info(args.torrent)
+    print(f"Name: {ti.name()}")
+    print(f"Hash: {ti.info_hash()}")
+    print(f"Total size: {ti.total_size()}")
+    print(f"Pieces: {ti.num_pieces()} x {ti.piece_length()}")
+    fs = ti.files()
+    for i in range(fs.num_files()):
+        print(f"File: {fs.file_path(i)} {fs.file_size(i)}")
+    for t in ti.trackers():
+        print(f"Tracker: {t.url}")
+    return 0
+
+
+def cmd_create(args):
+    fs = lt.file_storage()
+    lt.add_files(fs, args.path)
+    ct = lt.create_torrent(fs, args.piece_length, flags=lt.create_torrent.v1_only)
+    for url in args.announce:
+        ct.add_tracker(url)
+    lt.set_piece_hashes(ct, os.path.dirname(os.path.abspath(args.path)))
+    with open(args.output, "wb") as f:
+        f.write(lt.bencode(ct.generate()))
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("peer")
+    p.add_argument("--dir", required=True)
+    p.add_argument("--torrent", required=True)
+    p.add_argument("--bind", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--tracker")
+    p.add_argument("--connect", action="append", default=[])
+    p.add_argument("--exit-when-done", action="store_true")
+    s = sub.add_parser("show")
+    s.add_argument("torrent")
+    k = sub.add_parser("check")
+    k.add_argument("--dir", required=True)
+    k.add_argument("--torrent", required=True)
+    k.add_argument("--timeout", type=float, default=60)
+    c = sub.add_parser("create")
+    c.add_argument("path")
+    c.add_argument("--announce", action="append", default=[])
+    c.add_argument("--piece-length", type=int, default=256 * 1024)
+    c.add_argument("--output", required=True)
+    args = ap.parse_args()
+    return {"peer": cmd_peer, "show": cmd_show, "create": cmd_create, "check": cmd_check}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
