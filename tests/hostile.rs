@@ -1135,3 +1135,43 @@ fn a_stale_longer_file_in_the_folder_ends_up_as_the_torrents_file() {
     );
     assert_same_tree(&s.work.path().join("seed"), &dir);
 }
+
+#[test]
+fn a_peer_that_requests_but_never_reads_is_dropped_while_others_are_served() {
+    let s = Seeding::start((2 << 20) + 777);
+    let full_pieces = s.meta.info.piece_count() as u32 - 1;
+    let mut greedy = s.connect().unchoked();
+    // Valid requests for about 32 MiB, far more than socket buffers hold, and never a byte read.
+    let requests: Vec<u8> = (0..2000u32)
+        .flat_map(|i| {
+            let (index, begin) = (i % full_pieces, (i / full_pieces % 2) * 16384);
+            Message::Request {
+                index,
+                begin,
+                length: 16384,
+            }
+            .to_bytes()
+        })
+        .collect();
+    greedy.stream.write_all(&requests).unwrap();
+    let since = Instant::now();
+    s.assert_real_client_downloads("client");
+    // The seeder gives up once a write makes no progress for 20 s. The kernel grows its send
+    // buffer for a while first, so this takes about a minute on Linux. Our requests lie unread
+    // on its side, so its close arrives as a reset: a socket error, seen without reading (a
+    // read would let the seeder make progress).
+    let deadline = since + Duration::from_secs(150);
+    while greedy.stream.take_error().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "a peer that never reads held its connection for {:?}",
+            since.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(
+        since.elapsed() >= Duration::from_secs(20),
+        "dropped after only {:?}",
+        since.elapsed()
+    );
+}
