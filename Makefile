@@ -1,6 +1,6 @@
 # piecemeal: the two set-up commands are `make demo` and `make test` (see README.md).
 CARGO ?= cargo
-BIN := target/release/piecemeal
+BIN := $(or $(CARGO_TARGET_DIR),target)/release/piecemeal
 CLIENT_DIR := target/client
 TORRENTS := --torrent testdata/file.torrent --torrent testdata/folder.torrent
 TRACKER := http://127.0.0.1:6969/announce
@@ -11,7 +11,7 @@ build:
 	$(CARGO) build --release
 
 demo: build
-	bash scripts/demo.sh
+	BIN=$(BIN) bash scripts/demo.sh
 
 test: unit interop
 

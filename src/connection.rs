@@ -107,6 +107,8 @@ struct Conn<'a> {
     peer_choking: bool,
     peer_interested: bool,
     peer_has: Bitfield,
+    /// Set when `peer_has` or our pieces changed, so interest is recomputed only then.
+    interest_stale: bool,
     pipeline: Pipeline,
     have_pos: usize,
     hash_failures: u32,
@@ -139,6 +141,7 @@ pub fn run(
         peer_choking: true,
         peer_interested: false,
         peer_has: Bitfield::new(pieces),
+        interest_stale: true,
         pipeline: Pipeline::new(MAX_IN_FLIGHT, MAX_PIECES),
         have_pos: 0,
         hash_failures: 0,
@@ -208,13 +211,18 @@ impl Conn<'_> {
         let (new, pos) = self.torrent.haves_since(self.have_pos);
         self.have_pos = pos;
         for index in new {
+            self.interest_stale = true;
             self.pipeline_drop_if_done(index);
             if !self.peer_has.get(index as usize) {
                 self.queue(Message::Have(index));
             }
         }
-        let want = self.torrent.is_downloading()
-            && self.torrent.picker.have().lacks_any_of(&self.peer_has);
+        let want = if std::mem::take(&mut self.interest_stale) {
+            self.torrent.is_downloading() && self.torrent.picker.have().lacks_any_of(&self.peer_has)
+        } else {
+            // A disk failure stops the download without a new piece to mark interest stale.
+            self.am_interested && self.torrent.is_downloading()
+        };
         if want != self.am_interested {
             self.am_interested = want;
             self.queue(if want {
@@ -290,9 +298,10 @@ impl Conn<'_> {
                 if index as usize >= pieces {
                     return Err(ConnError::BadHave(index));
                 }
-                self.peer_has.set(index as usize);
+                self.interest_stale |= self.peer_has.set(index as usize);
             }
             Message::Bitfield(bytes) => {
+                self.interest_stale = true;
                 self.peer_has =
                     Bitfield::from_bytes(&bytes, pieces).map_err(ConnError::BadBitfield)?;
             }

@@ -27,6 +27,8 @@ use std::time::{Duration, Instant};
 /// Outgoing connections per torrent.
 const MAX_OUTGOING: usize = 40;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often `--connect` peers without an open connection are dialled again.
+const REDIAL: Duration = Duration::from_secs(10);
 /// Retry delay after a failed announce.
 const ANNOUNCE_RETRY: Duration = Duration::from_secs(15);
 /// Bounds on the re-announce interval a tracker may ask for.
@@ -185,11 +187,17 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
                 }
             }
         };
-        let (torrent, port, has_tracker) = (torrent.clone(), local.port(), !tiers.is_empty());
+        let task = AnnounceTask {
+            torrent: torrent.clone(),
+            announcer,
+            has_tracker: !tiers.is_empty(),
+            port: local.port(),
+            connect: config.connect.clone(),
+        };
         announcers.push(
             std::thread::Builder::new()
                 .name("announce".into())
-                .spawn(move || announce_loop(&torrent, announcer, has_tracker, first, events, port))
+                .spawn(move || task.run(first, events))
                 .map_err(PeerError::Io)?,
         );
     }
@@ -277,42 +285,61 @@ fn request(torrent: &Torrent, port: u16, event: Event) -> AnnounceRequest {
     }
 }
 
-/// Re-announces at the tracker's interval, announces `completed` once the torrent is whole and
-/// `stopped` on shutdown, and dials the peers the tracker names while downloading.
-fn announce_loop(
-    torrent: &Arc<Torrent>,
-    mut announcer: Announcer,
-    mut has_tracker: bool,
-    first: Option<AnnounceResponse>,
-    events: Receiver<TorrentEvent>,
+/// The announce thread of one torrent.
+struct AnnounceTask {
+    torrent: Arc<Torrent>,
+    announcer: Announcer,
+    has_tracker: bool,
     port: u16,
-) {
-    let mut next = handle_reply(torrent, first.as_ref());
-    let announce = |event: Event, announcer: &mut Announcer| -> Instant {
-        match announcer.announce(&request(torrent, port, event)) {
-            Ok(reply) => handle_reply(torrent, Some(&reply)),
+    /// Peers given with `--connect`: dialled at start and again every [`REDIAL`] while no
+    /// connection to them is open, since they may come up later or hang up.
+    connect: Vec<SocketAddr>,
+}
+
+impl AnnounceTask {
+    /// Re-announces at the tracker's interval, announces `completed` once the torrent is whole
+    /// and `stopped` on shutdown, and dials the peers the tracker names.
+    fn run(mut self, first: Option<AnnounceResponse>, events: Receiver<TorrentEvent>) {
+        let torrent = self.torrent.clone();
+        let mut next = handle_reply(&torrent, first.as_ref());
+        let mut next_redial = Instant::now();
+        while !torrent.is_shutting_down() {
+            if Instant::now() >= next_redial {
+                for addr in &self.connect {
+                    dial(&torrent, *addr);
+                }
+                next_redial = Instant::now() + REDIAL;
+            }
+            match events.recv_timeout(Duration::from_millis(200)) {
+                Ok(TorrentEvent::Completed) if self.has_tracker => {
+                    next = self.announce(Event::Completed)
+                }
+                Ok(_) | Err(RecvTimeoutError::Timeout) => {
+                    if self.has_tracker && Instant::now() >= next {
+                        next = self.announce(Event::None);
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => self.has_tracker = false,
+            }
+        }
+        if self.has_tracker {
+            self.announcer.set_timeout(STOPPED_TIMEOUT);
+            self.announce(Event::Stopped);
+        }
+    }
+
+    /// Announces once; returns when to announce next.
+    fn announce(&mut self, event: Event) -> Instant {
+        match self
+            .announcer
+            .announce(&request(&self.torrent, self.port, event))
+        {
+            Ok(reply) => handle_reply(&self.torrent, Some(&reply)),
             Err(e) => {
-                log::warn!("{}: {e}", torrent.meta.info.name);
+                log::warn!("{}: {e}", self.torrent.meta.info.name);
                 Instant::now() + ANNOUNCE_RETRY
             }
         }
-    };
-    while !torrent.is_shutting_down() {
-        match events.recv_timeout(Duration::from_millis(200)) {
-            Ok(TorrentEvent::Completed) if has_tracker => {
-                next = announce(Event::Completed, &mut announcer)
-            }
-            Ok(_) | Err(RecvTimeoutError::Timeout) => {
-                if has_tracker && Instant::now() >= next {
-                    next = announce(Event::None, &mut announcer);
-                }
-            }
-            Err(RecvTimeoutError::Disconnected) => has_tracker = false,
-        }
-    }
-    if has_tracker {
-        announcer.set_timeout(STOPPED_TIMEOUT);
-        announce(Event::Stopped, &mut announcer);
     }
 }
 

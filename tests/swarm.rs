@@ -289,3 +289,35 @@ fn corrupt_blocks_from_one_seeder_do_not_spoil_the_download() {
         client.stderr()
     );
 }
+
+#[test]
+fn a_connect_peer_that_comes_up_later_is_dialled_again() {
+    let work = tempfile::tempdir().unwrap();
+    let torrent = make_torrent(work.path(), "late", 1 << 20, 1 << 15);
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let seeder_addr = format!("127.0.0.1:{port}");
+    // The torrent's own tracker is unreachable: the client runs on --connect alone.
+    let client_dir = work.path().join("client");
+    let mut client = peer(
+        &client_dir,
+        &[&torrent],
+        &["--connect", &seeder_addr, "--exit-when-done"],
+    );
+    client.wait_listening("listening on");
+    std::thread::sleep(Duration::from_secs(2));
+    let (_tracker, url) = tracker();
+    let seed_dir = work.path().join("seed");
+    let port = port.to_string();
+    let mut args = vec!["peer", "--dir", seed_dir.to_str().unwrap(), "--port", &port];
+    args.extend(["--torrent", torrent.to_str().unwrap(), "--tracker", &url]);
+    let mut seeder = Proc::start(&args);
+    seeder.wait_listening("listening on");
+    let line = client.wait_for("complete", DOWNLOAD);
+    assert!(field(&line, "peers").starts_with(&seeder_addr), "{line}");
+    assert!(client.wait_exit(DOWNLOAD).success());
+    assert_same_tree(&seed_dir, &client_dir);
+}

@@ -18,6 +18,7 @@ import urllib.request
 
 from harness import (
     DEBIAN_PYTHON,
+    LOOPBACK,
     LT_PEER,
     CaseFailed,
     CaseSkipped,
@@ -43,6 +44,7 @@ MiB = 1024 * 1024
 SINGLE = 3 * MiB + 12345
 MULTI = {
     "a.bin": 1 * MiB + 7,
+    "empty.txt": 0,
     "sub/b.bin": 2 * MiB + 999,
     "sub/deeper/c.txt": 5000,
     "d.bin": 300001,
@@ -150,9 +152,9 @@ class Piecemeal:
     def _env(self):
         return None if self.self_check else {"RUST_LOG": os.environ.get("RUST_LOG", "info")}
 
-    def peer(self, ctx, role, data_dir, torrent, connect=(), tracker=None, exit_when_done=False, bind="127.0.0.1"):
-        """Start a peer; return (proc, "ip:port") once it listens."""
-        argv = self._argv() + ["peer", "--dir", data_dir, "--torrent", torrent, "--bind", bind, "--port", "0"]
+    def peer(self, ctx, role, data_dir, torrent, connect=(), tracker=None, exit_when_done=False):
+        """Start a peer; return (proc, "127.0.0.1:port") once it listens."""
+        argv = self._argv() + ["peer", "--dir", data_dir, "--torrent", torrent, "--bind", LOOPBACK, "--port", "0"]
         for addr in connect:
             argv += ["--connect", addr]
         if tracker:
@@ -163,13 +165,13 @@ class Piecemeal:
         m = ctx.wait_line(proc, r"^listening on (\S+:\d+)\s*$", 20, "`listening on ADDR`")
         return proc, m.group(1)
 
-    def tracker(self, ctx, whitelist, bind="127.0.0.1"):
+    def tracker(self, ctx, whitelist):
         """Start a tracker; return its announce URL. `whitelist` only matters for the stand-in."""
         if self.self_check:
-            return start_opentracker(ctx, whitelist, bind)
+            return start_opentracker(ctx, whitelist)
         proc = ctx.start(
             f"{self.label} tracker",
-            self._argv() + ["tracker", "--bind", f"{bind}:0", "--interval", "5"],
+            self._argv() + ["tracker", "--bind", f"{LOOPBACK}:0", "--interval", "5"],
             env=self._env(),
         )
         m = ctx.wait_line(proc, r"^tracker listening on (\S+:\d+)\s*$", 20, "`tracker listening on ADDR`")
@@ -207,7 +209,7 @@ def mktorrent(ctx, path, announce, piece_exp, out_name):
 
 def lt_peer(ctx, role, data_dir, torrent, connect=(), tracker=None, exit_when_done=False):
     """Start a libtorrent peer; return (proc, "127.0.0.1:port") once it listens."""
-    argv = [DEBIAN_PYTHON, LT_PEER, "peer", "--dir", data_dir, "--torrent", torrent, "--bind", "127.0.0.1", "--port", "0"]
+    argv = [DEBIAN_PYTHON, LT_PEER, "peer", "--dir", data_dir, "--torrent", torrent, "--bind", LOOPBACK, "--port", "0"]
     for addr in connect:
         argv += ["--connect", addr]
     if tracker:
@@ -229,9 +231,9 @@ def lt_seed(ctx, data_dir, torrent, role="seeder", want=None):
     return proc, addr
 
 
-def start_opentracker(ctx, whitelist, bind="127.0.0.1"):
-    """Start Debian's (whitelist-only) opentracker on a free port; return its announce URL."""
-    port = free_port(bind)
+def start_opentracker(ctx, whitelist):
+    """Start Debian's (whitelist-only) opentracker on a free loopback port; return its announce URL."""
+    port = free_port()
     root = ctx.dir("opentracker")
     os.chmod(root, 0o755)  # it drops to user nobody, who must read the whitelist
     wl = os.path.join(root, "whitelist.txt")
@@ -242,10 +244,10 @@ def start_opentracker(ctx, whitelist, bind="127.0.0.1"):
     wl_seen = "/whitelist.txt" if os.geteuid() == 0 else wl
     conf = os.path.join(root, "opentracker.conf")
     with open(conf, "w") as f:
-        f.write(f"listen.tcp {bind}:{port}\naccess.whitelist {wl_seen}\ntracker.rootdir {root}\n")
+        f.write(f"listen.tcp {LOOPBACK}:{port}\naccess.whitelist {wl_seen}\ntracker.rootdir {root}\n")
     ctx.start("opentracker", ["opentracker", "-f", conf], cwd=root)
-    wait_accepting(bind, port, ctx.within(10), "opentracker")
-    return f"http://{bind}:{port}/announce"
+    wait_accepting(port, ctx.within(10), "opentracker")
+    return f"http://{LOOPBACK}:{port}/announce"
 
 
 def scrape_complete(announce_url, hex_hash):
@@ -349,23 +351,14 @@ def case_piecemeal_seeds_multi(ctx):
     return _pm_seeds(ctx, MULTI, "multi")
 
 
-def case_transmission_leeches(ctx):
-    """Transmission, announcing to the piecemeal tracker, downloads from a piecemeal seeder."""
-    need(missing_tool("transmission-cli"), missing_tool("mktorrent"))
-    ctx.pm.needs()
-    # Transmission discards 127.0.0.0/8 peers from tracker replies as "martian", so it never
-    # dials the seeder itself. Everything stays on loopback: the tracker lists Transmission
-    # to the piecemeal seeder, which dials it, as seeders of other clients do.
-    bind = "127.0.0.1"
-    name = "transmitted"
-    src = make_content(ctx.dir("seed"), name, MULTI, seed=name)
-    # The info hash does not depend on the announce URL; the stand-in tracker needs it up front.
-    probe = mktorrent(ctx, src, "http://127.0.0.1:1/announce", 16, "probe.torrent")
-    url = ctx.pm.tracker(ctx, [info_hash(probe)], bind)
-    torrent = mktorrent(ctx, src, url, 16, f"{name}.torrent")
+def start_transmission(ctx, role, torrent, data_dir):
+    """Start transmission-cli on `torrent` with its own config folder; return (proc, port).
 
-    cfg, dl = ctx.dir("transmission-config"), ctx.dir("leech")
-    port = free_port(bind)
+    Loopback-only settings, no rate limits, and Transmission's default encryption
+    setting ("preferred", which falls back to plaintext for peers without it).
+    """
+    cfg = ctx.dir(f"transmission-{role}-config")
+    port = free_port()
     settings = {
         "dht-enabled": False,
         "lpd-enabled": False,
@@ -373,12 +366,10 @@ def case_transmission_leeches(ctx):
         "utp-enabled": False,
         "port-forwarding-enabled": False,
         "blocklist-enabled": False,
-        "bind-address-ipv4": bind,
+        "bind-address-ipv4": LOOPBACK,
         "bind-address-ipv6": "::1",
         "peer-port": port,
-        # 0 = plaintext preferred: piecemeal does not speak message stream encryption.
-        "encryption": 0,
-        "download-dir": dl,
+        "download-dir": data_dir,
         "incomplete-dir-enabled": False,
         "speed-limit-down-enabled": False,
         "speed-limit-up-enabled": False,
@@ -387,18 +378,37 @@ def case_transmission_leeches(ctx):
     }
     with open(os.path.join(cfg, "settings.json"), "w") as f:
         json.dump(settings, f)
-    tr = ctx.start("transmission-cli leecher", ["transmission-cli", "-g", cfg, "-w", dl, "-p", port, "-et", torrent])
-    wait_accepting(bind, port, ctx.within(15), "transmission-cli")
+    proc = ctx.start(f"transmission-cli {role}", ["transmission-cli", "-g", cfg, "-w", data_dir, "-p", port, torrent])
+    wait_accepting(port, ctx.within(15), "transmission-cli")
+    return proc, port
+
+
+def case_transmission_leeches(ctx):
+    """Transmission, announcing to the piecemeal tracker, downloads from a piecemeal seeder."""
+    need(missing_tool("transmission-cli"), missing_tool("mktorrent"))
+    ctx.pm.needs()
+    # Transmission discards 127.0.0.0/8 peers from tracker replies as "martian", so it never
+    # dials the seeder itself. Everything stays on loopback: the tracker lists Transmission
+    # to the piecemeal seeder, which dials it, as seeders of other clients do.
+    name = "transmitted"
+    src = make_content(ctx.dir("seed"), name, MULTI, seed=name)
+    # The info hash does not depend on the announce URL; the stand-in tracker needs it up front.
+    probe = mktorrent(ctx, src, "http://127.0.0.1:1/announce", 16, "probe.torrent")
+    url = ctx.pm.tracker(ctx, [info_hash(probe)])
+    torrent = mktorrent(ctx, src, url, 16, f"{name}.torrent")
+    dl = ctx.dir("leech")
+    tr, port = start_transmission(ctx, "leecher", torrent, dl)
     # The self-check's stand-in (libtorrent) does not dial peers it learns as a seeder.
-    connect = [f"{bind}:{port}"] if ctx.pm.self_check else []
-    _pm, pm_addr = ctx.pm.peer(ctx, "seeder", ctx.dir("seed"), torrent, connect=connect, bind=bind)
+    connect = [f"{LOOPBACK}:{port}"] if ctx.pm.self_check else []
+    _pm, pm_addr = ctx.pm.peer(ctx, "seeder", ctx.dir("seed"), torrent, connect=connect)
     started = time.monotonic()
     deadline = ctx.within(60)
     got = os.path.join(dl, name)
-    while compare_trees(src, got):
+    while compare_trees(src, got, skip_empty=True):
         ctx.check_alive()
         if time.monotonic() > deadline:
-            raise CaseFailed(f"Transmission did not finish downloading in time: {compare_trees(src, got)}")
+            problem = compare_trees(src, got, skip_empty=True)
+            raise CaseFailed(f"Transmission did not finish downloading in time: {problem}")
         time.sleep(0.5)
     took = time.monotonic() - started
     # Transmission logs this only for a tracker reply it parsed and that listed peers
@@ -412,6 +422,27 @@ def case_transmission_leeches(ctx):
     )
     how = "which found it through the tracker and dialed it"
     return f"byte-identical after {took:.1f}s from seeder {pm_addr} {how}; tracker {url}: {reply!r}"
+
+
+def case_transmission_seeds(ctx):
+    """Transmission seeds, piecemeal downloads (dialing Transmission directly)."""
+    need(missing_tool("transmission-cli"), missing_tool("mktorrent"))
+    ctx.pm.needs()
+    name = "from-transmission"
+    src = make_content(ctx.dir("seed"), name, MULTI, seed=name)
+    torrent = mktorrent(ctx, src, ctx.null_tracker(), 16, f"{name}.torrent")
+    tr, port = start_transmission(ctx, "seeder", torrent, ctx.dir("seed"))
+    # Wait until the torrent runs: before that Transmission drops handshakes for it, and
+    # piecemeal dials a --connect address only once. Its first announce marks the start.
+    # (Its stdout status line is block-buffered into the pipe, its log is not.)
+    wait_file_line(tr.err_path, r"Announcing to tracker", ctx.within(30), "transmission-cli", "its first announce")
+    tr_addr = f"127.0.0.1:{port}"
+    pm, _ = ctx.pm.peer(ctx, "leecher", ctx.dir("leech"), torrent, connect=[tr_addr], exit_when_done=True)
+    # Transmission unchokes on its own 10 s pulse, so this takes over 10 s.
+    c = expect_complete(pm, torrent, ctx, 60, f"{ctx.pm.label} leecher")
+    expect_exit0(pm, ctx, f"{ctx.pm.label} leecher")
+    expect_same(src, os.path.join(ctx.tmp, "leech", name))
+    return f"{c['bytes']} bytes in {c['secs']:.2f}s, peers {fmt_peers(c['peers'], {tr_addr: 'transmission'})}"
 
 
 def case_opentracker(ctx):
@@ -441,6 +472,33 @@ def case_opentracker(ctx):
             f"complete line credits no bytes to the libtorrent seeder {lt_addr}: peers={c['peers']}"
         )
     return f"{c['bytes']} bytes in {c['secs']:.2f}s via {url}, peers {fmt_peers(c['peers'], {lt_addr: 'libtorrent'})}"
+
+
+def case_tracker_serves_libtorrent(ctx):
+    """Two libtorrent peers find each other only through the piecemeal tracker."""
+    need(have_libtorrent(), missing_tool("mktorrent"))
+    ctx.pm.needs()
+    name = "introduced.bin"
+    src = make_content(ctx.dir("seed"), name, SINGLE, seed=name)
+    probe = mktorrent(ctx, src, "http://127.0.0.1:1/announce", 18, "probe.torrent")
+    hx = info_hash(probe)
+    url = ctx.pm.tracker(ctx, [hx])
+    torrent = mktorrent(ctx, src, url, 18, f"{name}.torrent")
+    _lt, seed_addr = lt_seed(ctx, ctx.dir("seed"), torrent)
+    deadline = ctx.within(20)
+    while not scrape_complete(url, hx):
+        ctx.check_alive()
+        if time.monotonic() > deadline:
+            raise CaseFailed(f"the libtorrent seeder's announce never showed in the scrape of {url} for {hx}")
+        time.sleep(0.2)
+    # No --connect: the leecher learns of the seeder only from the tracker's reply.
+    leech, _ = lt_peer(ctx, "leecher", ctx.dir("leech"), torrent, exit_when_done=True)
+    c = expect_complete(leech, torrent, ctx, 60, "libtorrent leecher")
+    expect_exit0(leech, ctx, "libtorrent leecher")
+    expect_same(src, os.path.join(ctx.tmp, "leech", name))
+    if c["peers"].get(seed_addr, 0) <= 0:
+        raise CaseFailed(f"the leecher credits no bytes to the seeder {seed_addr}: peers={c['peers']}")
+    return f"{c['bytes']} bytes in {c['secs']:.2f}s via {url}; scrape listed the seeder"
 
 
 def case_mixed_swarm(ctx):
@@ -537,7 +595,9 @@ CASES = [
     (2, "piecemeal-seeds-single", case_piecemeal_seeds_single, 60),
     (2, "piecemeal-seeds-multi", case_piecemeal_seeds_multi, 60),
     (3, "transmission-leeches", case_transmission_leeches, 120),
+    (3, "transmission-seeds", case_transmission_seeds, 90),
     (4, "opentracker", case_opentracker, 90),
+    (4, "tracker-serves-libtorrent", case_tracker_serves_libtorrent, 90),
     (5, "mixed-swarm", case_mixed_swarm, 120),
     (6, "metainfo-mktorrent", case_metainfo_mktorrent, 60),
     (6, "metainfo-create", case_metainfo_create, 60),

@@ -21,6 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 LT_PEER = os.path.join(HERE, "lt_peer.py")
 # python3-libtorrent is built for Debian's interpreter, not whatever python3 is on PATH.
 DEBIAN_PYTHON = "/usr/bin/python3"
+LOOPBACK = "127.0.0.1"
 
 
 class CaseFailed(Exception):
@@ -66,16 +67,20 @@ class Proc:
         self._reader.start()
 
     def _read(self):
+        # Lines end at \n or \r: progress displays (transmission-cli's) rewrite one line
+        # with \r and never end it, and each state they show must be seen.
+        pending = b""
         with open(self.out_path, "wb") as log:
-            for raw in iter(self.popen.stdout.readline, b""):
-                log.write(raw)
+            for chunk in iter(lambda: self.popen.stdout.read1(65536), b""):
+                log.write(chunk)
                 log.flush()
-                # Progress displays rewrite one line with \r; keep the last state.
-                text = raw.decode("utf-8", "replace").rstrip("\r\n").split("\r")[-1]
-                with self._cond:
-                    self.lines.append(text)
-                    self._cond.notify_all()
+                *done, pending = re.split(rb"\r\n|\r|\n", pending + chunk)
+                self._add([d.decode("utf-8", "replace") for d in done if d])
+        self._add([pending.decode("utf-8", "replace")] if pending else [])
+
+    def _add(self, lines):
         with self._cond:
+            self.lines.extend(lines)
             self._cond.notify_all()
 
     def wait_line(self, pattern, deadline, what, watch=()):
@@ -192,22 +197,22 @@ def run_tool(argv, timeout, what):
     return out
 
 
-def free_port(host="127.0.0.1"):
-    """A TCP port on `host` that was free a moment ago (for programs that cannot bind 0)."""
+def free_port():
+    """A loopback TCP port that was free a moment ago (for programs that cannot bind 0)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
+        s.bind((LOOPBACK, 0))
         return s.getsockname()[1]
 
 
-def wait_accepting(host, port, deadline, who):
-    """Wait until something accepts TCP connections on host:port."""
+def wait_accepting(port, deadline, who):
+    """Wait until something accepts TCP connections on the loopback port."""
     while True:
         try:
-            socket.create_connection((host, port), timeout=1).close()
+            socket.create_connection((LOOPBACK, port), timeout=1).close()
             return
         except OSError as e:
             if time.monotonic() > deadline:
-                raise CaseFailed(f"{who} is not accepting connections on {host}:{port}: {e}") from e
+                raise CaseFailed(f"{who} is not accepting connections on {LOOPBACK}:{port}: {e}") from e
             time.sleep(0.1)
 
 
@@ -251,9 +256,9 @@ class NullTracker:
             def log_message(self, *_args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = http.server.ThreadingHTTPServer((LOOPBACK, 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/announce"
+        self.url = f"http://{LOOPBACK}:{self.server.server_address[1]}/announce"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -322,11 +327,16 @@ def _file_digest(path):
     return (os.path.getsize(path), h.hexdigest())
 
 
-def compare_trees(expected_path, got_path):
-    """None if `got_path` holds exactly the bytes of `expected_path`, else a description."""
+def compare_trees(expected_path, got_path, skip_empty=False):
+    """None if `got_path` holds exactly the bytes of `expected_path`, else a description.
+
+    With skip_empty, zero-length files need not exist (Transmission 3.00 never creates them).
+    """
     if not os.path.exists(got_path):
         return f"{got_path} does not exist"
     want, got = tree_digest(expected_path), tree_digest(got_path)
+    if skip_empty:
+        want = {rel: v for rel, v in want.items() if v[0] or rel in got}
     problems = []
     for rel, (size, digest) in sorted(want.items()):
         if rel not in got:
