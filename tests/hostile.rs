@@ -1,7 +1,8 @@
-//! A seeding `piecemeal peer` faced with hostile or merely unusual remote peers (raw sockets
-//! speaking the wire protocol by hand), many downloaders at once, and a client whose disk
-//! fills up. Each case checks the offender is dropped (or tolerated) and honest peers are
-//! still served.
+//! Faults and hostile input around real `piecemeal` processes: a seeder facing raw sockets that
+//! speak the wire protocol badly or strangely, many downloaders at once and peers that never
+//! read; a client facing fake seeders, a tracker that never answers, SIGTERM mid-download, a
+//! stale file in its folder and a disk that fills up; a tracker fed garbage. Each case checks
+//! the offender is dropped (or tolerated) and honest peers are still served.
 
 mod support;
 
