@@ -722,12 +722,15 @@ enum Evil {
     WrongBlocks,
     /// Answers the handshake for another torrent.
     OtherTorrent,
+    /// Claims everything, unchokes, answers no request, and keeps sending blocks nobody asked
+    /// for, as if to look busy.
+    Chatter,
 }
 
 impl Evil {
     /// Whether the client must hang up on this behaviour at once (rather than just outlive it).
     fn must_drop(self) -> bool {
-        !matches!(self, Evil::WrongBlocks)
+        !matches!(self, Evil::WrongBlocks | Evil::Chatter)
     }
 }
 
@@ -761,7 +764,9 @@ fn evil_seeder(
             Evil::HugePrefix => 0xFFFF_FFF0u32.to_be_bytes().to_vec(),
             Evil::LongBitfield => Message::Bitfield(vec![0xFF; pieces.div_ceil(8) + 10]).to_bytes(),
             Evil::HaveTooFar => Message::Have(pieces as u32 + 5).to_bytes(),
-            Evil::WrongBlocks => [full.to_bytes(), Message::Unchoke.to_bytes()].concat(),
+            Evil::WrongBlocks | Evil::Chatter => {
+                [full.to_bytes(), Message::Unchoke.to_bytes()].concat()
+            }
             Evil::OtherTorrent => Vec::new(),
         };
         let _ = stream.write_all(&opening);
@@ -770,8 +775,15 @@ fn evil_seeder(
         stream
             .set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
+        let chatter = Message::Piece {
+            index: 0,
+            begin: 1,
+            data: vec![0xEE; 16384],
+        }
+        .to_bytes();
         while since.elapsed() < DOWNLOAD {
             match reader.read(&mut stream) {
+                Ok(Message::Request { .. }) if matches!(evil, Evil::Chatter) => {}
                 Ok(Message::Request {
                     index,
                     begin,
@@ -801,7 +813,11 @@ fn evil_seeder(
                     }
                 }
                 Ok(_) => {}
-                Err(e) if e.is_timeout() => {}
+                Err(e) if e.is_timeout() => {
+                    if matches!(evil, Evil::Chatter) && stream.write_all(&chatter).is_err() {
+                        return Some(since.elapsed());
+                    }
+                }
                 Err(_) => return Some(since.elapsed()),
             }
         }
@@ -1174,5 +1190,29 @@ fn a_peer_that_requests_but_never_reads_is_dropped_while_others_are_served() {
         since.elapsed() >= Duration::from_secs(20),
         "dropped after only {:?}",
         since.elapsed()
+    );
+}
+
+#[test]
+fn a_peer_that_answers_requests_only_with_junk_is_dropped_as_snubbing() {
+    let work = tempfile::tempdir().unwrap();
+    let torrent = noise_torrent(work.path(), "target", 1 << 20, 1 << 15);
+    let meta = Metainfo::load(&torrent).unwrap();
+    let (chatter, thread) = evil_seeder(&meta, Evil::Chatter);
+    let dead_tracker = format!("http://127.0.0.1:{}/announce", support::closed_port());
+    let chatter_s = chatter.to_string();
+    let _client = peer(
+        &work.path().join("client"),
+        &torrent,
+        &["--tracker", &dead_tracker, "--connect", &chatter_s],
+    );
+    // The client gives up on requests unanswered for 20 s, however busy the peer looks.
+    let hung_up = thread
+        .join()
+        .unwrap()
+        .expect("the client kept a peer that answers nothing");
+    assert!(
+        hung_up > Duration::from_secs(15),
+        "dropped after only {hung_up:?}"
     );
 }
