@@ -9,37 +9,11 @@ use piecemeal::wire::{
 use std::net::TcpListener;
 use std::path::Path;
 use std::time::Duration;
-use support::{Proc, assert_same_tree, copy_tree, field, testdata, tracker};
+use support::{
+    Proc, assert_same_tree, closed_port, copy_tree, field, noise_torrent, testdata, tracker,
+};
 
 const DOWNLOAD: Duration = Duration::from_secs(60);
-
-/// Writes `len` bytes of deterministic noise.
-fn noise(path: &Path, len: usize, seed: u64) {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let data: Vec<u8> = (0..len).map(|_| rng.u8(..)).collect();
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, data).unwrap();
-}
-
-/// Makes a two-file torrent of `len` bytes below `seed_dir/name`, returns its .torrent path.
-fn make_torrent(work: &Path, name: &str, len: usize, piece_length: u64) -> std::path::PathBuf {
-    let content = work.join("seed").join(name);
-    noise(&content.join("a.bin"), len / 3, 1);
-    noise(&content.join("deep/b.bin"), len - len / 3, 2);
-    let torrent = work.join(format!("{name}.torrent"));
-    let (code, _, err) = support::run(&[
-        "create",
-        content.to_str().unwrap(),
-        "--announce",
-        "http://127.0.0.1:1/announce",
-        "--piece-length",
-        &piece_length.to_string(),
-        "--output",
-        torrent.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{err}");
-    torrent
-}
 
 fn peer(dir: &Path, torrents: &[&Path], extra: &[&str]) -> Proc {
     let mut args = vec!["peer", "--dir", dir.to_str().unwrap(), "--port", "0"];
@@ -109,7 +83,7 @@ fn client_fetches_both_torrents_from_two_seeders_then_seeds_them() {
 #[test]
 fn pieces_are_combined_from_two_partial_seeders() {
     let work = tempfile::tempdir().unwrap();
-    let torrent = make_torrent(work.path(), "split", 2 << 20, 1 << 15);
+    let torrent = noise_torrent(work.path(), "split", 2 << 20, 1 << 15);
     // Seeder A has only the first file; seeder B has the second file and a first file whose
     // first half is zeroed. Only together do they hold every piece.
     let a = work.path().join("a");
@@ -150,7 +124,7 @@ fn pieces_are_combined_from_two_partial_seeders() {
 #[test]
 fn a_killed_client_resumes_without_fetching_again() {
     let work = tempfile::tempdir().unwrap();
-    let torrent = make_torrent(work.path(), "resume", 3 << 20, 1 << 16);
+    let torrent = noise_torrent(work.path(), "resume", 3 << 20, 1 << 16);
     let meta = Metainfo::load(&torrent).unwrap();
     let total = meta.info.total_length();
     // A partial seeder has only the first file, about a third of the torrent.
@@ -254,7 +228,7 @@ fn lying_seeder(meta: &Metainfo) -> (std::net::SocketAddr, std::thread::JoinHand
 #[test]
 fn corrupt_blocks_from_one_seeder_do_not_spoil_the_download() {
     let work = tempfile::tempdir().unwrap();
-    let torrent = make_torrent(work.path(), "honest", 2 << 20, 1 << 15);
+    let torrent = noise_torrent(work.path(), "honest", 2 << 20, 1 << 15);
     let meta = Metainfo::load(&torrent).unwrap();
     let (liar, liar_thread) = lying_seeder(&meta);
     let (_tracker, url) = tracker();
@@ -293,12 +267,8 @@ fn corrupt_blocks_from_one_seeder_do_not_spoil_the_download() {
 #[test]
 fn a_connect_peer_that_comes_up_later_is_dialled_again() {
     let work = tempfile::tempdir().unwrap();
-    let torrent = make_torrent(work.path(), "late", 1 << 20, 1 << 15);
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let torrent = noise_torrent(work.path(), "late", 1 << 20, 1 << 15);
+    let port = closed_port();
     let seeder_addr = format!("127.0.0.1:{port}");
     // The torrent's own tracker is unreachable: the client runs on --connect alone.
     let client_dir = work.path().join("client");
