@@ -355,8 +355,13 @@ impl Conn<'_> {
     }
 
     fn receive(&mut self, index: u32, begin: u32, data: &[u8]) -> Result<(), ConnError> {
+        let in_flight = self.pipeline.in_flight();
         let done = self.pipeline.on_block(index, begin, data);
-        self.waiting_since = (self.pipeline.in_flight() > 0).then(Instant::now);
+        // Only a block we asked for shows the peer is answering: junk must not keep a snubbing
+        // peer's requests (and the pieces behind them) alive.
+        if self.pipeline.in_flight() < in_flight {
+            self.waiting_since = (self.pipeline.in_flight() > 0).then(Instant::now);
+        }
         let Some((index, piece)) = done else {
             return Ok(());
         };

@@ -34,6 +34,8 @@ const ANNOUNCE_RETRY: Duration = Duration::from_secs(15);
 /// Bounds on the re-announce interval a tracker may ask for.
 const MIN_INTERVAL: Duration = Duration::from_secs(5);
 const MAX_INTERVAL: Duration = Duration::from_secs(3600);
+/// The `stopped` announce is a courtesy: a dead tracker must not hold up the exit for long.
+const STOPPED_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How a peer is started (the `piecemeal peer` flags).
 #[derive(Clone, Debug)]
@@ -160,6 +162,10 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
             Some(url) => vec![vec![url.clone()]],
             None => torrent.meta.tracker_tiers(),
         };
+        // Given peers first, so a slow or dead tracker does not hold them up.
+        for addr in &config.connect {
+            dial(torrent, *addr);
+        }
         let mut announcer = Announcer::new(tiers.clone());
         let first = if tiers.is_empty() {
             None
@@ -212,8 +218,10 @@ fn watch(
     shutdown: &AtomicBool,
 ) -> Result<(), PeerError> {
     let mut progress = Progress::new(torrents, config.bars);
-    let mut reported: Vec<bool> = torrents.iter().map(|t| t.is_complete()).collect();
-    for t in torrents.iter().filter(|t| t.is_complete()) {
+    // Judged by what was on disk at start: a torrent that completed during the first
+    // announces still gets its `complete` line.
+    let mut reported: Vec<bool> = torrents.iter().map(|t| t.left_at_start == 0).collect();
+    for t in torrents.iter().filter(|t| t.left_at_start == 0) {
         progress.println(&format!(
             "seeding {} {}",
             t.meta.info_hash, t.meta.info.name
@@ -315,6 +323,7 @@ impl AnnounceTask {
             }
         }
         if self.has_tracker {
+            self.announcer.set_timeout(STOPPED_TIMEOUT);
             self.announce(Event::Stopped);
         }
     }

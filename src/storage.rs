@@ -84,7 +84,8 @@ pub fn spans(files: &[(u64, u64)], start: u64, len: u64) -> Vec<Span> {
 
 impl Storage {
     /// Opens (creating where missing) every file of `info` below `dir`, with its folders.
-    /// Existing files are left as they are; missing ones are created empty.
+    /// Existing files keep their bytes up to their length in the torrent (longer ones are
+    /// cut to it); missing ones are created empty.
     pub fn open(info: &Info, dir: &Path) -> Result<Storage, StorageError> {
         let mut files = Vec::with_capacity(info.files.len());
         let mut offset = 0;
@@ -108,6 +109,17 @@ impl Storage {
                     action: "open",
                     source,
                 })?;
+            // A longer file (an older version, say) verifies piece by piece yet is not the
+            // torrent's file: the bytes past its end go.
+            if handle.metadata().is_ok_and(|m| m.len() > entry.length) {
+                handle
+                    .set_len(entry.length)
+                    .map_err(|source| StorageError {
+                        path: path.clone(),
+                        action: "truncate",
+                        source,
+                    })?;
+            }
             files.push(StoredFile {
                 path,
                 offset,
@@ -315,5 +327,18 @@ mod tests {
         let storage = Storage::open(&info, dir.path()).unwrap();
         let err = storage.read(1, 0, 16).unwrap_err();
         assert!(err.to_string().contains("t/sub/f0"), "{err}");
+    }
+
+    #[test]
+    fn a_longer_file_is_cut_to_its_torrent_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let content: Vec<u8> = (0..40u8).collect();
+        let (info, _) = info_for(&[&content], 16);
+        let path = dir.path().join("t/sub/f0");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, [&content[..], b"stale tail"].concat()).unwrap();
+        let storage = Storage::open(&info, dir.path()).unwrap();
+        assert!(storage.verify(&info).is_complete());
+        assert_eq!(std::fs::read(&path).unwrap(), content);
     }
 }

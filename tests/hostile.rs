@@ -1,7 +1,8 @@
-//! A seeding `piecemeal peer` faced with hostile or merely unusual remote peers (raw sockets
-//! speaking the wire protocol by hand), many downloaders at once, and a client whose disk
-//! fills up. Each case checks the offender is dropped (or tolerated) and honest peers are
-//! still served.
+//! Faults and hostile input around real `piecemeal` processes: a seeder facing raw sockets that
+//! speak the wire protocol badly or strangely, many downloaders at once and peers that never
+//! read; a client facing fake seeders, a tracker that never answers, SIGTERM mid-download, a
+//! stale file in its folder and a disk that fills up; a tracker fed garbage. Each case checks
+//! the offender is dropped (or tolerated) and honest peers are still served.
 
 mod support;
 
@@ -721,12 +722,15 @@ enum Evil {
     WrongBlocks,
     /// Answers the handshake for another torrent.
     OtherTorrent,
+    /// Claims everything, unchokes, answers no request, and keeps sending blocks nobody asked
+    /// for, as if to look busy.
+    Chatter,
 }
 
 impl Evil {
     /// Whether the client must hang up on this behaviour at once (rather than just outlive it).
     fn must_drop(self) -> bool {
-        !matches!(self, Evil::WrongBlocks)
+        !matches!(self, Evil::WrongBlocks | Evil::Chatter)
     }
 }
 
@@ -760,7 +764,9 @@ fn evil_seeder(
             Evil::HugePrefix => 0xFFFF_FFF0u32.to_be_bytes().to_vec(),
             Evil::LongBitfield => Message::Bitfield(vec![0xFF; pieces.div_ceil(8) + 10]).to_bytes(),
             Evil::HaveTooFar => Message::Have(pieces as u32 + 5).to_bytes(),
-            Evil::WrongBlocks => [full.to_bytes(), Message::Unchoke.to_bytes()].concat(),
+            Evil::WrongBlocks | Evil::Chatter => {
+                [full.to_bytes(), Message::Unchoke.to_bytes()].concat()
+            }
             Evil::OtherTorrent => Vec::new(),
         };
         let _ = stream.write_all(&opening);
@@ -769,8 +775,15 @@ fn evil_seeder(
         stream
             .set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
+        let chatter = Message::Piece {
+            index: 0,
+            begin: 1,
+            data: vec![0xEE; 16384],
+        }
+        .to_bytes();
         while since.elapsed() < DOWNLOAD {
             match reader.read(&mut stream) {
+                Ok(Message::Request { .. }) if matches!(evil, Evil::Chatter) => {}
                 Ok(Message::Request {
                     index,
                     begin,
@@ -800,7 +813,11 @@ fn evil_seeder(
                     }
                 }
                 Ok(_) => {}
-                Err(e) if e.is_timeout() => {}
+                Err(e) if e.is_timeout() => {
+                    if matches!(evil, Evil::Chatter) && stream.write_all(&chatter).is_err() {
+                        return Some(since.elapsed());
+                    }
+                }
                 Err(_) => return Some(since.elapsed()),
             }
         }
@@ -1015,4 +1032,187 @@ fn sigterm_mid_download_exits_cleanly_announces_stopped_and_resumes() {
         "{line}"
     );
     assert_same_tree(&s.work.path().join("seed"), &dir);
+}
+
+/// A "tracker" that accepts connections and never answers, until dropped.
+struct Blackhole {
+    url: String,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Blackhole {
+    fn bind(addr: &str) -> Blackhole {
+        let listener = std::net::TcpListener::bind(addr).unwrap();
+        let url = format!("http://{}/announce", listener.local_addr().unwrap());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+                if let Some(stream) = accept_within(&listener, Duration::from_millis(100)) {
+                    held.push(stream);
+                }
+            }
+        });
+        Blackhole {
+            url,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Blackhole {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Whether `dir` holds the whole torrent, verified.
+fn holds_everything(meta: &Metainfo, dir: &Path) -> bool {
+    dir.join(&meta.info.name).exists()
+        && Storage::open(&meta.info, dir)
+            .is_ok_and(|storage| storage.verify(&meta.info).is_complete())
+}
+
+#[test]
+fn a_hung_tracker_does_not_hold_up_peers_given_with_connect() {
+    let s = Seeding::start((2 << 20) + 777);
+    let hung = Blackhole::bind("127.0.0.1:0");
+    let dir = s.work.path().join("client");
+    let seeder = s.addr.to_string();
+    let started = Instant::now();
+    let mut client = peer(
+        &dir,
+        &s.torrent,
+        &["--tracker", &hung.url, "--connect", &seeder],
+    );
+    client.wait_listening("listening on");
+    // The announce waits 10 s for an answer that never comes; the download must not.
+    let bound = Duration::from_secs(8);
+    while !holds_everything(&s.meta, &dir) {
+        assert!(
+            started.elapsed() < bound,
+            "nothing fetched from --connect peers while the tracker hangs"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    client.wait_for("complete", DOWNLOAD);
+    assert!(client.terminate().success(), "{}", client.stderr());
+    assert_same_tree(&s.work.path().join("seed"), &dir);
+}
+
+#[test]
+fn a_tracker_that_stops_answering_delays_the_exit_only_briefly() {
+    let s = Seeding::start((1 << 20) + 5000);
+    let (mut tracker, url) = tracker();
+    let dir = s.work.path().join("client");
+    let seeder = s.addr.to_string();
+    let mut client = peer(&dir, &s.torrent, &["--tracker", &url, "--connect", &seeder]);
+    client.wait_for("complete", DOWNLOAD);
+    // Let the `completed` announce reach the live tracker, then replace it by a silent one,
+    // well before the next regular announce (at least 5 s later).
+    std::thread::sleep(Duration::from_millis(500));
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches("/announce")
+        .to_string();
+    assert!(tracker.terminate().success());
+    let _hung = Blackhole::bind(&addr);
+    let stopping = Instant::now();
+    assert!(client.terminate().success(), "{}", client.stderr());
+    let took = stopping.elapsed();
+    assert!(
+        took < Duration::from_secs(7),
+        "exit waited {took:?} for the `stopped` announce"
+    );
+}
+
+#[test]
+fn a_stale_longer_file_in_the_folder_ends_up_as_the_torrents_file() {
+    let s = Seeding::start((1 << 20) + 5000);
+    let dir = s.work.path().join("client");
+    support::copy_tree(&s.work.path().join("seed"), &dir);
+    let first = dir.join("target/a.bin");
+    let mut stale = std::fs::read(&first).unwrap();
+    stale.extend_from_slice(b"the tail of an older, longer version");
+    std::fs::write(&first, stale).unwrap();
+    std::fs::remove_file(dir.join("target/deep/b.bin")).unwrap();
+    let mut client = peer(&dir, &s.torrent, &["--tracker", &s.url, "--exit-when-done"]);
+    let line = client.wait_for("complete", DOWNLOAD);
+    assert!(client.wait_exit(DOWNLOAD).success(), "{}", client.stderr());
+    let fetched: u64 = field(&line, "bytes").parse().unwrap();
+    assert!(
+        fetched < s.meta.info.total_length(),
+        "the first file's pieces were kept: {line}"
+    );
+    assert_same_tree(&s.work.path().join("seed"), &dir);
+}
+
+#[test]
+fn a_peer_that_requests_but_never_reads_is_dropped_while_others_are_served() {
+    let s = Seeding::start((2 << 20) + 777);
+    let full_pieces = s.meta.info.piece_count() as u32 - 1;
+    let mut greedy = s.connect().unchoked();
+    // Valid requests for about 32 MiB, far more than socket buffers hold, and never a byte read.
+    let requests: Vec<u8> = (0..2000u32)
+        .flat_map(|i| {
+            let (index, begin) = (i % full_pieces, (i / full_pieces % 2) * 16384);
+            Message::Request {
+                index,
+                begin,
+                length: 16384,
+            }
+            .to_bytes()
+        })
+        .collect();
+    greedy.stream.write_all(&requests).unwrap();
+    let since = Instant::now();
+    s.assert_real_client_downloads("client");
+    // The seeder gives up once a write makes no progress for 20 s. The kernel grows its send
+    // buffer for a while first, so this takes about a minute on Linux. Our requests lie unread
+    // on its side, so its close arrives as a reset: a socket error, seen without reading (a
+    // read would let the seeder make progress).
+    let deadline = since + Duration::from_secs(150);
+    while greedy.stream.take_error().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "a peer that never reads held its connection for {:?}",
+            since.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(
+        since.elapsed() >= Duration::from_secs(20),
+        "dropped after only {:?}",
+        since.elapsed()
+    );
+}
+
+#[test]
+fn a_peer_that_answers_requests_only_with_junk_is_dropped_as_snubbing() {
+    let work = tempfile::tempdir().unwrap();
+    let torrent = noise_torrent(work.path(), "target", 1 << 20, 1 << 15);
+    let meta = Metainfo::load(&torrent).unwrap();
+    let (chatter, thread) = evil_seeder(&meta, Evil::Chatter);
+    let dead_tracker = format!("http://127.0.0.1:{}/announce", support::closed_port());
+    let chatter_s = chatter.to_string();
+    let _client = peer(
+        &work.path().join("client"),
+        &torrent,
+        &["--tracker", &dead_tracker, "--connect", &chatter_s],
+    );
+    // The client gives up on requests unanswered for 20 s, however busy the peer looks.
+    let hung_up = thread
+        .join()
+        .unwrap()
+        .expect("the client kept a peer that answers nothing");
+    assert!(
+        hung_up > Duration::from_secs(15),
+        "dropped after only {hung_up:?}"
+    );
 }
