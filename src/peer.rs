@@ -291,7 +291,8 @@ struct AnnounceTask {
     announcer: Announcer,
     has_tracker: bool,
     port: u16,
-    /// Peers given with `--connect`: dialled at start and again every [`REDIAL`] while no
+    /// Peers given with `--connect`: dialled at start (before the first announce) and again
+    /// every [`REDIAL`] while no
     /// connection to them is open, since they may come up later or hang up.
     connect: Vec<SocketAddr>,
 }
@@ -302,7 +303,7 @@ impl AnnounceTask {
     fn run(mut self, first: Option<AnnounceResponse>, events: Receiver<TorrentEvent>) {
         let torrent = self.torrent.clone();
         let mut next = handle_reply(&torrent, first.as_ref());
-        let mut next_redial = Instant::now();
+        let mut next_redial = Instant::now() + REDIAL;
         while !torrent.is_shutting_down() {
             if Instant::now() >= next_redial {
                 for addr in &self.connect {
@@ -319,7 +320,8 @@ impl AnnounceTask {
                         next = self.announce(Event::None);
                     }
                 }
-                Err(RecvTimeoutError::Disconnected) => self.has_tracker = false,
+                // The torrent owns the sender, so this only happens once it is gone.
+                Err(RecvTimeoutError::Disconnected) => break,
             }
         }
         if self.has_tracker {
