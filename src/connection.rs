@@ -8,6 +8,7 @@
 
 use crate::bitfield::{Bitfield, BitfieldError};
 use crate::download::Pipeline;
+use crate::metainfo::InfoHash;
 use crate::torrent::{Stored, Torrent};
 use crate::wire::{MAX_BLOCK, Message, MessageReader, WireError, max_message_len};
 use std::fmt;
@@ -50,6 +51,12 @@ pub enum ConnError {
     Snubbed,
     /// Another connection to the same peer id is open already.
     Duplicate,
+    /// The handshake named a torrent this peer does not serve (or, dialling out, another one).
+    WrongTorrent(InfoHash),
+    /// We dialled ourselves (our own address came back from a tracker).
+    OurOwnPeer,
+    /// The peer was banned earlier for sending bad data.
+    Banned,
 }
 
 impl fmt::Display for ConnError {
@@ -72,6 +79,11 @@ impl fmt::Display for ConnError {
             ConnError::Idle(d) => write!(f, "silent for {}s", d.as_secs()),
             ConnError::Snubbed => write!(f, "left our requests unanswered"),
             ConnError::Duplicate => write!(f, "already connected to this peer"),
+            ConnError::WrongTorrent(h) => {
+                write!(f, "handshake for a torrent not served here ({h})")
+            }
+            ConnError::OurOwnPeer => write!(f, "that is this peer itself"),
+            ConnError::Banned => write!(f, "banned for sending bad data"),
         }
     }
 }

@@ -6,7 +6,7 @@
 //! thread per outgoing connection (the download side, see [`crate::connection`]).
 
 use crate::announce::{AnnounceError, AnnounceRequest, AnnounceResponse, Announcer, Event};
-use crate::connection;
+use crate::connection::{self, ConnError};
 use crate::metainfo::{InfoHash, Metainfo, MetainfoError};
 use crate::picker::Picker;
 use crate::progress::Progress;
@@ -392,10 +392,7 @@ pub fn dial(torrent: &Arc<Torrent>, addr: SocketAddr) {
     }
 }
 
-fn connect(
-    torrent: &Torrent,
-    addr: SocketAddr,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+fn connect(torrent: &Torrent, addr: SocketAddr) -> Result<(), ConnError> {
     let mut stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     stream.set_write_timeout(Some(connection::WRITE_TIMEOUT))?;
@@ -405,17 +402,12 @@ fn connect(
     )?;
     let theirs = read_handshake(&mut stream)?;
     if theirs.info_hash != torrent.meta.info_hash.0 {
-        return Err(format!(
-            "answered for another torrent ({})",
-            InfoHash(theirs.info_hash)
-        )
-        .into());
+        return Err(ConnError::WrongTorrent(InfoHash(theirs.info_hash)));
     }
     if theirs.peer_id == torrent.peer_id {
         torrent.ban(addr, theirs.peer_id);
-        return Err("that is this peer itself".into());
+        return Err(ConnError::OurOwnPeer);
     }
     log::info!("{}: connected to {addr}", torrent.meta.info.name);
-    connection::run(stream, torrent, addr, theirs.peer_id)?;
-    Ok(())
+    connection::run(stream, torrent, addr, theirs.peer_id)
 }

@@ -3,7 +3,7 @@
 //! connection. A silent or slow peer holds one worker at most until its time-outs fire, and a
 //! full pool refuses new connections instead of queueing them without bound.
 
-use crate::connection;
+use crate::connection::{self, ConnError};
 use crate::metainfo::InfoHash;
 use crate::pool::ThreadPool;
 use crate::torrent::Torrent;
@@ -82,19 +82,19 @@ fn accept_handshake(
     mut stream: TcpStream,
     addr: SocketAddr,
     torrents: &Registry,
-) -> Result<(), Box<dyn std::error::Error>> {
+) -> Result<(), ConnError> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
     stream.set_write_timeout(Some(connection::WRITE_TIMEOUT))?;
     let theirs = read_handshake(&mut stream)?;
     let torrent = torrents
         .get(&InfoHash(theirs.info_hash))
-        .ok_or_else(|| format!("asked for unknown torrent {}", InfoHash(theirs.info_hash)))?;
+        .ok_or(ConnError::WrongTorrent(InfoHash(theirs.info_hash)))?;
     if theirs.peer_id == torrent.peer_id {
-        return Err("connected to ourselves".into());
+        return Err(ConnError::OurOwnPeer);
     }
     if torrent.is_banned(&theirs.peer_id) {
-        return Err("banned peer".into());
+        return Err(ConnError::Banned);
     }
     write_handshake(
         &mut stream,
