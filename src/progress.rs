@@ -93,11 +93,11 @@ impl Progress {
         }
     }
 
-    /// Leaves the bars as they are on screen.
+    /// Takes the bars off the screen; the `complete` lines printed above them stay.
     pub fn finish(&self) {
         if let Some((_, bars)) = &self.bars {
             for bar in bars {
-                bar.abandon();
+                bar.finish_and_clear();
             }
         }
     }
