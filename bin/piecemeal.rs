@@ -6,7 +6,7 @@ use piecemeal::metainfo::{self, CreateOptions, Metainfo};
 use piecemeal::peer::{self, PeerConfig};
 use piecemeal::tracker::{self, TrackerConfig};
 use std::io::IsTerminal;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -39,32 +39,7 @@ enum Command {
         workers: usize,
     },
     /// Seed what the folder holds and download what it lacks, until Ctrl-C.
-    Peer {
-        /// The peer's folder (content is read from and written below it).
-        #[arg(long)]
-        dir: PathBuf,
-        /// A .torrent file to serve; repeat for several.
-        #[arg(long = "torrent", required = true)]
-        torrents: Vec<PathBuf>,
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1")]
-        bind: IpAddr,
-        /// Port to listen on (0 picks a free one).
-        #[arg(long, default_value_t = 6881)]
-        port: u16,
-        /// Announce to this tracker URL instead of the torrents' own.
-        #[arg(long)]
-        tracker: Option<String>,
-        /// A peer address to connect to directly; repeat for several.
-        #[arg(long = "connect")]
-        connect: Vec<SocketAddr>,
-        /// Exit once every torrent is complete instead of seeding.
-        #[arg(long)]
-        exit_when_done: bool,
-        /// Incoming connections served at once.
-        #[arg(long, default_value_t = 64)]
-        upload_workers: usize,
-    },
+    Peer(PeerConfig),
     /// Make a .torrent file from a file or a folder.
     Create {
         /// The file or folder to describe.
@@ -130,27 +105,8 @@ fn run(cli: Cli) -> Result<(), String> {
             handle.shutdown();
             Ok(())
         }
-        Command::Peer {
-            dir,
-            torrents,
-            bind,
-            port,
-            tracker,
-            connect,
-            exit_when_done,
-            upload_workers,
-        } => {
-            let config = PeerConfig {
-                dir,
-                torrents,
-                bind,
-                port,
-                tracker,
-                connect,
-                exit_when_done,
-                upload_workers,
-                bars: std::io::stdout().is_terminal(),
-            };
+        Command::Peer(mut config) => {
+            config.bars = std::io::stdout().is_terminal();
             peer::run(config, stop_flag()?).map_err(|e| e.to_string())
         }
         Command::Create {

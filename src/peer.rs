@@ -37,23 +37,36 @@ const MAX_INTERVAL: Duration = Duration::from_secs(3600);
 /// The `stopped` announce is a courtesy: a dead tracker must not hold up the exit for long.
 const STOPPED_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// How a peer is started (the `piecemeal peer` flags).
-#[derive(Clone, Debug)]
+/// How a peer is started: these are the `piecemeal peer` flags (the doc comments are their
+/// help text).
+#[derive(Clone, Debug, clap::Args)]
 pub struct PeerConfig {
-    /// The peer's folder: content is read from and written below it.
+    /// The peer's folder (content is read from and written below it).
+    #[arg(long)]
     pub dir: PathBuf,
+    /// A .torrent file to serve; repeat for several.
+    #[arg(long = "torrent", required = true)]
     pub torrents: Vec<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
     pub bind: IpAddr,
-    /// 0 picks a free port.
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 6881)]
     pub port: u16,
-    /// Announce here instead of the torrents' own trackers.
+    /// Announce to this tracker URL instead of the torrents' own.
+    #[arg(long)]
     pub tracker: Option<String>,
-    /// Peers to dial directly, besides those the trackers name.
+    /// A peer address to connect to directly; repeat for several.
+    #[arg(long = "connect")]
     pub connect: Vec<SocketAddr>,
+    /// Exit once every torrent is complete instead of seeding.
+    #[arg(long)]
     pub exit_when_done: bool,
     /// Incoming connections served at once.
+    #[arg(long, default_value_t = 64)]
     pub upload_workers: usize,
-    /// Draw progress bars (a terminal) instead of plain lines.
+    /// Draw progress bars (stdout is a terminal) instead of plain lines.
+    #[arg(skip)]
     pub bars: bool,
 }
 
