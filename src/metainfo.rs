@@ -644,6 +644,17 @@ fn utc_date(secs: i64) -> String {
     )
 }
 
+/// Whether `url` has a tracker scheme and a host. Clients accept these three schemes; anything
+/// else in a new torrent is almost certainly a typo.
+fn is_tracker_url(url: &str) -> bool {
+    ["http://", "https://", "udp://"]
+        .iter()
+        .filter_map(|scheme| url.strip_prefix(scheme))
+        .any(|rest| {
+            !rest.is_empty() && !rest.starts_with(['/', ':']) && !rest.contains(char::is_whitespace)
+        })
+}
+
 /// Settings for [`create`].
 #[derive(Clone, Debug)]
 pub struct CreateOptions {
@@ -795,8 +806,11 @@ pub fn create(path: &Path, opts: &CreateOptions) -> Result<Vec<u8>, MetainfoErro
     let Some(first_tracker) = opts.announce.first() else {
         return Err(invalid("announce", "needs at least one tracker URL"));
     };
-    if let Some(i) = opts.announce.iter().position(String::is_empty) {
-        return Err(invalid(&format!("announce[{i}]"), "is empty"));
+    if let Some(url) = opts.announce.iter().find(|u| !is_tracker_url(u)) {
+        return Err(invalid(
+            "announce",
+            format!("{url:?} is not a tracker URL (http://, https:// or udp://host...)"),
+        ));
     }
     if let Some(pl) = opts.piece_length
         && (!pl.is_power_of_two() || !(MIN_CREATE_PIECE_LENGTH..=MAX_PIECE_LENGTH).contains(&pl))
@@ -1445,6 +1459,26 @@ mod tests {
             create(&file, &none).unwrap_err().to_string(),
             "announce needs at least one tracker URL"
         );
+        for url in [
+            "",
+            "not a url",
+            "http://",
+            "ftp://host/announce",
+            "http:// spaced/a",
+        ] {
+            let mut bad = opts(None);
+            bad.announce.push(url.to_string());
+            let msg = create(&file, &bad).unwrap_err().to_string();
+            assert!(msg.contains("is not a tracker URL"), "{url}: {msg}");
+        }
+        for url in [
+            "udp://tracker.example:1337",
+            "https://t.example/announce?passkey=x",
+        ] {
+            let mut good = opts(None);
+            good.announce.push(url.to_string());
+            assert!(create(&file, &good).is_ok(), "{url}");
+        }
         let missing = dir.path().join("missing");
         let err = create(&missing, &opts(None)).unwrap_err();
         assert!(matches!(err, MetainfoError::Io { .. }), "{err}");
