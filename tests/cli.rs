@@ -23,14 +23,20 @@ fn bad_torrents() -> Vec<std::path::PathBuf> {
     paths
 }
 
+/// Runs `piecemeal ARGS`, which must fail with nothing on stdout and exactly one error line
+/// on stderr containing every one of `needles`.
+fn assert_refused(args: &[&str], needles: &[&str]) {
+    let (code, out, err) = run_bounded(args, QUICK);
+    assert_ne!(code, 0, "{args:?} succeeded:\n{out}");
+    assert!(out.is_empty(), "{args:?} printed:\n{out}");
+    assert_one_error_line(&err, needles);
+}
+
 #[test]
 fn show_rejects_every_malformed_torrent_with_one_line() {
     for path in bad_torrents() {
         let p = path.to_str().unwrap();
-        let (code, out, err) = run_bounded(&["show", p], QUICK);
-        assert_ne!(code, 0, "show {p} succeeded:\n{out}");
-        assert!(out.is_empty(), "show {p} printed:\n{out}");
-        assert_one_error_line(&err, &[p]);
+        assert_refused(&["show", p], &[p]);
     }
 }
 
@@ -41,13 +47,10 @@ fn peer_rejects_every_malformed_torrent_before_touching_the_folder() {
     let dir_s = dir.to_str().unwrap();
     for path in bad_torrents() {
         let p = path.to_str().unwrap();
-        let (code, out, err) = run_bounded(
+        assert_refused(
             &["peer", "--dir", dir_s, "--torrent", p, "--port", "0"],
-            QUICK,
+            &[p],
         );
-        assert_ne!(code, 0, "peer with {p} succeeded:\n{out}");
-        assert!(out.is_empty(), "peer with {p} printed:\n{out}");
-        assert_one_error_line(&err, &[p]);
         assert!(
             !dir.exists(),
             "peer created {dir_s} for a torrent it rejected ({p})"
@@ -60,12 +63,9 @@ fn a_missing_torrent_file_is_named() {
     let work = tempfile::tempdir().unwrap();
     let missing = work.path().join("nowhere.torrent");
     let m = missing.to_str().unwrap();
-    let (code, out, err) = run_bounded(&["show", m], QUICK);
-    assert_ne!(code, 0);
-    assert!(out.is_empty(), "{out}");
-    assert_one_error_line(&err, &[m, "No such file"]);
+    assert_refused(&["show", m], &[m, "No such file"]);
     let dir = work.path().join("dl");
-    let (code, out, err) = run_bounded(
+    assert_refused(
         &[
             "peer",
             "--dir",
@@ -75,11 +75,8 @@ fn a_missing_torrent_file_is_named() {
             "--port",
             "0",
         ],
-        QUICK,
+        &[m, "No such file"],
     );
-    assert_ne!(code, 0);
-    assert!(out.is_empty(), "{out}");
-    assert_one_error_line(&err, &[m, "No such file"]);
 }
 
 #[test]
@@ -88,7 +85,7 @@ fn peer_port_in_use_names_the_address() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();
     let torrent = testdata().join("file.torrent");
-    let (code, out, err) = run_bounded(
+    assert_refused(
         &[
             "peer",
             "--dir",
@@ -98,21 +95,15 @@ fn peer_port_in_use_names_the_address() {
             "--port",
             &addr.port().to_string(),
         ],
-        QUICK,
+        &[&addr.to_string(), "in use"],
     );
-    assert_ne!(code, 0, "{out}");
-    assert!(out.is_empty(), "{out}");
-    assert_one_error_line(&err, &[&addr.to_string(), "in use"]);
 }
 
 #[test]
 fn tracker_port_in_use_names_the_address() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let (code, out, err) = run_bounded(&["tracker", "--bind", &addr], QUICK);
-    assert_ne!(code, 0, "{out}");
-    assert!(out.is_empty(), "{out}");
-    assert_one_error_line(&err, &[&addr, "in use"]);
+    assert_refused(&["tracker", "--bind", &addr], &[&addr, "in use"]);
 }
 
 #[test]
@@ -271,10 +262,7 @@ fn odd_torrent_paths_and_folders_are_refused_in_one_line() {
     let torrent = torrent.to_str().unwrap();
     // An endless file is refused after a bounded read, a folder by the OS.
     for (path, needle) in [("/dev/zero", "larger than"), (folder, "directory")] {
-        let (code, out, err) = run_bounded(&["show", path], QUICK);
-        assert_ne!(code, 0, "{out}");
-        assert!(out.is_empty(), "{out}");
-        assert_one_error_line(&err, &[path, needle]);
+        assert_refused(&["show", path], &[path, needle]);
     }
     let (code, out, err) = run_bounded(
         &[
@@ -296,13 +284,10 @@ fn odd_torrent_paths_and_folders_are_refused_in_one_line() {
     let file = work.path().join("not-a-folder");
     std::fs::write(&file, b"x").unwrap();
     let file_s = file.to_str().unwrap();
-    let (code, out, err) = run_bounded(
+    assert_refused(
         &["peer", "--dir", file_s, "--torrent", torrent, "--port", "0"],
-        QUICK,
+        &[file_s],
     );
-    assert_ne!(code, 0, "{out}");
-    assert!(out.is_empty(), "{out}");
-    assert_one_error_line(&err, &[file_s]);
     assert_eq!(
         std::fs::read(&file).unwrap(),
         b"x",
@@ -339,10 +324,7 @@ fn create_refuses_bad_input_in_one_line_and_writes_nothing() {
     for (args, needles) in cases {
         let mut all = vec!["create", "--announce", url];
         all.extend(args);
-        let (code, out, err) = run_bounded(&all, QUICK);
-        assert_ne!(code, 0, "{all:?}: {out}");
-        assert!(out.is_empty(), "{all:?}: {out}");
-        assert_one_error_line(&err, needles);
+        assert_refused(&all, needles);
         assert!(!output.exists(), "{all:?} wrote {out_s}");
     }
 }

@@ -109,18 +109,9 @@ impl Seeding {
     }
 }
 
+/// A peer on one torrent.
 fn peer(dir: &Path, torrent: &Path, extra: &[&str]) -> Proc {
-    let mut args = vec![
-        "peer",
-        "--dir",
-        dir.to_str().unwrap(),
-        "--port",
-        "0",
-        "--torrent",
-        torrent.to_str().unwrap(),
-    ];
-    args.extend(extra);
-    Proc::start(&args)
+    support::peer(dir, &[torrent], extra)
 }
 
 /// A hand-driven remote peer.

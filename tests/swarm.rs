@@ -7,22 +7,12 @@ use piecemeal::wire::{
     Handshake, Message, MessageReader, max_message_len, read_handshake, write_handshake,
 };
 use std::net::TcpListener;
-use std::path::Path;
 use std::time::Duration;
 use support::{
-    Proc, assert_same_tree, closed_port, copy_tree, field, noise_torrent, testdata, tracker,
+    Proc, assert_same_tree, closed_port, copy_tree, field, noise_torrent, peer, testdata, tracker,
 };
 
 const DOWNLOAD: Duration = Duration::from_secs(60);
-
-fn peer(dir: &Path, torrents: &[&Path], extra: &[&str]) -> Proc {
-    let mut args = vec!["peer", "--dir", dir.to_str().unwrap(), "--port", "0"];
-    for t in torrents {
-        args.extend(["--torrent", t.to_str().unwrap()]);
-    }
-    args.extend(extra);
-    Proc::start(&args)
-}
 
 #[test]
 fn client_fetches_both_torrents_from_two_seeders_then_seeds_them() {

@@ -293,3 +293,14 @@ pub fn noise_torrent(work: &Path, name: &str, len: usize, piece_length: u64) -> 
     assert_eq!(code, 0, "{err}");
     torrent
 }
+
+/// Starts `piecemeal peer` on a free port with `dir` as its folder, the given torrents, and
+/// `extra` flags.
+pub fn peer(dir: &Path, torrents: &[&Path], extra: &[&str]) -> Proc {
+    let mut args = vec!["peer", "--dir", dir.to_str().unwrap(), "--port", "0"];
+    for t in torrents {
+        args.extend(["--torrent", t.to_str().unwrap()]);
+    }
+    args.extend(extra);
+    Proc::start(&args)
+}
