@@ -36,6 +36,8 @@ const MIN_INTERVAL: Duration = Duration::from_secs(5);
 const MAX_INTERVAL: Duration = Duration::from_secs(3600);
 /// The `stopped` announce is a courtesy: a dead tracker must not hold up the exit for long.
 const STOPPED_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long the exit waits for the announce threads (their `stopped` announces) in all.
+const EXIT_GRACE: Duration = Duration::from_secs(4);
 
 /// How a peer is started: these are the `piecemeal peer` flags (the doc comments are their
 /// help text).
@@ -217,8 +219,16 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
 
     let outcome = watch(&torrents, &config, &shutdown);
     shutdown.store(true, Ordering::SeqCst);
+    // An announce thread may be inside a regular announce to a tracker that stopped answering
+    // (up to the client's 10 s timeout) before its `stopped` one: wait for it only so long.
+    let deadline = Instant::now() + EXIT_GRACE;
     for handle in announcers {
-        let _ = handle.join();
+        while !handle.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if handle.is_finished() {
+            let _ = handle.join();
+        }
     }
     let _ = acceptor.join();
     outcome

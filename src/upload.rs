@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -32,30 +32,20 @@ pub fn start(
 ) -> io::Result<JoinHandle<()>> {
     // Non-blocking accept lets the acceptor notice shutdown without a wake-up connection.
     listener.set_nonblocking(true)?;
-    let pool = ThreadPool::new("upload", workers, workers / 4 + 1)?;
-    // Connections handed to the pool and not finished yet. Refusing on this count rather than
-    // on a full queue keeps a burst of connections from being refused while workers are idle
-    // (they may not have woken up to take the queued ones yet).
-    let in_use = Arc::new(AtomicUsize::new(0));
+    // No queue: a connection is taken only when a worker is free for it.
+    let pool = ThreadPool::new("upload", workers, 0)?;
     std::thread::Builder::new()
         .name("accept".into())
         .spawn(move || {
             while !shutdown.load(Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((stream, addr)) => {
-                        if in_use.load(Ordering::SeqCst) >= workers.max(1) {
+                        let torrents = torrents.clone();
+                        if !pool.try_execute(move || serve(stream, addr, &torrents)) {
                             log::warn!(
                                 "{addr}: all {workers} upload workers busy, refusing connection"
                             );
-                            continue;
                         }
-                        in_use.fetch_add(1, Ordering::SeqCst);
-                        let (torrents, in_use) = (torrents.clone(), in_use.clone());
-                        // Blocks at most until an idle worker takes a queued job.
-                        pool.execute(move || {
-                            serve(stream, addr, &torrents);
-                            in_use.fetch_sub(1, Ordering::SeqCst);
-                        });
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         std::thread::sleep(Duration::from_millis(20));

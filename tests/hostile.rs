@@ -1207,3 +1207,29 @@ fn a_peer_that_answers_requests_only_with_junk_is_dropped_as_snubbing() {
         "dropped after only {hung_up:?}"
     );
 }
+
+#[test]
+fn stopping_during_a_hung_announce_exits_promptly() {
+    let s = Seeding::start((1 << 20) + 5000);
+    let hung = Blackhole::bind("127.0.0.1:0");
+    let dir = s.work.path().join("client");
+    let seeder = s.addr.to_string();
+    let mut client = peer(
+        &dir,
+        &s.torrent,
+        &["--tracker", &hung.url, "--connect", &seeder],
+    );
+    // The download completes while the first announce waits out its 10 s; the `complete`
+    // line follows it, and then the announce thread's `completed` announce hangs for another
+    // 10 s. Stop the client in the middle of that one.
+    client.wait_for("complete", DOWNLOAD);
+    std::thread::sleep(Duration::from_secs(4));
+    let stopping = Instant::now();
+    assert!(client.terminate().success(), "{}", client.stderr());
+    let took = stopping.elapsed();
+    assert!(
+        took < Duration::from_secs(7),
+        "exit waited {took:?} for a hung announce"
+    );
+    assert_same_tree(&s.work.path().join("seed"), &dir);
+}
