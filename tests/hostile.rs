@@ -531,6 +531,12 @@ fn download_onto_a_full_disk(how: FullDisk, error: &str) {
             c
         }
         FullDisk::FileSizeLimit => {
+            // Pieces come in random order, so the first one could land past the limit and
+            // leave nothing written; the first file, already in place, is data the client
+            // holds when the disk fills, and must still be there afterwards.
+            let first = s.meta.info.relative_path(&s.meta.info.files[0]);
+            std::fs::create_dir_all(client.join(&first).parent().unwrap()).unwrap();
+            std::fs::copy(s.work.path().join("seed").join(&first), client.join(&first)).unwrap();
             // An ignored SIGXFSZ stays ignored across exec, so writes fail with EFBIG instead.
             let mut c = Command::new("bash");
             c.args([
