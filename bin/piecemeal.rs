@@ -4,7 +4,7 @@
 use clap::{Parser, Subcommand};
 use piecemeal::metainfo::{self, CreateOptions, Metainfo};
 use piecemeal::peer::{self, PeerConfig};
-use piecemeal::tracker::{self, TrackerConfig};
+use piecemeal::tracker::server::{self as tracker, TrackerConfig};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;

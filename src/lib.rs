@@ -1,21 +1,23 @@
 //! piecemeal: a BitTorrent tracker and peer built on blocking `std::net` sockets and thread pools.
 //!
-//! The library holds all logic; `bin/piecemeal.rs` only parses flags and calls into it.
+//! The library holds all logic; `bin/piecemeal.rs` only parses flags and calls into it. Modules
+//! are grouped by layer (see DESIGN.md for how a block travels through them):
+//!
+//! - [`bencode`], [`bitfield`]: pure codecs and piece maps shared by every layer;
+//! - [`metainfo`]: the `.torrent` format (parse, info hash, create, show);
+//! - [`wire`]: the peer wire protocol (messages, framing, handshake);
+//! - [`disk`]: pieces to files and back, and piece verification;
+//! - [`peer`]: the downloading and seeding engine (session, connections, picker, pipeline);
+//! - [`tracker`]: the tracker protocol, the tracker server and the client that announces to it;
+//! - [`net`]: HTTP plumbing and the worker pool shared by the servers;
+//! - [`lock`]: the one poison-tolerant lock helper.
 
-pub mod announce;
 pub mod bencode;
 pub mod bitfield;
-pub mod connection;
-pub mod download;
-pub mod http;
+pub mod disk;
+pub mod lock;
 pub mod metainfo;
+pub mod net;
 pub mod peer;
-pub mod picker;
-pub mod pool;
-pub mod progress;
-pub mod storage;
-pub mod swarm;
-pub mod torrent;
 pub mod tracker;
-pub mod upload;
 pub mod wire;

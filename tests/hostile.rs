@@ -6,8 +6,8 @@
 
 mod support;
 
+use piecemeal::disk::Storage;
 use piecemeal::metainfo::Metainfo;
-use piecemeal::storage::Storage;
 use piecemeal::wire::{Handshake, MAX_BLOCK, Message, MessageReader, WireError, max_message_len};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -692,17 +692,18 @@ fn tracker_process_answers_garbage_and_keeps_serving() {
             "{why}: {answer:?}"
         );
     }
-    let request = piecemeal::announce::AnnounceRequest {
+    let request = piecemeal::tracker::protocol::AnnounceRequest {
         info_hash: piecemeal::metainfo::InfoHash([0xaa; 20]),
         peer_id: random_peer_id(),
         port: 6881,
         uploaded: 0,
         downloaded: 0,
         left: 0,
-        event: piecemeal::announce::Event::Started,
+        event: piecemeal::tracker::protocol::Event::Started,
         numwant: Some(10),
     };
-    let reply = piecemeal::announce::Announcer::new(vec![vec![url.clone()]]).announce(&request);
+    let reply =
+        piecemeal::tracker::client::Announcer::new(vec![vec![url.clone()]]).announce(&request);
     assert_eq!(reply.expect("the tracker still answers").complete, Some(1));
 }
 
@@ -948,17 +949,18 @@ fn slow_seeder(
 
 /// The peers a tracker lists for `meta`'s torrent, asking as a stranger.
 fn listed_peers(url: &str, meta: &Metainfo) -> Vec<SocketAddr> {
-    let request = piecemeal::announce::AnnounceRequest {
+    let request = piecemeal::tracker::protocol::AnnounceRequest {
         info_hash: meta.info_hash,
         peer_id: random_peer_id(),
         port: support::closed_port(),
         uploaded: 0,
         downloaded: 0,
         left: meta.info.total_length(),
-        event: piecemeal::announce::Event::None,
+        event: piecemeal::tracker::protocol::Event::None,
         numwant: Some(50),
     };
-    let reply = piecemeal::announce::Announcer::new(vec![vec![url.to_string()]]).announce(&request);
+    let reply =
+        piecemeal::tracker::client::Announcer::new(vec![vec![url.to_string()]]).announce(&request);
     reply
         .expect("the tracker answers")
         .peers

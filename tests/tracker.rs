@@ -1,12 +1,11 @@
 //! The tracker server over real loopback sockets, and the announce client against it.
 
-use piecemeal::announce::{
-    AnnounceError, AnnounceRequest, Announcer, Event, TrackerKind, generate_peer_id,
-};
 use piecemeal::bencode::{self, Value};
-use piecemeal::http::{self, Limits};
 use piecemeal::metainfo::InfoHash;
-use piecemeal::tracker::{self, TrackerConfig, TrackerError, TrackerHandle};
+use piecemeal::net::http::{self, Limits};
+use piecemeal::tracker::client::{AnnounceError, Announcer, TrackerKind};
+use piecemeal::tracker::protocol::{AnnounceRequest, Event, generate_peer_id};
+use piecemeal::tracker::server::{self as tracker, TrackerConfig, TrackerError, TrackerHandle};
 use serde_json::{Value as Json, json};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

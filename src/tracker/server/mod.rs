@@ -2,7 +2,7 @@
 //! protocol on one port, sharing one registry of swarms.
 //!
 //! Endpoints:
-//! - `POST /announce` with a JSON body (see [`crate::announce`]'s wire structs), answered in JSON;
+//! - `POST /announce` with a JSON body (see [`crate::tracker::client`]'s wire structs), answered in JSON;
 //!   errors are HTTP 400/404/405 with `{"failure reason": "..."}`.
 //! - `GET /announce?info_hash=...` (BEP 3), answered bencoded with compact peers (BEP 23, and
 //!   `peers6` per BEP 7) unless `compact=0`; errors are HTTP 200 with a bencoded
@@ -14,14 +14,13 @@
 //! second) holds a worker for at most that long; when every worker is busy and the queue is full,
 //! new connections get an immediate 503.
 
-use crate::announce::{
+use crate::bencode::{self, Value};
+use crate::metainfo::InfoHash;
+use crate::net::http::{self, HttpError, Limits, Request};
+use crate::net::pool::ThreadPool;
+use crate::tracker::protocol::{
     Event, JsonAnnounce, JsonPeer, JsonReply, peer_id_from_json, peer_id_to_json,
 };
-use crate::bencode::{self, Value};
-use crate::http::{self, HttpError, Limits, Request};
-use crate::metainfo::InfoHash;
-use crate::pool::ThreadPool;
-use crate::swarm::{AnnounceReply, PeerAnnounce, Swarms};
 use crossbeam_channel::{RecvTimeoutError, Sender, bounded};
 use log::{debug, info, warn};
 use std::collections::BTreeMap;
@@ -32,6 +31,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use swarm::{AnnounceReply, PeerAnnounce, Swarms};
+
+pub mod swarm;
 
 /// Most torrents one scrape may ask about.
 const MAX_SCRAPE_HASHES: usize = 64;

@@ -4,8 +4,9 @@
 //! mutex, so announces for different torrents rarely wait for each other. Time is passed in by
 //! the caller (`now`), which keeps expiry testable without sleeping.
 
-use crate::announce::Event;
+use crate::lock::lock;
 use crate::metainfo::InfoHash;
+use crate::tracker::protocol::Event;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 use std::net::SocketAddr;
@@ -180,9 +181,7 @@ impl Swarms {
         let shard = &self.shards[self.hasher.hash_one(info_hash) as usize % SHARDS];
         // A panic while holding the lock cannot leave a torrent half-updated in a way that
         // matters more than losing the tracker, so keep serving.
-        shard
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(shard)
     }
 
     /// Records an announce and returns counts plus other peers. `stopped` removes the peer
@@ -257,9 +256,7 @@ impl Swarms {
     pub fn expire(&self, now: Instant) -> usize {
         let mut dropped = 0;
         for shard in &self.shards {
-            let mut shard = shard
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut shard = lock(shard);
             shard.retain(|_, torrent| {
                 let mut position = 0;
                 while position < torrent.peers.len() {
@@ -286,14 +283,7 @@ impl Swarms {
 
     /// Number of torrents with at least one peer.
     pub fn torrent_count(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| {
-                s.lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .len()
-            })
-            .sum()
+        self.shards.iter().map(|s| lock(s).len()).sum()
     }
 }
 

@@ -7,9 +7,9 @@
 //! [`TICK`] to send `have` messages, keep-alives and new requests, and to notice shutdown.
 
 use crate::bitfield::{Bitfield, BitfieldError};
-use crate::download::Pipeline;
 use crate::metainfo::InfoHash;
-use crate::torrent::{Stored, Torrent};
+use crate::peer::pipeline::Pipeline;
+use crate::peer::torrent_state::{Stored, Torrent};
 use crate::wire::{MAX_BLOCK, Message, MessageReader, WireError, max_message_len};
 use std::fmt;
 use std::io::Write;

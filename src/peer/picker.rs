@@ -53,7 +53,7 @@ impl Picker {
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic elsewhere cannot leave `State` half-updated: every change is a single step.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        crate::lock::lock(&self.state)
     }
 
     /// Takes a missing piece that `peer_has`, or `None` when the peer has nothing we still need.

@@ -1,13 +1,14 @@
 //! The state one peer process keeps for one torrent, shared by all its connection threads,
 //! its announce thread and the progress display.
 
+use crate::disk::storage::{Storage, StorageError};
+use crate::lock::{lock, read, write};
 use crate::metainfo::Metainfo;
-use crate::picker::Picker;
-use crate::storage::{Storage, StorageError};
+use crate::peer::picker::Picker;
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 /// Bytes and verified pieces received from one remote peer.
@@ -64,10 +65,6 @@ pub struct Torrent {
     /// A storage failure that stopped the download (full disk, ...).
     failure: Mutex<Option<String>>,
     events: crossbeam_channel::Sender<TorrentEvent>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Torrent {
@@ -133,16 +130,13 @@ impl Torrent {
 
     /// Pieces verified since `from` in the have log, and the new position.
     pub fn haves_since(&self, from: usize) -> (Vec<u32>, usize) {
-        let log = self.have_log.read().unwrap_or_else(|e| e.into_inner());
+        let log = read(&self.have_log);
         (log[from.min(log.len())..].to_vec(), log.len())
     }
 
     /// Length of the have log (the position a new connection starts from).
     pub fn have_log_len(&self) -> usize {
-        self.have_log
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
+        read(&self.have_log).len()
     }
 
     /// Verifies and stores a piece fetched from `from`. The first verified copy of a piece is
@@ -154,7 +148,7 @@ impl Torrent {
         data: &[u8],
         from: SocketAddr,
     ) -> Result<Stored, StorageError> {
-        if !crate::storage::piece_matches(&self.meta.info, index as usize, data) {
+        if !crate::disk::storage::piece_matches(&self.meta.info, index as usize, data) {
             self.picker.put_back(index);
             return Ok(Stored::HashMismatch);
         }
@@ -170,10 +164,7 @@ impl Torrent {
         if !self.picker.finish(index) {
             return Ok(Stored::Duplicate);
         }
-        self.have_log
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(index);
+        write(&self.have_log).push(index);
         self.downloaded
             .fetch_add(data.len() as u64, Ordering::SeqCst);
         let mut stats = lock(&self.stats);

@@ -3,10 +3,10 @@
 //! connection. A silent or slow peer holds one worker at most until its time-outs fire, and a
 //! full pool refuses new connections instead of queueing them without bound.
 
-use crate::connection::{self, ConnError};
 use crate::metainfo::InfoHash;
-use crate::pool::ThreadPool;
-use crate::torrent::Torrent;
+use crate::net::pool::ThreadPool;
+use crate::peer::connection::{self, ConnError};
+use crate::peer::torrent_state::Torrent;
 use crate::wire::{Handshake, read_handshake, write_handshake};
 use std::collections::HashMap;
 use std::io;

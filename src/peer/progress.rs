@@ -1,7 +1,7 @@
 //! What a running peer shows the user: a live bar per torrent on a terminal (percent, speed,
 //! ETA, peers), plain status lines every few seconds otherwise. Both go to stdout.
 
-use crate::torrent::Torrent;
+use crate::peer::torrent_state::Torrent;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -2,17 +2,18 @@
 //! several torrents at once, until told to stop.
 //!
 //! Threads: the caller's thread (progress display, completion lines, shutdown), one acceptor
-//! plus a fixed upload pool (see [`crate::upload`]), per torrent one announce thread, and one
-//! thread per outgoing connection (the download side, see [`crate::connection`]).
+//! plus a fixed upload pool (see [`crate::peer::listener`]), per torrent one announce thread, and one
+//! thread per outgoing connection (the download side, see [`crate::peer::connection`]).
 
-use crate::announce::{AnnounceError, AnnounceRequest, AnnounceResponse, Announcer, Event};
-use crate::connection::{self, ConnError};
+use crate::disk::storage::{Storage, StorageError};
 use crate::metainfo::{InfoHash, Metainfo, MetainfoError};
-use crate::picker::Picker;
-use crate::progress::Progress;
-use crate::storage::{Storage, StorageError};
-use crate::torrent::{Torrent, TorrentEvent};
-use crate::upload;
+use crate::peer::connection::{self, ConnError};
+use crate::peer::listener;
+use crate::peer::picker::Picker;
+use crate::peer::progress::Progress;
+use crate::peer::torrent_state::{Torrent, TorrentEvent};
+use crate::tracker::client::{AnnounceError, Announcer};
+use crate::tracker::protocol::{AnnounceRequest, AnnounceResponse, Event};
 use crate::wire::{Handshake, read_handshake, write_handshake};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use std::collections::HashMap;
@@ -131,7 +132,7 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
     let addr = SocketAddr::new(config.bind, config.port);
     let listener = TcpListener::bind(addr).map_err(|source| PeerError::Bind { addr, source })?;
     let local = listener.local_addr().map_err(PeerError::Io)?;
-    let peer_id = crate::announce::generate_peer_id();
+    let peer_id = crate::tracker::protocol::generate_peer_id();
 
     let mut torrents = Vec::new();
     let mut receivers = Vec::new();
@@ -163,7 +164,7 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
         receivers.push(rx);
     }
     println!("listening on {local}");
-    let acceptor = upload::start(
+    let acceptor = listener::start(
         listener,
         Arc::new(registry),
         config.upload_workers,
@@ -278,7 +279,7 @@ fn completion_line(t: &Torrent) -> String {
     let secs = t.started.elapsed().as_secs_f64();
     let bytes = t.downloaded.load(Ordering::SeqCst);
     let stats = t.peer_stats();
-    let join = |f: &dyn Fn(&crate::torrent::PeerStats) -> u64| {
+    let join = |f: &dyn Fn(&crate::peer::torrent_state::PeerStats) -> u64| {
         stats
             .iter()
             .map(|(a, s)| format!("{a}={}", f(s)))
