@@ -5,6 +5,7 @@
 //! several files. Files are opened once and accessed with positioned reads and writes, so many
 //! threads can use one `Storage` without a lock.
 
+use super::piece_matches;
 use crate::bitfield::Bitfield;
 use crate::metainfo::Info;
 use std::fmt;
@@ -16,8 +17,11 @@ use std::path::{Path, PathBuf};
 /// A storage failure, naming the file involved.
 #[derive(Debug)]
 pub struct StorageError {
+    /// The file or folder involved.
     pub path: PathBuf,
+    /// What was being done to it: `open`, `read`, `write`, `sync`, ...
     pub action: &'static str,
+    /// Why it failed.
     pub source: io::Error,
 }
 
@@ -33,7 +37,11 @@ impl fmt::Display for StorageError {
     }
 }
 
-impl std::error::Error for StorageError {}
+impl std::error::Error for StorageError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
 
 struct StoredFile {
     path: PathBuf,
@@ -46,8 +54,11 @@ struct StoredFile {
 /// One span of a file that a range of the torrent maps to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Span {
+    /// Index of the file in `info` order.
     pub file: usize,
+    /// Where the span starts within the file.
     pub file_offset: u64,
+    /// Bytes in the span.
     pub length: u64,
 }
 
@@ -210,11 +221,6 @@ impl Storage {
         }
         Ok(())
     }
-}
-
-/// Whether `data` is the piece `info` describes at `index`.
-pub fn piece_matches(info: &Info, index: usize, data: &[u8]) -> bool {
-    info.pieces.get(index) == Some(&sha1_smol::Sha1::from(data).digest().bytes())
 }
 
 #[cfg(test)]

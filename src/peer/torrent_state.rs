@@ -148,7 +148,7 @@ impl Torrent {
         data: &[u8],
         from: SocketAddr,
     ) -> Result<Stored, StorageError> {
-        if !crate::disk::storage::piece_matches(&self.meta.info, index as usize, data) {
+        if !crate::disk::piece_matches(&self.meta.info, index as usize, data) {
             self.picker.put_back(index);
             return Ok(Stored::HashMismatch);
         }
