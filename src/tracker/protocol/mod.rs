@@ -1,11 +1,14 @@
 //! The announce protocol as both sides see it: what a peer tells a tracker, what the tracker
 //! answers, and how the JSON API spells them. The server ([`crate::tracker::server`]) and the
 //! client ([`crate::tracker::client`]) both build on these types; neither imports the other.
+//! The compact peer lists of BEP 3 replies have their own codec in `compact.rs`.
 
 use crate::metainfo::InfoHash;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::time::Duration;
+
+pub(crate) mod compact;
 
 /// The `event` of an announce.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! The tracker's registry of swarms: which peers announced which torrent, and when.
 //!
-//! Pure and thread-safe. Torrents are spread over a fixed number of shards, each behind its own
+//! Pure and thread-safe. Swarms are spread over a fixed number of shards, each behind its own
 //! mutex, so announces for different torrents rarely wait for each other. Time is passed in by
 //! the caller (`now`), which keeps expiry testable without sleeping.
 
@@ -68,17 +68,17 @@ struct PeerEntry {
     last_seen: Instant,
 }
 
-/// One torrent's peers. Kept in a vector (with an index by peer id) so a random subset can be
-/// drawn by position without walking the whole swarm.
+/// One torrent's swarm: its peers, kept in a vector (with an index by peer id) so a random subset
+/// can be drawn by position without walking them all, and its counts.
 #[derive(Debug, Default)]
-struct Torrent {
+struct Swarm {
     peers: Vec<PeerEntry>,
     index: HashMap<[u8; 20], usize>,
     seeders: u64,
     downloaded: u64,
 }
 
-impl Torrent {
+impl Swarm {
     fn stats(&self) -> ScrapeStats {
         ScrapeStats {
             complete: self.seeders,
@@ -161,7 +161,7 @@ impl Torrent {
 
 /// All swarms the tracker knows, sharded by info hash.
 pub struct Swarms {
-    shards: Vec<Mutex<HashMap<InfoHash, Torrent>>>,
+    shards: Vec<Mutex<HashMap<InfoHash, Swarm>>>,
     hasher: RandomState,
     peer_timeout: Duration,
 }
@@ -177,15 +177,15 @@ impl Swarms {
         }
     }
 
-    fn shard(&self, info_hash: &InfoHash) -> MutexGuard<'_, HashMap<InfoHash, Torrent>> {
+    fn shard(&self, info_hash: &InfoHash) -> MutexGuard<'_, HashMap<InfoHash, Swarm>> {
         let shard = &self.shards[self.hasher.hash_one(info_hash) as usize % SHARDS];
-        // A panic while holding the lock cannot leave a torrent half-updated in a way that
+        // A panic while holding the lock cannot leave a swarm half-updated in a way that
         // matters more than losing the tracker, so keep serving.
         lock(shard)
     }
 
     /// Records an announce and returns counts plus other peers. `stopped` removes the peer
-    /// (and the torrent once empty) and returns no peers.
+    /// (and its swarm once empty) and returns no peers.
     pub fn announce(
         &self,
         info_hash: InfoHash,
@@ -194,18 +194,18 @@ impl Swarms {
     ) -> AnnounceReply {
         let mut shard = self.shard(&info_hash);
         if announce.event == Event::Stopped {
-            let Some(torrent) = shard.get_mut(&info_hash) else {
+            let Some(swarm) = shard.get_mut(&info_hash) else {
                 return AnnounceReply {
                     complete: 0,
                     incomplete: 0,
                     peers: Vec::new(),
                 };
             };
-            if let Some(&position) = torrent.index.get(&announce.peer_id) {
-                torrent.remove_at(position);
+            if let Some(&position) = swarm.index.get(&announce.peer_id) {
+                swarm.remove_at(position);
             }
-            let stats = torrent.stats();
-            if torrent.peers.is_empty() {
+            let stats = swarm.stats();
+            if swarm.peers.is_empty() {
                 shard.remove(&info_hash);
             }
             return AnnounceReply {
@@ -214,25 +214,25 @@ impl Swarms {
                 peers: Vec::new(),
             };
         }
-        let torrent = shard.entry(info_hash).or_default();
-        let was_seeder = torrent
+        let swarm = shard.entry(info_hash).or_default();
+        let was_seeder = swarm
             .index
             .get(&announce.peer_id)
-            .is_some_and(|&p| torrent.peers[p].seeder);
-        let position = torrent.upsert(announce, now);
+            .is_some_and(|&p| swarm.peers[p].seeder);
+        let position = swarm.upsert(announce, now);
         // Count a download once per peer: a seeder repeating `completed` is not a new one.
         if announce.event == Event::Completed && !was_seeder {
-            torrent.downloaded += 1;
+            swarm.downloaded += 1;
         }
         let want = announce
             .numwant
             .map_or(DEFAULT_NUMWANT, |n| n as usize)
             .min(MAX_NUMWANT);
-        let stats = torrent.stats();
+        let stats = swarm.stats();
         AnnounceReply {
             complete: stats.complete,
             incomplete: stats.incomplete,
-            peers: torrent.sample(position, want),
+            peers: swarm.sample(position, want),
         }
     }
 
@@ -244,7 +244,7 @@ impl Swarms {
                 let stats = self
                     .shard(hash)
                     .get(hash)
-                    .map(Torrent::stats)
+                    .map(Swarm::stats)
                     .unwrap_or_default();
                 (*hash, stats)
             })
@@ -257,22 +257,22 @@ impl Swarms {
         let mut dropped = 0;
         for shard in &self.shards {
             let mut shard = lock(shard);
-            shard.retain(|_, torrent| {
+            shard.retain(|_, swarm| {
                 let mut position = 0;
-                while position < torrent.peers.len() {
-                    let seen = torrent.peers[position].last_seen;
+                while position < swarm.peers.len() {
+                    let seen = swarm.peers[position].last_seen;
                     if now.saturating_duration_since(seen) >= self.peer_timeout {
-                        torrent.remove_at(position);
+                        swarm.remove_at(position);
                         dropped += 1;
                     } else {
                         position += 1;
                     }
                 }
-                if torrent.peers.capacity() > 4 * torrent.peers.len() + 16 {
-                    torrent.peers.shrink_to_fit();
-                    torrent.index.shrink_to_fit();
+                if swarm.peers.capacity() > 4 * swarm.peers.len() + 16 {
+                    swarm.peers.shrink_to_fit();
+                    swarm.index.shrink_to_fit();
                 }
-                !torrent.peers.is_empty()
+                !swarm.peers.is_empty()
             });
             if shard.capacity() > 4 * shard.len() + 16 {
                 shard.shrink_to_fit();
@@ -380,13 +380,19 @@ mod tests {
         assert_eq!(stats[1], (hash(2), ScrapeStats::default()));
     }
 
-    #[test]
-    fn numwant_limits_and_samples_without_duplicates() {
+    /// A registry in which peers `0..count` have started on torrent 1 at `now`.
+    fn crowd(count: u16, now: Instant) -> Swarms {
         let swarms = Swarms::new(Duration::from_secs(60));
-        let now = Instant::now();
-        for n in 0..300 {
+        for n in 0..count {
             swarms.announce(hash(1), &peer(n, 1, Event::Started), now);
         }
+        swarms
+    }
+
+    #[test]
+    fn numwant_limits_and_samples_without_duplicates() {
+        let now = Instant::now();
+        let swarms = crowd(300, now);
         let mut me = peer(7, 1, Event::None);
         me.numwant = Some(10);
         let reply = swarms.announce(hash(1), &me, now);
@@ -410,11 +416,8 @@ mod tests {
 
     #[test]
     fn sampling_reaches_every_peer() {
-        let swarms = Swarms::new(Duration::from_secs(60));
         let now = Instant::now();
-        for n in 0..20 {
-            swarms.announce(hash(1), &peer(n, 1, Event::Started), now);
-        }
+        let swarms = crowd(20, now);
         let mut me = peer(0, 1, Event::None);
         me.numwant = Some(3);
         let mut seen = HashSet::new();

@@ -1,0 +1,60 @@
+//! The JSON API's announce: `POST /announce` with a JSON body, answered in JSON.
+
+use super::params::{peer_ip, valid_port};
+use super::routes::{Reply, Service};
+use super::swarm::PeerAnnounce;
+use crate::metainfo::InfoHash;
+use crate::tracker::protocol::{
+    Event, JsonAnnounce, JsonPeer, JsonReply, peer_id_from_json, peer_id_to_json,
+};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+/// Answers a JSON announce; a body that does not parse or validate gets a 400 with the reason.
+pub(super) fn json_announce(body: &[u8], remote: IpAddr, service: &Service, now: Instant) -> Reply {
+    let parsed = serde_json::from_slice::<JsonAnnounce>(body)
+        .map_err(|e| format!("invalid announce JSON: {e}"))
+        .and_then(|req| {
+            let info_hash =
+                InfoHash::from_hex(&req.info_hash).ok_or("info_hash must be 40 hex characters")?;
+            let peer_id = peer_id_from_json(&req.peer_id)
+                .ok_or("peer_id must be a 20-byte string or 40 hex characters")?;
+            let event = match req.event.as_deref() {
+                None => Event::None,
+                Some(name) => Event::parse(name)
+                    .ok_or("event must be started, completed, stopped or absent")?,
+            };
+            let announce = PeerAnnounce {
+                peer_id,
+                addr: SocketAddr::new(
+                    peer_ip(req.ip.as_deref().map(str::as_bytes), remote),
+                    valid_port(req.port)?,
+                ),
+                left: req.left,
+                event,
+                numwant: req.numwant,
+            };
+            Ok((info_hash, announce))
+        });
+    let (info_hash, announce) = match parsed {
+        Ok(parsed) => parsed,
+        Err(reason) => return Reply::json_failure(400, &reason),
+    };
+    let reply = service.swarms.announce(info_hash, &announce, now);
+    let body = JsonReply {
+        interval: service.interval.as_secs(),
+        min_interval: Some(service.min_interval.as_secs()),
+        complete: Some(reply.complete),
+        incomplete: Some(reply.incomplete),
+        peers: reply
+            .peers
+            .iter()
+            .map(|p| JsonPeer {
+                peer_id: Some(peer_id_to_json(&p.peer_id)),
+                ip: p.addr.ip().to_string(),
+                port: p.addr.port(),
+            })
+            .collect(),
+    };
+    Reply::json(200, serde_json::to_vec(&body).unwrap_or_default())
+}
