@@ -9,7 +9,7 @@
 use crate::bitfield::{Bitfield, BitfieldError};
 use crate::metainfo::InfoHash;
 use crate::peer::pipeline::Pipeline;
-use crate::peer::torrent_state::{Stored, Torrent};
+use crate::peer::torrent_state::{Stored, TorrentState};
 use crate::wire::{MAX_BLOCK, Message, MessageReader, WireError, max_message_len};
 use std::fmt;
 use std::io::Write;
@@ -112,7 +112,7 @@ pub fn outcome<E: fmt::Display>(result: &Result<(), E>) -> String {
 
 /// Connection state, named as in BEP 3.
 struct Conn<'a> {
-    torrent: &'a Torrent,
+    torrent: &'a TorrentState,
     stream: TcpStream,
     remote: SocketAddr,
     remote_id: [u8; 20],
@@ -137,7 +137,7 @@ struct Conn<'a> {
 /// sides are complete. Pieces it was fetching go back to the picker whatever happens.
 pub fn run(
     stream: TcpStream,
-    torrent: &Torrent,
+    torrent: &TorrentState,
     remote: SocketAddr,
     remote_id: [u8; 20],
 ) -> Result<(), ConnError> {

@@ -6,7 +6,7 @@
 use crate::metainfo::InfoHash;
 use crate::net::pool::ThreadPool;
 use crate::peer::connection::{self, ConnError};
-use crate::peer::torrent_state::Torrent;
+use crate::peer::torrent_state::TorrentState;
 use crate::wire::{Handshake, read_handshake, write_handshake};
 use std::collections::HashMap;
 use std::io;
@@ -20,7 +20,7 @@ use std::time::Duration;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The torrents a peer serves, by info hash.
-pub type Registry = Arc<HashMap<InfoHash, Arc<Torrent>>>;
+pub type Registry = Arc<HashMap<InfoHash, Arc<TorrentState>>>;
 
 /// Starts accepting on `listener` until `shutdown` is set. `workers` bounds the number of
 /// incoming connections served at once.

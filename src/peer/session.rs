@@ -11,7 +11,7 @@ use crate::peer::connection::{self, ConnError};
 use crate::peer::listener;
 use crate::peer::picker::Picker;
 use crate::peer::progress::Progress;
-use crate::peer::torrent_state::{Torrent, TorrentEvent};
+use crate::peer::torrent_state::{TorrentEvent, TorrentState};
 use crate::tracker::client::{AnnounceError, Announcer};
 use crate::tracker::protocol::{AnnounceRequest, AnnounceResponse, Event};
 use crate::wire::{Handshake, read_handshake, write_handshake};
@@ -149,7 +149,7 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
             have.len()
         );
         let (tx, rx) = crossbeam_channel::unbounded();
-        let torrent = Arc::new(Torrent::new(
+        let torrent = Arc::new(TorrentState::new(
             meta,
             storage,
             Picker::new(have),
@@ -237,7 +237,7 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
 
 /// The main thread's loop: progress, completion lines, and the decision to stop.
 fn watch(
-    torrents: &[Arc<Torrent>],
+    torrents: &[Arc<TorrentState>],
     config: &PeerConfig,
     shutdown: &AtomicBool,
 ) -> Result<(), PeerError> {
@@ -275,7 +275,7 @@ fn watch(
 }
 
 /// `complete <hash> <name> bytes=.. secs=.. mbps=.. peers=addr=bytes,.. pieces=addr=n,..`
-fn completion_line(t: &Torrent) -> String {
+fn completion_line(t: &TorrentState) -> String {
     let secs = t.started.elapsed().as_secs_f64();
     let bytes = t.downloaded.load(Ordering::SeqCst);
     let stats = t.peer_stats();
@@ -296,7 +296,7 @@ fn completion_line(t: &Torrent) -> String {
     )
 }
 
-fn request(torrent: &Torrent, port: u16, event: Event) -> AnnounceRequest {
+fn request(torrent: &TorrentState, port: u16, event: Event) -> AnnounceRequest {
     AnnounceRequest {
         info_hash: torrent.meta.info_hash,
         peer_id: torrent.peer_id,
@@ -311,7 +311,7 @@ fn request(torrent: &Torrent, port: u16, event: Event) -> AnnounceRequest {
 
 /// The announce thread of one torrent.
 struct AnnounceTask {
-    torrent: Arc<Torrent>,
+    torrent: Arc<TorrentState>,
     announcer: Announcer,
     has_tracker: bool,
     port: u16,
@@ -370,7 +370,7 @@ impl AnnounceTask {
 }
 
 /// Dials the peers of a tracker reply and returns when to announce next.
-fn handle_reply(torrent: &Arc<Torrent>, reply: Option<&AnnounceResponse>) -> Instant {
+fn handle_reply(torrent: &Arc<TorrentState>, reply: Option<&AnnounceResponse>) -> Instant {
     let Some(reply) = reply else {
         return Instant::now() + ANNOUNCE_RETRY;
     };
@@ -392,7 +392,7 @@ fn handle_reply(torrent: &Arc<Torrent>, reply: Option<&AnnounceResponse>) -> Ins
 /// many are open. Seeders dial too, as other clients do: some peers (Transmission, for one)
 /// never dial loopback addresses themselves, and a connection between two seeders closes as
 /// soon as each has seen the other's bitfield.
-pub fn dial(torrent: &Arc<Torrent>, addr: SocketAddr) {
+pub fn dial(torrent: &Arc<TorrentState>, addr: SocketAddr) {
     if torrent.is_shutting_down() || torrent.connections.load(Ordering::SeqCst) >= MAX_OUTGOING {
         return;
     }
@@ -416,7 +416,7 @@ pub fn dial(torrent: &Arc<Torrent>, addr: SocketAddr) {
     }
 }
 
-fn connect(torrent: &Torrent, addr: SocketAddr) -> Result<(), ConnError> {
+fn connect(torrent: &TorrentState, addr: SocketAddr) -> Result<(), ConnError> {
     let mut stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     stream.set_write_timeout(Some(connection::WRITE_TIMEOUT))?;

@@ -18,7 +18,7 @@ pub struct PeerStats {
     pub pieces: u64,
 }
 
-/// What became of a piece handed to [`Torrent::store_piece`].
+/// What became of a piece handed to [`TorrentState::store_piece`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stored {
     /// Verified and written: the piece is ours now.
@@ -36,7 +36,7 @@ pub enum TorrentEvent {
 }
 
 /// One torrent inside a running peer.
-pub struct Torrent {
+pub struct TorrentState {
     pub meta: Metainfo,
     pub storage: Storage,
     pub picker: Picker,
@@ -67,7 +67,7 @@ pub struct Torrent {
     events: crossbeam_channel::Sender<TorrentEvent>,
 }
 
-impl Torrent {
+impl TorrentState {
     /// Wraps an opened, verified torrent. `events` reaches its announce thread.
     pub fn new(
         meta: Metainfo,
@@ -76,10 +76,10 @@ impl Torrent {
         peer_id: [u8; 20],
         shutdown: Arc<AtomicBool>,
         events: crossbeam_channel::Sender<TorrentEvent>,
-    ) -> Torrent {
+    ) -> TorrentState {
         let complete = picker.is_complete();
         let left_at_start = Self::left_of(&meta, &picker);
-        Torrent {
+        TorrentState {
             meta,
             storage,
             picker,
