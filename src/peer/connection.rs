@@ -6,12 +6,11 @@
 //! incoming ones run on a worker of the upload pool. The loop wakes at least every
 //! [`TICK`] to send `have` messages, keep-alives and new requests, and to notice shutdown.
 
-use crate::bitfield::{Bitfield, BitfieldError};
-use crate::metainfo::InfoHash;
+use crate::bitfield::Bitfield;
+use crate::peer::error::ConnError;
 use crate::peer::pipeline::Pipeline;
 use crate::peer::torrent_state::{Stored, TorrentState};
-use crate::wire::{MAX_BLOCK, Message, MessageReader, WireError, max_message_len};
-use std::fmt;
+use crate::wire::{MAX_BLOCK, Message, MessageReader, max_message_len};
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::Ordering;
@@ -32,83 +31,6 @@ const MAX_IN_FLIGHT: usize = 32;
 const MAX_PIECES: usize = 6;
 /// Pieces failing their hash from one peer before it is dropped and banned.
 const HASH_STRIKES: u32 = 3;
-
-/// Why a connection ended abnormally.
-#[derive(Debug)]
-pub enum ConnError {
-    Wire(WireError),
-    BadBitfield(BitfieldError),
-    /// A request outside the torrent or over the block size limit.
-    BadRequest {
-        index: u32,
-        begin: u32,
-        length: u32,
-    },
-    /// A `have` for a piece the torrent does not have.
-    BadHave(u32),
-    BadPieces(u32),
-    Idle(Duration),
-    Snubbed,
-    /// Another connection to the same peer id is open already.
-    Duplicate,
-    /// The handshake named a torrent this peer does not serve (or, dialling out, another one).
-    WrongTorrent(InfoHash),
-    /// We dialled ourselves (our own address came back from a tracker).
-    OurOwnPeer,
-    /// The peer was banned earlier for sending bad data.
-    Banned,
-}
-
-impl fmt::Display for ConnError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConnError::Wire(e) => write!(f, "{e}"),
-            ConnError::BadBitfield(e) => write!(f, "{e}"),
-            ConnError::BadRequest {
-                index,
-                begin,
-                length,
-            } => {
-                write!(
-                    f,
-                    "invalid request: piece {index}, offset {begin}, length {length}"
-                )
-            }
-            ConnError::BadHave(i) => write!(f, "have for piece {i}, past the end of the torrent"),
-            ConnError::BadPieces(n) => write!(f, "sent {n} pieces that failed their hash"),
-            ConnError::Idle(d) => write!(f, "silent for {}s", d.as_secs()),
-            ConnError::Snubbed => write!(f, "left our requests unanswered"),
-            ConnError::Duplicate => write!(f, "already connected to this peer"),
-            ConnError::WrongTorrent(h) => {
-                write!(f, "handshake for a torrent not served here ({h})")
-            }
-            ConnError::OurOwnPeer => write!(f, "that is this peer itself"),
-            ConnError::Banned => write!(f, "banned for sending bad data"),
-        }
-    }
-}
-
-impl std::error::Error for ConnError {}
-
-impl From<WireError> for ConnError {
-    fn from(e: WireError) -> Self {
-        ConnError::Wire(e)
-    }
-}
-
-impl From<std::io::Error> for ConnError {
-    fn from(e: std::io::Error) -> Self {
-        ConnError::Wire(WireError::Io(e))
-    }
-}
-
-/// How a connection ended, for logs.
-pub fn outcome<E: fmt::Display>(result: &Result<(), E>) -> String {
-    match result {
-        Ok(()) => "done".into(),
-        Err(e) => e.to_string(),
-    }
-}
 
 /// Connection state, named as in BEP 3.
 struct Conn<'a> {
