@@ -5,13 +5,17 @@
 //! Outgoing connections run on their own thread (one per remote peer, the download side);
 //! incoming ones run on a worker of the upload pool. The loop wakes at least every
 //! [`TICK`] to send `have` messages, keep-alives and new requests, and to notice shutdown.
+//!
+//! The loop works on any `Read + Write` stream, to which a read time-out (`WouldBlock` or
+//! `TimedOut`) is a quiet tick: [`run`] sets a TCP socket up for it, the unit tests drive it
+//! with scripted in-memory streams.
 
 use crate::bitfield::Bitfield;
 use crate::peer::error::ConnError;
 use crate::peer::pipeline::Pipeline;
 use crate::peer::torrent_state::{Stored, TorrentState};
 use crate::wire::{MAX_BLOCK, Message, MessageReader, max_message_len};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -33,9 +37,9 @@ const MAX_PIECES: usize = 6;
 const HASH_STRIKES: u32 = 3;
 
 /// Connection state, named as in BEP 3.
-struct Conn<'a> {
+struct Conn<'a, S> {
     torrent: &'a TorrentState,
-    stream: TcpStream,
+    stream: S,
     remote: SocketAddr,
     remote_id: [u8; 20],
     out: Vec<u8>,
@@ -63,9 +67,20 @@ pub fn run(
     remote: SocketAddr,
     remote_id: [u8; 20],
 ) -> Result<(), ConnError> {
+    // The read time-out is the loop's tick.
     stream.set_read_timeout(Some(TICK))?;
     stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
     let _ = stream.set_nodelay(true);
+    run_stream(stream, torrent, remote, remote_id)
+}
+
+/// [`run`] on any stream; the caller has set up its time-outs.
+fn run_stream<S: Read + Write>(
+    stream: S,
+    torrent: &TorrentState,
+    remote: SocketAddr,
+    remote_id: [u8; 20],
+) -> Result<(), ConnError> {
     let pieces = torrent.meta.info.piece_count();
     let mut conn = Conn {
         torrent,
@@ -99,7 +114,7 @@ pub fn run(
     result
 }
 
-impl Conn<'_> {
+impl<S: Read + Write> Conn<'_, S> {
     fn drive(&mut self, mut reader: MessageReader) -> Result<(), ConnError> {
         // Snapshot the log position before the bitfield so no verified piece goes unannounced.
         self.have_pos = self.torrent.have_log_len();
@@ -191,11 +206,11 @@ impl Conn<'_> {
             if !requests.is_empty() && self.waiting_since.is_none() {
                 self.waiting_since = Some(Instant::now());
             }
-            for (index, begin, length) in requests {
+            for r in requests {
                 self.queue(Message::Request {
-                    index,
-                    begin,
-                    length,
+                    index: r.index,
+                    begin: r.begin,
+                    length: r.length,
                 });
             }
         }
@@ -211,11 +226,11 @@ impl Conn<'_> {
             return;
         };
         self.torrent.picker.put_back(index);
-        for (index, begin, length) in cancels {
+        for r in cancels {
             self.queue(Message::Cancel {
-                index,
-                begin,
-                length,
+                index: r.index,
+                begin: r.begin,
+                length: r.length,
             });
         }
     }
