@@ -335,3 +335,6 @@ impl<S: Read + Write> Conn<'_, S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -5,7 +5,8 @@
 use crate::disk::storage::Storage;
 use crate::metainfo::{self, CreateOptions, Metainfo};
 use crate::peer::picker::Picker;
-use crate::peer::torrent_state::TorrentState;
+use crate::peer::torrent_state::{TorrentEvent, TorrentState};
+use crossbeam_channel::Receiver;
 use std::fs;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -17,9 +18,13 @@ pub const OUR_ID: [u8; 20] = *b"-PM0000-ourselves-01";
 /// The fixture's piece length: one block ([`crate::wire::BLOCK_SIZE`]) per piece.
 pub const PIECE: u32 = 16 * 1024;
 
-/// One torrent inside a peer under test.
+/// One torrent inside a peer under test, with its content and the announce thread's end of
+/// the event channel.
 pub struct Fixture {
     pub state: Arc<TorrentState>,
+    /// The whole torrent, as its creator had it.
+    pub content: Vec<u8>,
+    pub events: Receiver<TorrentEvent>,
     /// Holds the torrent's source and the peer's folder until the test ends.
     _dir: TempDir,
 }
@@ -61,7 +66,7 @@ impl Fixture {
             "the fixture's folder holds `have`"
         );
 
-        let (tx, _) = crossbeam_channel::unbounded();
+        let (tx, events) = crossbeam_channel::unbounded();
         let state = TorrentState::new(
             meta,
             storage,
@@ -72,7 +77,16 @@ impl Fixture {
         );
         Fixture {
             state: Arc::new(state),
+            content,
+            events,
             _dir: dir,
         }
+    }
+
+    /// The bytes of piece `index`.
+    pub fn piece(&self, index: u32) -> &[u8] {
+        let piece = PIECE as usize;
+        let start = index as usize * piece;
+        &self.content[start..(start + piece).min(self.content.len())]
     }
 }
