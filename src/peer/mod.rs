@@ -7,6 +7,9 @@
 //! - [`connection`]: one connection's message loop; [`error`]: why a connection ended;
 //! - [`picker`]: which piece to fetch next; [`pipeline`]: the block requests of one connection;
 //! - [`progress`]: what the user sees while it runs.
+//!
+//! How a piece moves from missing to verified, and which locks may be held together, is written
+//! down in [`picker`] and [`torrent_state`].
 
 pub mod announcing;
 pub mod connection;
