@@ -5,14 +5,17 @@
 //! Outgoing connections run on their own thread (one per remote peer, the download side);
 //! incoming ones run on a worker of the upload pool. The loop wakes at least every
 //! [`TICK`] to send `have` messages, keep-alives and new requests, and to notice shutdown.
+//!
+//! The loop works on any `Read + Write` stream, to which a read time-out (`WouldBlock` or
+//! `TimedOut`) is a quiet tick: [`run`] sets a TCP socket up for it, the unit tests drive it
+//! with scripted in-memory streams.
 
-use crate::bitfield::{Bitfield, BitfieldError};
-use crate::metainfo::InfoHash;
+use crate::bitfield::Bitfield;
+use crate::peer::error::ConnError;
 use crate::peer::pipeline::Pipeline;
-use crate::peer::torrent_state::{Stored, Torrent};
-use crate::wire::{MAX_BLOCK, Message, MessageReader, WireError, max_message_len};
-use std::fmt;
-use std::io::Write;
+use crate::peer::torrent_state::{Stored, TorrentState};
+use crate::wire::{MAX_BLOCK, Message, MessageReader, max_message_len};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -33,87 +36,10 @@ const MAX_PIECES: usize = 6;
 /// Pieces failing their hash from one peer before it is dropped and banned.
 const HASH_STRIKES: u32 = 3;
 
-/// Why a connection ended abnormally.
-#[derive(Debug)]
-pub enum ConnError {
-    Wire(WireError),
-    BadBitfield(BitfieldError),
-    /// A request outside the torrent or over the block size limit.
-    BadRequest {
-        index: u32,
-        begin: u32,
-        length: u32,
-    },
-    /// A `have` for a piece the torrent does not have.
-    BadHave(u32),
-    BadPieces(u32),
-    Idle(Duration),
-    Snubbed,
-    /// Another connection to the same peer id is open already.
-    Duplicate,
-    /// The handshake named a torrent this peer does not serve (or, dialling out, another one).
-    WrongTorrent(InfoHash),
-    /// We dialled ourselves (our own address came back from a tracker).
-    OurOwnPeer,
-    /// The peer was banned earlier for sending bad data.
-    Banned,
-}
-
-impl fmt::Display for ConnError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConnError::Wire(e) => write!(f, "{e}"),
-            ConnError::BadBitfield(e) => write!(f, "{e}"),
-            ConnError::BadRequest {
-                index,
-                begin,
-                length,
-            } => {
-                write!(
-                    f,
-                    "invalid request: piece {index}, offset {begin}, length {length}"
-                )
-            }
-            ConnError::BadHave(i) => write!(f, "have for piece {i}, past the end of the torrent"),
-            ConnError::BadPieces(n) => write!(f, "sent {n} pieces that failed their hash"),
-            ConnError::Idle(d) => write!(f, "silent for {}s", d.as_secs()),
-            ConnError::Snubbed => write!(f, "left our requests unanswered"),
-            ConnError::Duplicate => write!(f, "already connected to this peer"),
-            ConnError::WrongTorrent(h) => {
-                write!(f, "handshake for a torrent not served here ({h})")
-            }
-            ConnError::OurOwnPeer => write!(f, "that is this peer itself"),
-            ConnError::Banned => write!(f, "banned for sending bad data"),
-        }
-    }
-}
-
-impl std::error::Error for ConnError {}
-
-impl From<WireError> for ConnError {
-    fn from(e: WireError) -> Self {
-        ConnError::Wire(e)
-    }
-}
-
-impl From<std::io::Error> for ConnError {
-    fn from(e: std::io::Error) -> Self {
-        ConnError::Wire(WireError::Io(e))
-    }
-}
-
-/// How a connection ended, for logs.
-pub fn outcome<E: fmt::Display>(result: &Result<(), E>) -> String {
-    match result {
-        Ok(()) => "done".into(),
-        Err(e) => e.to_string(),
-    }
-}
-
 /// Connection state, named as in BEP 3.
-struct Conn<'a> {
-    torrent: &'a Torrent,
-    stream: TcpStream,
+struct Conn<'a, S> {
+    torrent: &'a TorrentState,
+    stream: S,
     remote: SocketAddr,
     remote_id: [u8; 20],
     out: Vec<u8>,
@@ -137,13 +63,24 @@ struct Conn<'a> {
 /// sides are complete. Pieces it was fetching go back to the picker whatever happens.
 pub fn run(
     stream: TcpStream,
-    torrent: &Torrent,
+    torrent: &TorrentState,
     remote: SocketAddr,
     remote_id: [u8; 20],
 ) -> Result<(), ConnError> {
+    // The read time-out is the loop's tick.
     stream.set_read_timeout(Some(TICK))?;
     stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
     let _ = stream.set_nodelay(true);
+    run_stream(stream, torrent, remote, remote_id)
+}
+
+/// [`run`] on any stream; the caller has set up its time-outs.
+fn run_stream<S: Read + Write>(
+    stream: S,
+    torrent: &TorrentState,
+    remote: SocketAddr,
+    remote_id: [u8; 20],
+) -> Result<(), ConnError> {
     let pieces = torrent.meta.info.piece_count();
     let mut conn = Conn {
         torrent,
@@ -177,7 +114,7 @@ pub fn run(
     result
 }
 
-impl Conn<'_> {
+impl<S: Read + Write> Conn<'_, S> {
     fn drive(&mut self, mut reader: MessageReader) -> Result<(), ConnError> {
         // Snapshot the log position before the bitfield so no verified piece goes unannounced.
         self.have_pos = self.torrent.have_log_len();
@@ -269,11 +206,11 @@ impl Conn<'_> {
             if !requests.is_empty() && self.waiting_since.is_none() {
                 self.waiting_since = Some(Instant::now());
             }
-            for (index, begin, length) in requests {
+            for r in requests {
                 self.queue(Message::Request {
-                    index,
-                    begin,
-                    length,
+                    index: r.index,
+                    begin: r.begin,
+                    length: r.length,
                 });
             }
         }
@@ -289,11 +226,11 @@ impl Conn<'_> {
             return;
         };
         self.torrent.picker.put_back(index);
-        for (index, begin, length) in cancels {
+        for r in cancels {
             self.queue(Message::Cancel {
-                index,
-                begin,
-                length,
+                index: r.index,
+                begin: r.begin,
+                length: r.length,
             });
         }
     }
@@ -398,3 +335,6 @@ impl Conn<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -5,9 +5,10 @@
 
 use crate::metainfo::InfoHash;
 use crate::net::pool::ThreadPool;
-use crate::peer::connection::{self, ConnError};
-use crate::peer::torrent_state::Torrent;
-use crate::wire::{Handshake, read_handshake, write_handshake};
+use crate::peer::connection;
+use crate::peer::error::{ConnError, outcome};
+use crate::peer::handshake::{self, HANDSHAKE_TIMEOUT};
+use crate::peer::torrent_state::TorrentState;
 use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -16,11 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// How long a new connection may take to send its handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// The torrents a peer serves, by info hash.
-pub type Registry = Arc<HashMap<InfoHash, Arc<Torrent>>>;
+pub type Registry = Arc<HashMap<InfoHash, Arc<TorrentState>>>;
 
 /// Starts accepting on `listener` until `shutdown` is set. `workers` bounds the number of
 /// incoming connections served at once.
@@ -68,6 +66,7 @@ fn serve(stream: TcpStream, addr: SocketAddr, torrents: &Registry) {
     }
 }
 
+/// Sets the socket up for the handshake, answers it, and runs the connection until it ends.
 fn accept_handshake(
     mut stream: TcpStream,
     addr: SocketAddr,
@@ -76,26 +75,13 @@ fn accept_handshake(
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
     stream.set_write_timeout(Some(connection::WRITE_TIMEOUT))?;
-    let theirs = read_handshake(&mut stream)?;
-    let torrent = torrents
-        .get(&InfoHash(theirs.info_hash))
-        .ok_or(ConnError::WrongTorrent(InfoHash(theirs.info_hash)))?;
-    if theirs.peer_id == torrent.peer_id {
-        return Err(ConnError::OurOwnPeer);
-    }
-    if torrent.is_banned(&theirs.peer_id) {
-        return Err(ConnError::Banned);
-    }
-    write_handshake(
-        &mut stream,
-        &Handshake::new(theirs.info_hash, torrent.peer_id),
-    )?;
+    let (torrent, remote_id) = handshake::answer(&mut stream, torrents)?;
     log::info!("{}: incoming peer {addr}", torrent.meta.info.name);
-    let result = connection::run(stream, torrent, addr, theirs.peer_id);
+    let result = connection::run(stream, torrent, addr, remote_id);
     log::info!(
         "{}: peer {addr} left: {}",
         torrent.meta.info.name,
-        connection::outcome(&result)
+        outcome(&result)
     );
     Ok(())
 }

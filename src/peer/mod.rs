@@ -1,17 +1,29 @@
 //! The peer: the process that seeds and downloads torrents.
 //!
-//! - [`session`]: the process (start-up, announces, completion, shutdown);
+//! - [`session`]: the process (start-up, completion, shutdown);
 //! - [`torrent_state`]: what the process knows about one torrent, shared by its threads;
-//! - [`listener`]: incoming connections; [`connection`]: one connection's message loop;
+//! - [`announcing`]: the announce thread of a torrent; [`dial`]: outgoing connections;
+//!   [`listener`]: incoming connections; [`handshake`]: the handshake exchange of both;
+//! - [`connection`]: one connection's message loop; [`error`]: why a connection ended;
 //! - [`picker`]: which piece to fetch next; [`pipeline`]: the block requests of one connection;
 //! - [`progress`]: what the user sees while it runs.
+//!
+//! How a piece moves from missing to verified, and which locks may be held together, is written
+//! down in [`picker`] and [`torrent_state`].
 
+pub mod announcing;
 pub mod connection;
+pub mod dial;
+pub mod error;
+pub mod handshake;
 pub mod listener;
 pub mod picker;
 pub mod pipeline;
 pub mod progress;
 pub mod session;
 pub mod torrent_state;
+
+#[cfg(test)]
+mod test_support;
 
 pub use session::{PeerConfig, PeerError, run};

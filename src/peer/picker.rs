@@ -4,13 +4,44 @@
 //! spread over the torrent. Each download thread takes an index its peer has; indices its
 //! peer lacks go straight back for other threads.
 //!
+//! # Piece states
+//!
+//! ```text
+//!              take                                        finish (first verified copy)
+//!   missing ──────────────▶ in flight ───────────────────────────────────────────▶ verified
+//!   (queued) ◀──────────────  (held by 1 connection,                                (in `have`
+//!              put_back by     2 at most in the endgame)                             for good)
+//!              the last holder
+//! ```
+//!
+//! - missing → in flight: [`Picker::take`] hands a queued piece to one connection. Only once
+//!   the queue is empty (the endgame) may a piece already in flight be handed out again, up to
+//!   two holders, so one slow peer cannot hold back the end of a download. (The
+//!   second holder can be the connection that holds the first copy: the picker does not know
+//!   who holds what.)
+//! - in flight → missing: [`Picker::put_back`], by each holder that lets go: the piece failed its
+//!   hash or could not be written ([`TorrentState::store_piece`]), or the connection ended for
+//!   any reason (its [`Pipeline`](crate::peer::pipeline::Pipeline) pieces go back in
+//!   [`connection::run`]). It is queued again only when its last holder let go. A choke does
+//!   not put pieces back: the connection keeps them and asks again after the unchoke.
+//! - in flight → verified: [`Picker::finish`], after the piece verified and was written. Only
+//!   the first copy counts (`finish` returns `true` once); [`TorrentState::store_piece`] then
+//!   adds it to the have log. Other holders drop their copy when they see it there (a
+//!   `put_back` that does not queue a verified piece) or find it a duplicate when it arrives.
+//!
 //! Invariants (checked by the tests below):
 //! - a piece is in `have` only once a thread verified its hash and wrote it ([`Picker::finish`]);
-//! - a missing piece is either on the queue or counted in `in_flight` by at least one thread,
+//! - a piece is queued exactly when it is missing and no thread holds it (`in_flight` is 0),
 //!   so a thread that drops its piece ([`Picker::put_back`]) re-queues it when nobody else
-//!   still works on it, and no piece is ever lost;
+//!   still works on it, and no piece is ever lost or queued twice;
 //! - once the queue runs dry, a thread may take a piece already in flight elsewhere (endgame),
 //!   so one slow peer cannot hold back the end of a download; the first verified copy wins.
+//!
+//! The state sits behind one mutex, taken for single steps only (see the lock rules in
+//! [`torrent_state`](crate::peer::torrent_state)).
+//!
+//! [`TorrentState::store_piece`]: crate::peer::torrent_state::TorrentState::store_piece
+//! [`connection::run`]: crate::peer::connection::run
 
 use crate::bitfield::Bitfield;
 use crossbeam_channel::{Receiver, Sender, unbounded};
@@ -126,6 +157,7 @@ impl Picker {
         self.state().have.count()
     }
 
+    /// Whether every piece is verified.
     pub fn is_complete(&self) -> bool {
         self.state().have.is_complete()
     }
@@ -193,5 +225,96 @@ mod tests {
         picker.put_back(0);
         assert_eq!(picker.rx.len(), 1);
         assert_eq!(picker.take(&full), Some(0));
+    }
+
+    #[test]
+    fn a_taken_piece_is_not_handed_out_again_outside_the_endgame() {
+        let picker = Picker::new(only(3, &[]));
+        let taken = picker.take(&Bitfield::full(3)).unwrap();
+        // Another peer with only that piece gets nothing while other pieces wait.
+        assert_eq!(picker.take(&only(3, &[taken as usize])), None);
+        assert_eq!(picker.rx.len(), 2);
+        picker.put_back(taken);
+        assert_eq!(picker.take(&only(3, &[taken as usize])), Some(taken));
+    }
+
+    #[test]
+    fn finish_counts_once_and_a_verified_piece_is_never_queued_again() {
+        let picker = Picker::new(only(2, &[]));
+        let full = Bitfield::full(2);
+        let a = picker.take(&full).unwrap();
+        assert!(picker.finish(a));
+        assert!(!picker.finish(a));
+        assert_eq!(picker.have_count(), 1);
+        picker.put_back(a);
+        let b = picker.take(&full).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(picker.take(&only(2, &[a as usize])), None);
+        assert_eq!(picker.have_count(), 1);
+    }
+
+    /// Pieces on the queue, by index (the queue is drained and refilled in the same order).
+    fn queued(picker: &Picker) -> Vec<usize> {
+        let indices: Vec<u32> = picker.rx.try_iter().collect();
+        let mut counts = vec![0; picker.state().have.len()];
+        for &i in &indices {
+            counts[i as usize] += 1;
+            picker.tx.send(i).unwrap();
+        }
+        counts
+    }
+
+    #[test]
+    fn random_takes_put_backs_and_finishes_keep_every_piece_accounted_for() {
+        let mut rng = fastrand::Rng::with_seed(3);
+        let random_set = |rng: &mut fastrand::Rng, len: usize| {
+            let mut b = Bitfield::new(len);
+            for i in 0..len {
+                if rng.bool() {
+                    b.set(i);
+                }
+            }
+            b
+        };
+        for _ in 0..100 {
+            let len = rng.usize(1..10);
+            let picker = Picker::new(random_set(&mut rng, len));
+            // The pieces each of three connections holds.
+            let mut held: Vec<Vec<u32>> = vec![Vec::new(); 3];
+            for _ in 0..200 {
+                let c = rng.usize(..held.len());
+                match rng.u8(..3) {
+                    0 => {
+                        let peer = random_set(&mut rng, len);
+                        if let Some(i) = picker.take(&peer) {
+                            assert!(peer.get(i as usize) && !picker.has(i));
+                            let holders = held.iter().filter(|h| h.contains(&i)).count();
+                            assert!(holders < 2, "at most two copies");
+                            assert!(holders == 0 || picker.rx.is_empty(), "endgame only");
+                            held[c].push(i);
+                        }
+                    }
+                    1 if !held[c].is_empty() => {
+                        let at = rng.usize(..held[c].len());
+                        picker.put_back(held[c].swap_remove(at));
+                    }
+                    2 if !held[c].is_empty() => {
+                        let at = rng.usize(..held[c].len());
+                        let i = held[c].swap_remove(at);
+                        let first = !picker.has(i);
+                        assert_eq!(picker.finish(i), first);
+                    }
+                    _ => {}
+                }
+                let queue = queued(&picker);
+                let state = picker.state();
+                for (i, &on_queue) in queue.iter().enumerate() {
+                    let holders = held.iter().flatten().filter(|&&h| h as usize == i).count();
+                    assert_eq!(state.in_flight[i] as usize, holders, "piece {i}");
+                    let waiting = !state.have.get(i) && holders == 0;
+                    assert_eq!(on_queue, waiting as usize, "piece {i} queued iff waiting");
+                }
+            }
+        }
     }
 }

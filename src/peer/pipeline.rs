@@ -21,8 +21,16 @@ struct PartialPiece {
     received: usize,
 }
 
-/// A block request: piece index, offset within the piece, length.
-pub type BlockRequest = (u32, u32, u32);
+/// A block request, as the `request` and `cancel` messages carry it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockRequest {
+    /// The piece.
+    pub index: u32,
+    /// Offset of the block within the piece.
+    pub begin: u32,
+    /// Bytes asked for.
+    pub length: u32,
+}
 
 /// The pieces one connection is fetching.
 pub struct Pipeline {
@@ -79,8 +87,11 @@ impl Pipeline {
                     *block = Block::Requested;
                     self.in_flight += 1;
                     let begin = i as u32 * BLOCK_SIZE;
-                    let len = BLOCK_SIZE.min(piece.data.len() as u32 - begin);
-                    out.push((piece.index, begin, len));
+                    out.push(BlockRequest {
+                        index: piece.index,
+                        begin,
+                        length: BLOCK_SIZE.min(piece.data.len() as u32 - begin),
+                    });
                 }
             }
         }
@@ -135,7 +146,11 @@ impl Pipeline {
             .filter(|(_, b)| **b == Block::Requested)
             .map(|(i, _)| {
                 let begin = i as u32 * BLOCK_SIZE;
-                (index, begin, BLOCK_SIZE.min(size - begin))
+                BlockRequest {
+                    index,
+                    begin,
+                    length: BLOCK_SIZE.min(size - begin),
+                }
             })
             .collect();
         self.in_flight -= cancels.len();
@@ -157,6 +172,14 @@ impl Pipeline {
 mod tests {
     use super::*;
 
+    fn req(index: u32, begin: u32, length: u32) -> BlockRequest {
+        BlockRequest {
+            index,
+            begin,
+            length,
+        }
+    }
+
     #[test]
     fn keeps_the_pipeline_full_and_assembles_pieces() {
         let mut p = Pipeline::new(3, 4);
@@ -166,9 +189,9 @@ mod tests {
         assert_eq!(
             reqs,
             vec![
-                (7, 0, BLOCK_SIZE),
-                (7, BLOCK_SIZE, BLOCK_SIZE),
-                (7, 2 * BLOCK_SIZE, 10)
+                req(7, 0, BLOCK_SIZE),
+                req(7, BLOCK_SIZE, BLOCK_SIZE),
+                req(7, 2 * BLOCK_SIZE, 10)
             ]
         );
         assert!(!p.wants_piece(), "pipeline full");
@@ -225,8 +248,8 @@ mod tests {
         p.on_block(1, 0, &[0; BLOCK_SIZE as usize]);
         p.on_choke();
         assert_eq!(p.in_flight(), 0);
-        assert_eq!(p.next_requests(), vec![(1, BLOCK_SIZE, BLOCK_SIZE)]);
-        assert_eq!(p.abandon(1), Some(vec![(1, BLOCK_SIZE, BLOCK_SIZE)]));
+        assert_eq!(p.next_requests(), vec![req(1, BLOCK_SIZE, BLOCK_SIZE)]);
+        assert_eq!(p.abandon(1), Some(vec![req(1, BLOCK_SIZE, BLOCK_SIZE)]));
         assert_eq!(p.abandon(1), None);
         assert_eq!(p.in_flight(), 0);
         assert!(p.pieces().is_empty());

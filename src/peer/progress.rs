@@ -1,7 +1,7 @@
 //! What a running peer shows the user: a live bar per torrent on a terminal (percent, speed,
 //! ETA, peers), plain status lines every few seconds otherwise. Both go to stdout.
 
-use crate::peer::torrent_state::Torrent;
+use crate::peer::torrent_state::TorrentState;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -20,7 +20,7 @@ pub struct Progress {
 
 impl Progress {
     /// Bars when `bars` is set (stdout is a terminal), plain lines otherwise.
-    pub fn new(torrents: &[Arc<Torrent>], bars: bool) -> Progress {
+    pub fn new(torrents: &[Arc<TorrentState>], bars: bool) -> Progress {
         let bars = bars.then(|| {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
             let style = ProgressStyle::with_template(
@@ -49,7 +49,7 @@ impl Progress {
     }
 
     /// Refreshes the bars, or prints plain lines when their time has come.
-    pub fn update(&mut self, torrents: &[Arc<Torrent>]) {
+    pub fn update(&mut self, torrents: &[Arc<TorrentState>]) {
         if let Some((_, bars)) = &self.bars {
             for (t, bar) in torrents.iter().zip(bars) {
                 bar.set_position(

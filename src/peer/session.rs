@@ -2,41 +2,28 @@
 //! several torrents at once, until told to stop.
 //!
 //! Threads: the caller's thread (progress display, completion lines, shutdown), one acceptor
-//! plus a fixed upload pool (see [`crate::peer::listener`]), per torrent one announce thread, and one
-//! thread per outgoing connection (the download side, see [`crate::peer::connection`]).
+//! plus a fixed upload pool (see [`crate::peer::listener`]), per torrent one announce thread
+//! (see [`crate::peer::announcing`]), and one thread per outgoing connection (the download
+//! side, see [`crate::peer::dial`]).
 
 use crate::disk::storage::{Storage, StorageError};
-use crate::metainfo::{InfoHash, Metainfo, MetainfoError};
-use crate::peer::connection::{self, ConnError};
+use crate::metainfo::{Metainfo, MetainfoError};
+use crate::peer::announcing::AnnounceTask;
+use crate::peer::dial::dial;
 use crate::peer::listener;
 use crate::peer::picker::Picker;
 use crate::peer::progress::Progress;
-use crate::peer::torrent_state::{Torrent, TorrentEvent};
-use crate::tracker::client::{AnnounceError, Announcer};
-use crate::tracker::protocol::{AnnounceRequest, AnnounceResponse, Event};
-use crate::wire::{Handshake, read_handshake, write_handshake};
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crate::peer::torrent_state::{PeerStats, TorrentState};
+use crate::tracker::client::AnnounceError;
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// Outgoing connections per torrent.
-const MAX_OUTGOING: usize = 40;
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often `--connect` peers without an open connection are dialled again.
-const REDIAL: Duration = Duration::from_secs(10);
-/// Retry delay after a failed announce.
-const ANNOUNCE_RETRY: Duration = Duration::from_secs(15);
-/// Bounds on the re-announce interval a tracker may ask for.
-const MIN_INTERVAL: Duration = Duration::from_secs(5);
-const MAX_INTERVAL: Duration = Duration::from_secs(3600);
-/// The `stopped` announce is a courtesy: a dead tracker must not hold up the exit for long.
-const STOPPED_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long the exit waits for the announce threads (their `stopped` announces) in all.
 const EXIT_GRACE: Duration = Duration::from_secs(4);
 
@@ -76,24 +63,25 @@ pub struct PeerConfig {
 /// Why a peer could not start or had to stop.
 #[derive(Debug)]
 pub enum PeerError {
+    /// A `.torrent` file could not be read.
     Torrent(MetainfoError),
+    /// A torrent's files could not be opened in the folder.
     Storage(StorageError),
-    Bind {
-        addr: SocketAddr,
-        source: io::Error,
-    },
+    /// The listening socket could not be bound.
+    Bind { addr: SocketAddr, source: io::Error },
+    /// The first announce failed and no `--connect` peer was given.
     Tracker {
         torrent: String,
         source: AnnounceError,
     },
+    /// Two `--torrent` files are the same torrent.
     DuplicateTorrent(PathBuf),
+    /// No `--torrent` was given.
     NoTorrents,
+    /// Another I/O failure while starting (the listening socket, a thread that cannot start).
     Io(io::Error),
     /// A torrent stopped downloading because of a disk error; the pieces already written stay.
-    DownloadFailed {
-        torrent: String,
-        reason: String,
-    },
+    DownloadFailed { torrent: String, reason: String },
 }
 
 impl fmt::Display for PeerError {
@@ -116,7 +104,20 @@ impl fmt::Display for PeerError {
     }
 }
 
-impl std::error::Error for PeerError {}
+impl std::error::Error for PeerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PeerError::Torrent(e) => Some(e),
+            PeerError::Storage(e) => Some(e),
+            PeerError::Bind { source, .. } => Some(source),
+            PeerError::Tracker { source, .. } => Some(source),
+            PeerError::Io(e) => Some(e),
+            PeerError::DuplicateTorrent(_)
+            | PeerError::NoTorrents
+            | PeerError::DownloadFailed { .. } => None,
+        }
+    }
+}
 
 /// Runs a peer until `shutdown` is set (or, with `exit_when_done`, until every torrent is
 /// complete). On the way out every torrent announces `stopped`.
@@ -149,7 +150,7 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
             have.len()
         );
         let (tx, rx) = crossbeam_channel::unbounded();
-        let torrent = Arc::new(Torrent::new(
+        let torrent = Arc::new(TorrentState::new(
             meta,
             storage,
             Picker::new(have),
@@ -182,33 +183,24 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
         for addr in &config.connect {
             dial(torrent, *addr);
         }
-        let mut announcer = Announcer::new(tiers.clone());
-        let first = if tiers.is_empty() {
-            None
-        } else {
-            match announcer.announce(&request(torrent, local.port(), Event::Started)) {
-                Ok(reply) => Some(reply),
-                // Without a tracker, a torrent can still run on peers given with --connect.
-                Err(e) if !config.connect.is_empty() => {
-                    log::warn!("{}: {e}", torrent.meta.info.name);
-                    None
-                }
-                Err(source) => {
-                    shutdown.store(true, Ordering::SeqCst);
-                    let _ = acceptor.join();
-                    return Err(PeerError::Tracker {
-                        torrent: torrent.meta.info.name.clone(),
-                        source,
-                    });
-                }
+        let mut task =
+            AnnounceTask::new(torrent.clone(), tiers, local.port(), config.connect.clone());
+        let first = match task.announce_started() {
+            None => None,
+            Some(Ok(reply)) => Some(reply),
+            // Without a tracker, a torrent can still run on peers given with --connect.
+            Some(Err(e)) if !config.connect.is_empty() => {
+                log::warn!("{}: {e}", torrent.meta.info.name);
+                None
             }
-        };
-        let task = AnnounceTask {
-            torrent: torrent.clone(),
-            announcer,
-            has_tracker: !tiers.is_empty(),
-            port: local.port(),
-            connect: config.connect.clone(),
+            Some(Err(source)) => {
+                shutdown.store(true, Ordering::SeqCst);
+                let _ = acceptor.join();
+                return Err(PeerError::Tracker {
+                    torrent: torrent.meta.info.name.clone(),
+                    source,
+                });
+            }
         };
         announcers.push(
             std::thread::Builder::new()
@@ -237,7 +229,7 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
 
 /// The main thread's loop: progress, completion lines, and the decision to stop.
 fn watch(
-    torrents: &[Arc<Torrent>],
+    torrents: &[Arc<TorrentState>],
     config: &PeerConfig,
     shutdown: &AtomicBool,
 ) -> Result<(), PeerError> {
@@ -275,11 +267,11 @@ fn watch(
 }
 
 /// `complete <hash> <name> bytes=.. secs=.. mbps=.. peers=addr=bytes,.. pieces=addr=n,..`
-fn completion_line(t: &Torrent) -> String {
+fn completion_line(t: &TorrentState) -> String {
     let secs = t.started.elapsed().as_secs_f64();
     let bytes = t.downloaded.load(Ordering::SeqCst);
     let stats = t.peer_stats();
-    let join = |f: &dyn Fn(&crate::peer::torrent_state::PeerStats) -> u64| {
+    let join = |f: &dyn Fn(&PeerStats) -> u64| {
         stats
             .iter()
             .map(|(a, s)| format!("{a}={}", f(s)))
@@ -296,142 +288,33 @@ fn completion_line(t: &Torrent) -> String {
     )
 }
 
-fn request(torrent: &Torrent, port: u16, event: Event) -> AnnounceRequest {
-    AnnounceRequest {
-        info_hash: torrent.meta.info_hash,
-        peer_id: torrent.peer_id,
-        port,
-        uploaded: torrent.uploaded.load(Ordering::Relaxed),
-        downloaded: torrent.downloaded.load(Ordering::Relaxed),
-        left: torrent.left(),
-        event,
-        numwant: Some(50),
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error;
 
-/// The announce thread of one torrent.
-struct AnnounceTask {
-    torrent: Arc<Torrent>,
-    announcer: Announcer,
-    has_tracker: bool,
-    port: u16,
-    /// Peers given with `--connect`: dialled at start (before the first announce) and again
-    /// every [`REDIAL`] while no
-    /// connection to them is open, since they may come up later or hang up.
-    connect: Vec<SocketAddr>,
-}
-
-impl AnnounceTask {
-    /// Re-announces at the tracker's interval, announces `completed` once the torrent is whole
-    /// and `stopped` on shutdown, and dials the peers the tracker names.
-    fn run(mut self, first: Option<AnnounceResponse>, events: Receiver<TorrentEvent>) {
-        let torrent = self.torrent.clone();
-        let mut next = handle_reply(&torrent, first.as_ref());
-        let mut next_redial = Instant::now() + REDIAL;
-        while !torrent.is_shutting_down() {
-            if Instant::now() >= next_redial {
-                for addr in &self.connect {
-                    dial(&torrent, *addr);
-                }
-                next_redial = Instant::now() + REDIAL;
-            }
-            match events.recv_timeout(Duration::from_millis(200)) {
-                Ok(TorrentEvent::Completed) if self.has_tracker => {
-                    next = self.announce(Event::Completed)
-                }
-                Ok(_) | Err(RecvTimeoutError::Timeout) => {
-                    if self.has_tracker && Instant::now() >= next {
-                        next = self.announce(Event::None);
-                    }
-                }
-                // The torrent owns the sender, so this only happens once it is gone.
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
-        }
-        if self.has_tracker {
-            self.announcer.set_timeout(STOPPED_TIMEOUT);
-            self.announce(Event::Stopped);
-        }
+    #[test]
+    fn wrapped_errors_are_the_source_and_keep_their_message() {
+        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let bind = PeerError::Bind {
+            addr,
+            source: io::Error::new(io::ErrorKind::AddrInUse, "in use"),
+        };
+        assert_eq!(bind.to_string(), "cannot listen on 127.0.0.1:1: in use");
+        assert_eq!(bind.source().unwrap().to_string(), "in use");
+        let io = PeerError::Io(io::Error::other("broken"));
+        assert_eq!(io.to_string(), "broken");
+        assert_eq!(io.source().unwrap().to_string(), "broken");
+        let torrent = Metainfo::from_bytes(b"not bencode").unwrap_err();
+        let message = torrent.to_string();
+        let wrapped = PeerError::Torrent(torrent);
+        assert_eq!(wrapped.to_string(), message);
+        assert_eq!(wrapped.source().unwrap().to_string(), message);
+        assert!(PeerError::NoTorrents.source().is_none());
+        let failed = PeerError::DownloadFailed {
+            torrent: "t".into(),
+            reason: "disk full".into(),
+        };
+        assert!(failed.source().is_none());
     }
-
-    /// Announces once; returns when to announce next.
-    fn announce(&mut self, event: Event) -> Instant {
-        match self
-            .announcer
-            .announce(&request(&self.torrent, self.port, event))
-        {
-            Ok(reply) => handle_reply(&self.torrent, Some(&reply)),
-            Err(e) => {
-                log::warn!("{}: {e}", self.torrent.meta.info.name);
-                Instant::now() + ANNOUNCE_RETRY
-            }
-        }
-    }
-}
-
-/// Dials the peers of a tracker reply and returns when to announce next.
-fn handle_reply(torrent: &Arc<Torrent>, reply: Option<&AnnounceResponse>) -> Instant {
-    let Some(reply) = reply else {
-        return Instant::now() + ANNOUNCE_RETRY;
-    };
-    log::info!(
-        "{}: tracker lists {} peers (complete {:?}, incomplete {:?})",
-        torrent.meta.info.name,
-        reply.peers.len(),
-        reply.complete,
-        reply.incomplete
-    );
-    for peer in &reply.peers {
-        dial(torrent, peer.addr);
-    }
-    let interval = reply.interval.max(reply.min_interval.unwrap_or_default());
-    Instant::now() + interval.clamp(MIN_INTERVAL, MAX_INTERVAL)
-}
-
-/// Opens an outgoing connection on its own thread, unless one to `addr` is already open or too
-/// many are open. Seeders dial too, as other clients do: some peers (Transmission, for one)
-/// never dial loopback addresses themselves, and a connection between two seeders closes as
-/// soon as each has seen the other's bitfield.
-pub fn dial(torrent: &Arc<Torrent>, addr: SocketAddr) {
-    if torrent.is_shutting_down() || torrent.connections.load(Ordering::SeqCst) >= MAX_OUTGOING {
-        return;
-    }
-    if !torrent.claim_dial(addr) {
-        return;
-    }
-    let torrent = torrent.clone();
-    let spawned = std::thread::Builder::new()
-        .name(format!("peer-{addr}"))
-        .spawn(move || {
-            let result = connect(&torrent, addr);
-            log::info!(
-                "{}: peer {addr} left: {}",
-                torrent.meta.info.name,
-                connection::outcome(&result)
-            );
-            torrent.release_dial(addr);
-        });
-    if let Err(e) = spawned {
-        log::warn!("cannot start a thread for {addr}: {e}");
-    }
-}
-
-fn connect(torrent: &Torrent, addr: SocketAddr) -> Result<(), ConnError> {
-    let mut stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    stream.set_write_timeout(Some(connection::WRITE_TIMEOUT))?;
-    write_handshake(
-        &mut stream,
-        &Handshake::new(torrent.meta.info_hash.0, torrent.peer_id),
-    )?;
-    let theirs = read_handshake(&mut stream)?;
-    if theirs.info_hash != torrent.meta.info_hash.0 {
-        return Err(ConnError::WrongTorrent(InfoHash(theirs.info_hash)));
-    }
-    if theirs.peer_id == torrent.peer_id {
-        torrent.ban(addr, theirs.peer_id);
-        return Err(ConnError::OurOwnPeer);
-    }
-    log::info!("{}: connected to {addr}", torrent.meta.info.name);
-    connection::run(stream, torrent, addr, theirs.peer_id)
 }

@@ -1,5 +1,30 @@
 //! The state one peer process keeps for one torrent, shared by all its connection threads,
 //! its announce thread and the progress display.
+//!
+//! How a piece goes from missing to verified is written down in [`picker`](crate::peer::picker);
+//! [`TorrentState::store_piece`] is where a fetched piece is verified, written and recorded.
+//!
+//! # Locks
+//!
+//! The shared parts behind locks are the picker's piece states (a mutex inside [`Picker`]), the
+//! have log (an `RwLock`: every connection reads it each tick, a verified piece writes it), and
+//! the mutexes of the per-peer stats, the dialled, connected and banned sets and the storage
+//! failure. [`Storage`] needs none: it does positioned reads and writes on files opened once.
+//!
+//! The rule that keeps them free of deadlocks: **at most one of these locks is held at a time**,
+//! and none across disk or socket I/O, a send to the announce thread, or a call into another
+//! component. Every method here takes a lock for one step and lets go before the next (in
+//! [`claim_dial`](TorrentState::claim_dial) the banned set is released before the dialled set
+//! is taken: each operand of `&&` drops its temporaries). The picker holds its mutex only for
+//! its own bookkeeping and a send on its unbounded queue, which never blocks. A change that
+//! must hold two at once takes them in this order and documents it here: picker state, have
+//! log, stats, banned, dialled, connected, failure.
+//!
+//! One ordering between them matters without nesting: a piece enters the picker's `have`
+//! ([`Picker::finish`]) before the have log, and a new connection reads the log position
+//! ([`TorrentState::have_log_len`]) before the picker's `have` for its bitfield. A piece
+//! verified in between is then in both the bitfield and the `have` messages that follow (one
+//! redundant `have`), never in neither.
 
 use crate::disk::storage::{Storage, StorageError};
 use crate::lock::{lock, read, write};
@@ -14,11 +39,13 @@ use std::time::Instant;
 /// Bytes and verified pieces received from one remote peer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PeerStats {
+    /// Bytes of verified pieces.
     pub bytes: u64,
+    /// Verified pieces.
     pub pieces: u64,
 }
 
-/// What became of a piece handed to [`Torrent::store_piece`].
+/// What became of a piece handed to [`TorrentState::store_piece`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stored {
     /// Verified and written: the piece is ours now.
@@ -32,26 +59,34 @@ pub enum Stored {
 /// What the announce thread is told when the torrent changes state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TorrentEvent {
+    /// The last missing piece was verified (sent once).
     Completed,
 }
 
 /// One torrent inside a running peer.
-pub struct Torrent {
+pub struct TorrentState {
+    /// The torrent.
     pub meta: Metainfo,
+    /// Its files in the peer's folder.
     pub storage: Storage,
+    /// Which pieces are verified, and which to fetch next.
     pub picker: Picker,
+    /// This process's peer id (the same for every torrent).
     pub peer_id: [u8; 20],
     /// Set once, when the process shuts down.
     pub shutdown: Arc<AtomicBool>,
     /// Pieces in the order they were verified; connections send `have` for new entries.
     have_log: RwLock<Vec<u32>>,
+    /// Bytes served to other peers.
     pub uploaded: AtomicU64,
     /// Verified bytes fetched by this process (not counting discarded copies).
     pub downloaded: AtomicU64,
     /// Bytes wanted when the process started.
     pub left_at_start: u64,
     left: AtomicU64,
+    /// When the process started, for the completion line's speed.
     pub started: Instant,
+    /// Connections past their handshake, both directions.
     pub connections: AtomicUsize,
     stats: Mutex<BTreeMap<SocketAddr, PeerStats>>,
     /// Addresses with an outgoing connection open, so none is dialled twice.
@@ -67,7 +102,7 @@ pub struct Torrent {
     events: crossbeam_channel::Sender<TorrentEvent>,
 }
 
-impl Torrent {
+impl TorrentState {
     /// Wraps an opened, verified torrent. `events` reaches its announce thread.
     pub fn new(
         meta: Metainfo,
@@ -76,10 +111,10 @@ impl Torrent {
         peer_id: [u8; 20],
         shutdown: Arc<AtomicBool>,
         events: crossbeam_channel::Sender<TorrentEvent>,
-    ) -> Torrent {
+    ) -> TorrentState {
         let complete = picker.is_complete();
         let left_at_start = Self::left_of(&meta, &picker);
-        Torrent {
+        TorrentState {
             meta,
             storage,
             picker,
@@ -115,10 +150,12 @@ impl Torrent {
         self.left.load(Ordering::SeqCst)
     }
 
+    /// Whether every piece is verified.
     pub fn is_complete(&self) -> bool {
         self.completed.load(Ordering::SeqCst)
     }
 
+    /// Whether the process is shutting down.
     pub fn is_shutting_down(&self) -> bool {
         self.shutdown.load(Ordering::SeqCst)
     }
@@ -218,7 +255,118 @@ impl Torrent {
         banned.1.insert(peer_id);
     }
 
+    /// Whether `peer_id` was banned.
     pub fn is_banned(&self, peer_id: &[u8; 20]) -> bool {
         lock(&self.banned).1.contains(peer_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bitfield::Bitfield;
+    use crate::peer::test_support::{Fixture, PIECE};
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn a_verified_piece_is_written_logged_and_counted_once() {
+        let f = Fixture::new(3, &[]);
+        let piece = f.state.picker.take(&Bitfield::full(3)).unwrap();
+        let data = f.piece(piece);
+        assert_eq!(
+            f.state.store_piece(piece, data, addr(1)).unwrap(),
+            Stored::Verified
+        );
+        assert_eq!(
+            f.state.storage.read(piece, 0, data.len() as u32).unwrap(),
+            data
+        );
+        // An endgame copy that arrives later is discarded.
+        assert_eq!(
+            f.state.store_piece(piece, data, addr(2)).unwrap(),
+            Stored::Duplicate
+        );
+        assert_eq!(f.state.haves_since(0), (vec![piece], 1));
+        assert_eq!(f.state.haves_since(1), (vec![], 1));
+        assert_eq!(f.state.downloaded.load(Ordering::SeqCst), data.len() as u64);
+        let stats = f.state.peer_stats();
+        assert_eq!(stats.len(), 1);
+        assert_eq!(
+            stats[&addr(1)],
+            PeerStats {
+                bytes: data.len() as u64,
+                pieces: 1
+            }
+        );
+        assert!(!f.state.is_complete());
+        assert!(f.events.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_piece_failing_its_hash_goes_back_to_the_picker() {
+        let f = Fixture::new(3, &[0]);
+        let piece = f.state.picker.take(&Bitfield::full(3)).unwrap();
+        let junk = vec![1u8; PIECE as usize];
+        assert_eq!(
+            f.state
+                .store_piece(piece, &junk[..f.piece(piece).len()], addr(1))
+                .unwrap(),
+            Stored::HashMismatch
+        );
+        assert_eq!(f.state.haves_since(0), (vec![], 0));
+        assert_eq!(f.state.downloaded.load(Ordering::SeqCst), 0);
+        let mut only = Bitfield::new(3);
+        only.set(piece as usize);
+        assert_eq!(f.state.picker.take(&only), Some(piece));
+    }
+
+    #[test]
+    fn copies_stored_at_once_log_each_piece_once_and_complete_once() {
+        let f = Fixture::new(4, &[]);
+        std::thread::scope(|s| {
+            for port in 0..4 {
+                let f = &f;
+                s.spawn(move || {
+                    for piece in 0..4 {
+                        f.state
+                            .store_piece(piece, f.piece(piece), addr(port))
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        let (mut log, len) = f.state.haves_since(0);
+        log.sort();
+        assert_eq!((log, len), (vec![0, 1, 2, 3], 4));
+        assert_eq!(
+            f.state.downloaded.load(Ordering::SeqCst),
+            f.content.len() as u64
+        );
+        let pieces: u64 = f.state.peer_stats().values().map(|s| s.pieces).sum();
+        assert_eq!(pieces, 4);
+        assert!(f.state.is_complete());
+        assert_eq!(f.events.try_recv(), Ok(TorrentEvent::Completed));
+        assert!(f.events.try_recv().is_err(), "completed once");
+    }
+
+    #[test]
+    fn dial_claims_and_peer_registrations_are_exclusive_and_bans_stick() {
+        let f = Fixture::new(1, &[]);
+        assert!(f.state.claim_dial(addr(1)));
+        assert!(!f.state.claim_dial(addr(1)), "already dialled");
+        f.state.release_dial(addr(1));
+        assert!(f.state.claim_dial(addr(1)));
+        f.state.release_dial(addr(1));
+        assert!(f.state.register_peer([1; 20]));
+        assert!(!f.state.register_peer([1; 20]), "already connected");
+        f.state.unregister_peer(&[1; 20]);
+        assert!(f.state.register_peer([1; 20]));
+        f.state.ban(addr(1), [2; 20]);
+        assert!(!f.state.claim_dial(addr(1)));
+        assert!(f.state.is_banned(&[2; 20]));
+        assert!(!f.state.is_banned(&[1; 20]));
     }
 }

@@ -1,0 +1,53 @@
+//! Outgoing connections: one thread per dialled peer, which connects, exchanges handshakes and
+//! then runs the connection loop (the download side of a torrent).
+
+use crate::peer::connection;
+use crate::peer::error::{ConnError, outcome};
+use crate::peer::handshake::{self, HANDSHAKE_TIMEOUT};
+use crate::peer::torrent_state::TorrentState;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// Outgoing connections per torrent.
+const MAX_OUTGOING: usize = 40;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Opens an outgoing connection on its own thread, unless one to `addr` is already open or too
+/// many are open. Seeders dial too, as other clients do: some peers (Transmission, for one)
+/// never dial loopback addresses themselves, and a connection between two seeders closes as
+/// soon as each has seen the other's bitfield.
+pub fn dial(torrent: &Arc<TorrentState>, addr: SocketAddr) {
+    if torrent.is_shutting_down() || torrent.connections.load(Ordering::SeqCst) >= MAX_OUTGOING {
+        return;
+    }
+    if !torrent.claim_dial(addr) {
+        return;
+    }
+    let torrent = torrent.clone();
+    let spawned = std::thread::Builder::new()
+        .name(format!("peer-{addr}"))
+        .spawn(move || {
+            let result = connect(&torrent, addr);
+            log::info!(
+                "{}: peer {addr} left: {}",
+                torrent.meta.info.name,
+                outcome(&result)
+            );
+            torrent.release_dial(addr);
+        });
+    if let Err(e) = spawned {
+        log::warn!("cannot start a thread for {addr}: {e}");
+    }
+}
+
+/// Connects to `addr`, exchanges handshakes and runs the connection until it ends.
+fn connect(torrent: &TorrentState, addr: SocketAddr) -> Result<(), ConnError> {
+    let mut stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
+    stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
+    stream.set_write_timeout(Some(connection::WRITE_TIMEOUT))?;
+    let remote_id = handshake::initiate(&mut stream, torrent, addr)?;
+    log::info!("{}: connected to {addr}", torrent.meta.info.name);
+    connection::run(stream, torrent, addr, remote_id)
+}

@@ -1,0 +1,92 @@
+//! Test fixtures for the peer engine: a real [`TorrentState`] (metainfo, storage, picker) over a
+//! temporary folder, so the unit tests of the handshake, the connection loop and the piece
+//! states run against the same code as a peer process, without sockets.
+
+use crate::disk::storage::Storage;
+use crate::metainfo::{self, CreateOptions, Metainfo};
+use crate::peer::picker::Picker;
+use crate::peer::torrent_state::{TorrentEvent, TorrentState};
+use crossbeam_channel::Receiver;
+use std::fs;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use tempfile::TempDir;
+
+/// The peer id of the process under test.
+pub const OUR_ID: [u8; 20] = *b"-PM0000-ourselves-01";
+
+/// The fixture's piece length: one block ([`crate::wire::BLOCK_SIZE`]) per piece.
+pub const PIECE: u32 = 16 * 1024;
+
+/// One torrent inside a peer under test, with its content and the announce thread's end of
+/// the event channel.
+pub struct Fixture {
+    pub state: Arc<TorrentState>,
+    /// The whole torrent, as its creator had it.
+    pub content: Vec<u8>,
+    pub events: Receiver<TorrentEvent>,
+    /// Holds the torrent's source and the peer's folder until the test ends.
+    _dir: TempDir,
+}
+
+impl Fixture {
+    /// A single-file torrent of `pieces` pieces of [`PIECE`] bytes (the last one half as long)
+    /// of which the peer's folder holds the pieces in `have`; the others are zeros on disk.
+    pub fn new(pieces: usize, have: &[u32]) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let piece = PIECE as usize;
+        let len = (pieces - 1) * piece + piece / 2;
+        let mut rng = fastrand::Rng::with_seed(pieces as u64);
+        let content: Vec<u8> = (0..len).map(|_| rng.u8(..)).collect();
+
+        let source = dir.path().join("source");
+        fs::create_dir(&source).unwrap();
+        fs::write(source.join("data.bin"), &content).unwrap();
+        let options = CreateOptions {
+            announce: vec!["http://127.0.0.1:1/announce".into()],
+            piece_length: Some(PIECE as u64),
+            ..CreateOptions::default()
+        };
+        let torrent = metainfo::create(&source.join("data.bin"), &options).unwrap();
+        let meta = Metainfo::from_bytes(&torrent).unwrap();
+
+        let folder = dir.path().join("peer");
+        fs::create_dir(&folder).unwrap();
+        let mut on_disk = vec![0u8; len];
+        for &i in have {
+            let range = i as usize * piece..(i as usize * piece + piece).min(len);
+            on_disk[range.clone()].copy_from_slice(&content[range]);
+        }
+        fs::write(folder.join("data.bin"), &on_disk).unwrap();
+        let storage = Storage::open(&meta.info, &folder).unwrap();
+        let verified = storage.verify(&meta.info);
+        assert_eq!(
+            verified.count(),
+            have.len(),
+            "the fixture's folder holds `have`"
+        );
+
+        let (tx, events) = crossbeam_channel::unbounded();
+        let state = TorrentState::new(
+            meta,
+            storage,
+            Picker::new(verified),
+            OUR_ID,
+            Arc::new(AtomicBool::new(false)),
+            tx,
+        );
+        Fixture {
+            state: Arc::new(state),
+            content,
+            events,
+            _dir: dir,
+        }
+    }
+
+    /// The bytes of piece `index`.
+    pub fn piece(&self, index: u32) -> &[u8] {
+        let piece = PIECE as usize;
+        let start = index as usize * piece;
+        &self.content[start..(start + piece).min(self.content.len())]
+    }
+}
