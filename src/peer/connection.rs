@@ -3,20 +3,25 @@
 //! requests for pieces we have verified.
 //!
 //! Outgoing connections run on their own thread (one per remote peer, the download side);
-//! incoming ones run on a worker of the upload pool. The loop wakes at least every
-//! [`TICK`] to send `have` messages, keep-alives and new requests, and to notice shutdown.
+//! incoming ones run on a worker of the upload pool. That thread only ever blocks reading:
+//! everything it sends goes through an [`Outbox`] to the connection's writer thread
+//! ([`writer`]), so a connection whose peer is slow to read (or is busy writing to us) still
+//! reads. The loop wakes at least every [`TICK`] to send `have` messages, keep-alives and new
+//! requests, and to notice shutdown or a failed write.
 //!
 //! The loop works on any `Read + Write` stream, to which a read time-out (`WouldBlock` or
-//! `TimedOut`) is a quiet tick: [`run`] sets a TCP socket up for it, the unit tests drive it
-//! with scripted in-memory streams.
+//! `TimedOut`) is a quiet tick: [`run`] sets a TCP socket up for it and starts the writer
+//! thread, the unit tests drive the loop with scripted in-memory streams and write inline.
 
 use crate::bitfield::Bitfield;
 use crate::peer::error::ConnError;
-use crate::peer::pipeline::Pipeline;
+use crate::peer::pipeline::{BlockRequest, Pipeline};
 use crate::peer::torrent_state::{Stored, TorrentState};
+use crate::peer::window::DEFAULT_PEER_REQQ;
+use crate::peer::writer::{self, MAX_QUEUED_BLOCKS, Outbox};
 use crate::wire::{MAX_BLOCK, Message, MessageReader, max_message_len};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -29,12 +34,19 @@ const IDLE_LIMIT: Duration = Duration::from_secs(150);
 const SNUB_LIMIT: Duration = Duration::from_secs(20);
 /// Writes that block this long (a peer that stopped reading) end the connection.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(20);
-/// Block requests kept in flight per peer (512 KiB).
-const MAX_IN_FLIGHT: usize = 32;
-/// Pieces fetched at once per peer.
-const MAX_PIECES: usize = 6;
+/// After a clean end, how long the last queued messages may take to go out.
+const LINGER: Duration = Duration::from_secs(1);
 /// Pieces failing their hash from one peer before it is dropped and banned.
 const HASH_STRIKES: u32 = 3;
+
+/// Who writes what the loop queues.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sending {
+    /// The connection's writer thread.
+    Thread,
+    /// The loop itself, after each step, to the stream it reads (unit tests).
+    Inline,
+}
 
 /// Connection state, named as in BEP 3.
 struct Conn<'a, S> {
@@ -42,7 +54,8 @@ struct Conn<'a, S> {
     stream: S,
     remote: SocketAddr,
     remote_id: [u8; 20],
-    out: Vec<u8>,
+    outbox: &'a Outbox,
+    sending: Sending,
     am_choking: bool,
     am_interested: bool,
     peer_choking: bool,
@@ -60,7 +73,8 @@ struct Conn<'a, S> {
 }
 
 /// Runs a connection whose handshake is done until it ends, the torrent shuts down, or both
-/// sides are complete. Pieces it was fetching go back to the picker whatever happens.
+/// sides are complete. Pieces it was fetching go back to the picker whatever happens, and its
+/// writer thread has ended when this returns.
 pub fn run(
     stream: TcpStream,
     torrent: &TorrentState,
@@ -71,15 +85,46 @@ pub fn run(
     stream.set_read_timeout(Some(TICK))?;
     stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
     let _ = stream.set_nodelay(true);
-    run_stream(stream, torrent, remote, remote_id)
+    let sending = stream.try_clone()?;
+    let outbox = Outbox::new();
+    std::thread::scope(|s| {
+        let writer = std::thread::Builder::new()
+            .name(format!("send-{remote}"))
+            .spawn_scoped(s, || writer::run(&outbox, &sending, torrent))?;
+        let result = run_loop(
+            &stream,
+            torrent,
+            remote,
+            remote_id,
+            &outbox,
+            Sending::Thread,
+        );
+        // After a clean end the last messages (a `have`, `not interested`) may go out.
+        let drain = result.is_ok() && !torrent.is_shutting_down();
+        outbox.close(drain);
+        if drain {
+            outbox.wait_finished(LINGER);
+        }
+        if outbox.failed() {
+            // The peer stopped reading: reset the connection rather than leave megabytes in
+            // the kernel's send buffer for a peer that will not take them.
+            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+        }
+        // Unblocks a write in progress, so the writer ends now.
+        let _ = stream.shutdown(Shutdown::Both);
+        let _ = writer.join();
+        result
+    })
 }
 
-/// [`run`] on any stream; the caller has set up its time-outs.
-fn run_stream<S: Read + Write>(
+/// The message loop on `stream`, with `outbox` written by `sending`.
+fn run_loop<S: Read + Write>(
     stream: S,
     torrent: &TorrentState,
     remote: SocketAddr,
     remote_id: [u8; 20],
+    outbox: &Outbox,
+    sending: Sending,
 ) -> Result<(), ConnError> {
     let pieces = torrent.meta.info.piece_count();
     let mut conn = Conn {
@@ -87,14 +132,15 @@ fn run_stream<S: Read + Write>(
         stream,
         remote,
         remote_id,
-        out: Vec::new(),
+        outbox,
+        sending,
         am_choking: true,
         am_interested: false,
         peer_choking: true,
         peer_interested: false,
         peer_has: Bitfield::new(pieces),
         interest_stale: true,
-        pipeline: Pipeline::new(MAX_IN_FLIGHT, MAX_PIECES),
+        pipeline: Pipeline::new(DEFAULT_PEER_REQQ),
         have_pos: 0,
         hash_failures: 0,
         last_received: Instant::now(),
@@ -150,14 +196,17 @@ impl<S: Read + Write> Conn<'_, S> {
     }
 
     fn queue(&mut self, message: Message) {
-        message.encode_into(&mut self.out);
+        self.outbox.send(message);
+        self.last_sent = Instant::now();
     }
 
+    /// Reports a failed write; writes what is queued when the loop writes inline.
     fn flush(&mut self) -> Result<(), ConnError> {
-        if !self.out.is_empty() {
-            self.stream.write_all(&self.out)?;
-            self.out.clear();
-            self.last_sent = Instant::now();
+        if let Some(e) = self.outbox.take_failure() {
+            return Err(e.into());
+        }
+        if self.sending == Sending::Inline {
+            writer::write_ready(self.outbox, &mut self.stream, self.torrent)?;
         }
         Ok(())
     }
@@ -193,31 +242,41 @@ impl<S: Read + Write> Conn<'_, S> {
             self.queue(Message::Unchoke);
         }
         if self.am_interested && !self.peer_choking {
-            while self.pipeline.wants_piece() {
-                let Some(index) = self.torrent.picker.take(&self.peer_has) else {
-                    break;
-                };
-                self.pipeline.add_piece(
-                    index,
-                    self.torrent.meta.info.piece_size(index as usize) as u32,
-                );
-            }
-            let requests = self.pipeline.next_requests();
-            if !requests.is_empty() && self.waiting_since.is_none() {
-                self.waiting_since = Some(Instant::now());
-            }
-            for r in requests {
-                self.queue(Message::Request {
-                    index: r.index,
-                    begin: r.begin,
-                    length: r.length,
-                });
-            }
+            self.request_more();
         }
-        if self.out.is_empty() && self.last_sent.elapsed() > KEEPALIVE_EVERY {
+        if self.last_sent.elapsed() > KEEPALIVE_EVERY {
             self.queue(Message::KeepAlive);
         }
         self.flush()
+    }
+
+    /// Fills the request window, taking new pieces from the picker once the blocks left in
+    /// the pieces held cannot fill it.
+    fn request_more(&mut self) {
+        while self.pipeline.wants_piece() {
+            let Some(index) = self.torrent.picker.take(&self.peer_has) else {
+                break;
+            };
+            if self.pipeline.holds(index) {
+                // An endgame copy of a piece this connection is fetching already.
+                self.torrent.picker.put_back(index);
+                break;
+            }
+            let size = self.torrent.meta.info.piece_size(index as usize) as u32;
+            self.pipeline.add_piece(index, size);
+        }
+        let now = Instant::now();
+        let requests = self.pipeline.next_requests(now);
+        if !requests.is_empty() && self.waiting_since.is_none() {
+            self.waiting_since = Some(now);
+        }
+        for r in requests {
+            self.queue(Message::Request {
+                index: r.index,
+                begin: r.begin,
+                length: r.length,
+            });
+        }
     }
 
     /// Stops fetching a piece that another connection has just verified.
@@ -238,13 +297,24 @@ impl<S: Read + Write> Conn<'_, S> {
     fn handle(&mut self, message: Message) -> Result<(), ConnError> {
         let pieces = self.peer_has.len();
         match message {
-            Message::KeepAlive
-            | Message::Port(_)
-            | Message::Unknown(_)
-            | Message::Cancel { .. } => {}
+            Message::KeepAlive | Message::Port(_) | Message::Unknown(_) => {}
+            Message::Cancel {
+                index,
+                begin,
+                length,
+            } => {
+                self.outbox.cancel(BlockRequest {
+                    index,
+                    begin,
+                    length,
+                });
+            }
             Message::Choke => {
                 self.peer_choking = true;
-                self.pipeline.on_choke();
+                // The peer dropped our requests: its pieces go to other peers at once.
+                for index in self.pipeline.on_choke() {
+                    self.torrent.picker.put_back(index);
+                }
                 self.waiting_since = None;
             }
             Message::Unchoke => self.peer_choking = false,
@@ -290,22 +360,26 @@ impl<S: Read + Write> Conn<'_, S> {
         if self.am_choking || !self.torrent.picker.has(index) {
             return Ok(());
         }
-        match self.torrent.storage.read(index, begin, length) {
-            Ok(data) => {
-                self.queue(Message::Piece { index, begin, data });
-                self.flush()?;
-                self.torrent
-                    .uploaded
-                    .fetch_add(length as u64, Ordering::Relaxed);
-            }
-            Err(e) => log::warn!("{}: {e}", self.torrent.meta.info.name),
+        let request = BlockRequest {
+            index,
+            begin,
+            length,
+        };
+        // The writer reads the block from disk when its turn comes.
+        if self.outbox.serve(request) {
+            self.last_sent = Instant::now();
+        } else {
+            log::debug!(
+                "{}: more than {MAX_QUEUED_BLOCKS} requests queued, dropped {request:?}",
+                self.remote
+            );
         }
-        Ok(())
+        self.flush()
     }
 
     fn receive(&mut self, index: u32, begin: u32, data: &[u8]) -> Result<(), ConnError> {
         let in_flight = self.pipeline.in_flight();
-        let done = self.pipeline.on_block(index, begin, data);
+        let done = self.pipeline.on_block(index, begin, data, Instant::now());
         // Only a block we asked for shows the peer is answering: junk must not keep a snubbing
         // peer's requests (and the pieces behind them) alive.
         if self.pipeline.in_flight() < in_flight {

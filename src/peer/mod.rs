@@ -5,7 +5,9 @@
 //! - [`announcing`]: the announce thread of a torrent; [`dial`]: outgoing connections;
 //!   [`listener`]: incoming connections; [`handshake`]: the handshake exchange of both;
 //! - [`connection`]: one connection's message loop; [`error`]: why a connection ended;
+//! - [`writer`]: the sending half of a connection, which never makes the loop wait;
 //! - [`picker`]: which piece to fetch next; [`pipeline`]: the block requests of one connection;
+//!   [`window`]: how many of them to keep in flight;
 //! - [`progress`]: what the user sees while it runs.
 //!
 //! How a piece moves from missing to verified, and which locks may be held together, is written
@@ -22,6 +24,8 @@ pub mod pipeline;
 pub mod progress;
 pub mod session;
 pub mod torrent_state;
+pub mod window;
+pub mod writer;
 
 #[cfg(test)]
 mod test_support;

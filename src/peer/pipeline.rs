@@ -1,16 +1,22 @@
 //! The request pipeline of one connection: which blocks of which pieces are asked for, which
 //! have arrived, and when a piece is whole and ready to verify.
 //!
-//! Several requests stay in flight per peer (no stop-and-wait): the connection asks for more
-//! blocks whenever fewer than `max_in_flight` are outstanding, taking new pieces from the
-//! picker once every block of the pieces it holds has been asked for.
+//! What counts is the number of requests in flight, not the number of pieces: the connection
+//! keeps [`Window::target`] requests outstanding (sized from the peer's measured rate, see
+//! [`window`](crate::peer::window)), asking for the blocks of the pieces it holds oldest piece
+//! first, so partial pieces finish before new ones start, and takes a new piece from the
+//! picker only when the blocks left to ask for in the pieces it holds cannot fill the window.
+//! With 16 KiB pieces (one block each) that means many pieces at once.
 
+use crate::peer::window::Window;
 use crate::wire::BLOCK_SIZE;
+use std::time::Instant;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Block {
     Missing,
-    Requested,
+    /// Asked for at this time.
+    Requested(Instant),
     Received,
 }
 
@@ -19,6 +25,17 @@ struct PartialPiece {
     data: Vec<u8>,
     blocks: Vec<Block>,
     received: usize,
+}
+
+impl PartialPiece {
+    fn request(&self, slot: usize) -> BlockRequest {
+        let begin = slot as u32 * BLOCK_SIZE;
+        BlockRequest {
+            index: self.index,
+            begin,
+            length: BLOCK_SIZE.min(self.data.len() as u32 - begin),
+        }
+    }
 }
 
 /// A block request, as the `request` and `cancel` messages carry it.
@@ -34,39 +51,41 @@ pub struct BlockRequest {
 
 /// The pieces one connection is fetching.
 pub struct Pipeline {
+    /// Oldest first.
     pieces: Vec<PartialPiece>,
     in_flight: usize,
-    max_in_flight: usize,
-    max_pieces: usize,
+    /// Blocks of the held pieces not asked for yet.
+    missing: usize,
+    window: Window,
 }
 
 impl Pipeline {
-    /// At most `max_in_flight` block requests and `max_pieces` pieces at once. The piece cap
-    /// keeps a fast peer from taking a large share of a small-piece torrent's queue before
-    /// the other peers have even unchoked us.
-    pub fn new(max_in_flight: usize, max_pieces: usize) -> Pipeline {
+    /// A pipeline for a peer that accepts `peer_reqq` outstanding requests (see
+    /// [`DEFAULT_PEER_REQQ`](crate::peer::window::DEFAULT_PEER_REQQ)).
+    pub fn new(peer_reqq: usize) -> Pipeline {
         Pipeline {
             pieces: Vec::new(),
             in_flight: 0,
-            max_in_flight,
-            max_pieces,
+            missing: 0,
+            window: Window::new(peer_reqq),
         }
     }
 
-    /// Whether the connection should take another piece: every block of the pieces it holds
-    /// is requested and there is room for more requests.
+    /// Whether the connection should take another piece: the blocks left to ask for in the
+    /// pieces it holds cannot fill the window.
     pub fn wants_piece(&self) -> bool {
-        self.in_flight < self.max_in_flight
-            && self.pieces.len() < self.max_pieces
-            && self
-                .pieces
-                .iter()
-                .all(|p| !p.blocks.contains(&Block::Missing))
+        self.in_flight + self.missing < self.window.target()
+    }
+
+    /// Whether piece `index` is being fetched here.
+    pub fn holds(&self, index: u32) -> bool {
+        self.pieces.iter().any(|p| p.index == index)
     }
 
     /// Starts fetching piece `index` of `size` bytes.
     pub fn add_piece(&mut self, index: u32, size: u32) {
         let count = size.div_ceil(BLOCK_SIZE) as usize;
+        self.missing += count;
         self.pieces.push(PartialPiece {
             index,
             data: vec![0; size as usize],
@@ -75,84 +94,89 @@ impl Pipeline {
         });
     }
 
-    /// Marks blocks as requested up to the in-flight limit and returns them.
-    pub fn next_requests(&mut self) -> Vec<BlockRequest> {
+    /// Marks blocks as requested (at `now`) up to the window's target and returns them.
+    pub fn next_requests(&mut self, now: Instant) -> Vec<BlockRequest> {
         let mut out = Vec::new();
-        for piece in &mut self.pieces {
-            for (i, block) in piece.blocks.iter_mut().enumerate() {
-                if self.in_flight >= self.max_in_flight {
-                    return out;
+        let target = self.window.target();
+        'pieces: for piece in &mut self.pieces {
+            for slot in 0..piece.blocks.len() {
+                if self.in_flight >= target {
+                    break 'pieces;
                 }
-                if *block == Block::Missing {
-                    *block = Block::Requested;
+                if piece.blocks[slot] == Block::Missing {
+                    piece.blocks[slot] = Block::Requested(now);
                     self.in_flight += 1;
-                    let begin = i as u32 * BLOCK_SIZE;
-                    out.push(BlockRequest {
-                        index: piece.index,
-                        begin,
-                        length: BLOCK_SIZE.min(piece.data.len() as u32 - begin),
-                    });
+                    self.missing -= 1;
+                    out.push(piece.request(slot));
                 }
             }
+        }
+        if !out.is_empty() {
+            self.window.on_requests(now);
+        } else if self.in_flight == 0 {
+            self.window.on_idle();
         }
         out
     }
 
-    /// Stores a received block. Returns the whole piece when this was its last block. Blocks
-    /// nobody asked for (late after a choke, or from a confused peer) are ignored.
-    pub fn on_block(&mut self, index: u32, begin: u32, data: &[u8]) -> Option<(u32, Vec<u8>)> {
+    /// Stores a received block (arriving at `now`). Returns the whole piece when this was its
+    /// last block. Blocks nobody asked for (late after a choke, or from a confused peer) are
+    /// ignored.
+    pub fn on_block(
+        &mut self,
+        index: u32,
+        begin: u32,
+        data: &[u8],
+        now: Instant,
+    ) -> Option<(u32, Vec<u8>)> {
         let pos = self.pieces.iter().position(|p| p.index == index)?;
         let piece = &mut self.pieces[pos];
         let slot = begin
             .is_multiple_of(BLOCK_SIZE)
             .then_some((begin / BLOCK_SIZE) as usize)?;
         let expected = BLOCK_SIZE.min((piece.data.len() as u32).saturating_sub(begin)) as usize;
-        if piece.blocks.get(slot) != Some(&Block::Requested) || data.len() != expected {
+        let Some(&Block::Requested(asked)) = piece.blocks.get(slot) else {
+            return None;
+        };
+        if data.len() != expected {
             return None;
         }
         piece.data[begin as usize..begin as usize + expected].copy_from_slice(data);
         piece.blocks[slot] = Block::Received;
         piece.received += 1;
         self.in_flight -= 1;
+        self.window
+            .on_block(expected, now.saturating_duration_since(asked), now);
         if piece.received < piece.blocks.len() {
             return None;
         }
-        let piece = self.pieces.swap_remove(pos);
+        let piece = self.pieces.remove(pos);
         Some((piece.index, piece.data))
     }
 
-    /// The peer choked us: it dropped our requests, so they must be asked for again later.
-    pub fn on_choke(&mut self) {
-        for piece in &mut self.pieces {
-            for block in &mut piece.blocks {
-                if *block == Block::Requested {
-                    *block = Block::Missing;
-                }
-            }
-        }
+    /// The peer choked us: it dropped our requests. Every piece held here is given up, with
+    /// its partial data, and returned so the caller hands it back to the picker for other
+    /// peers; a choking peer must not hold pieces until it unchokes.
+    pub fn on_choke(&mut self) -> Vec<u32> {
         self.in_flight = 0;
+        self.missing = 0;
+        self.window.on_idle();
+        self.pieces.drain(..).map(|p| p.index).collect()
     }
 
     /// Drops a piece (verified elsewhere first); returns the requests to cancel, or `None`
     /// when this pipeline was not fetching it.
     pub fn abandon(&mut self, index: u32) -> Option<Vec<BlockRequest>> {
         let pos = self.pieces.iter().position(|p| p.index == index)?;
-        let piece = self.pieces.swap_remove(pos);
-        let size = piece.data.len() as u32;
-        let cancels: Vec<BlockRequest> = piece
-            .blocks
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| **b == Block::Requested)
-            .map(|(i, _)| {
-                let begin = i as u32 * BLOCK_SIZE;
-                BlockRequest {
-                    index,
-                    begin,
-                    length: BLOCK_SIZE.min(size - begin),
-                }
-            })
-            .collect();
+        let piece = self.pieces.remove(pos);
+        let mut cancels = Vec::new();
+        for (slot, block) in piece.blocks.iter().enumerate() {
+            match block {
+                Block::Requested(_) => cancels.push(piece.request(slot)),
+                Block::Missing => self.missing -= 1,
+                Block::Received => {}
+            }
+        }
         self.in_flight -= cancels.len();
         Some(cancels)
     }
@@ -166,11 +190,17 @@ impl Pipeline {
     pub fn in_flight(&self) -> usize {
         self.in_flight
     }
+
+    /// The window that sizes the requests in flight.
+    pub fn window(&self) -> &Window {
+        &self.window
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::peer::window::{MAX, START};
 
     fn req(index: u32, begin: u32, length: u32) -> BlockRequest {
         BlockRequest {
@@ -180,12 +210,16 @@ mod tests {
         }
     }
 
+    fn now() -> Instant {
+        Instant::now()
+    }
+
     #[test]
     fn keeps_the_pipeline_full_and_assembles_pieces() {
-        let mut p = Pipeline::new(3, 4);
+        let mut p = Pipeline::new(3);
         assert!(p.wants_piece());
         p.add_piece(7, 2 * BLOCK_SIZE + 10);
-        let reqs = p.next_requests();
+        let reqs = p.next_requests(now());
         assert_eq!(
             reqs,
             vec![
@@ -195,11 +229,11 @@ mod tests {
             ]
         );
         assert!(!p.wants_piece(), "pipeline full");
-        assert_eq!(p.on_block(7, 2 * BLOCK_SIZE, &[5; 10]), None);
+        assert_eq!(p.on_block(7, 2 * BLOCK_SIZE, &[5; 10], now()), None);
         assert!(p.wants_piece());
-        assert_eq!(p.on_block(7, 0, &[1; BLOCK_SIZE as usize]), None);
+        assert_eq!(p.on_block(7, 0, &[1; BLOCK_SIZE as usize], now()), None);
         let (index, data) = p
-            .on_block(7, BLOCK_SIZE, &[2; BLOCK_SIZE as usize])
+            .on_block(7, BLOCK_SIZE, &[2; BLOCK_SIZE as usize], now())
             .unwrap();
         assert_eq!(index, 7);
         assert_eq!(data.len(), 2 * BLOCK_SIZE as usize + 10);
@@ -212,28 +246,51 @@ mod tests {
     }
 
     #[test]
-    fn caps_the_pieces_held() {
-        let mut p = Pipeline::new(100, 2);
-        p.add_piece(1, 10);
-        p.add_piece(2, 10);
-        p.next_requests();
-        assert!(!p.wants_piece());
-        p.on_block(1, 0, &[0; 10]);
-        assert!(p.wants_piece());
+    fn takes_pieces_until_the_window_is_full_and_finishes_older_pieces_first() {
+        let mut p = Pipeline::new(4);
+        p.add_piece(1, 3 * BLOCK_SIZE);
+        assert!(p.wants_piece(), "3 blocks cannot fill a window of 4");
+        p.add_piece(2, 3 * BLOCK_SIZE);
+        assert!(!p.wants_piece(), "6 blocks can");
+        let reqs = p.next_requests(now());
+        assert_eq!(reqs.iter().filter(|r| r.index == 1).count(), 3);
+        assert_eq!(
+            reqs,
+            [req(1, 0, BLOCK_SIZE), req(1, BLOCK_SIZE, BLOCK_SIZE)]
+                .into_iter()
+                .chain([req(1, 2 * BLOCK_SIZE, BLOCK_SIZE), req(2, 0, BLOCK_SIZE)])
+                .collect::<Vec<_>>()
+        );
+        assert!(!p.wants_piece(), "piece 2 still has blocks to ask for");
+        p.on_block(1, 0, &[0; BLOCK_SIZE as usize], now());
+        assert_eq!(p.next_requests(now()), vec![req(2, BLOCK_SIZE, BLOCK_SIZE)]);
+    }
+
+    #[test]
+    fn one_block_pieces_keep_the_whole_window_in_flight() {
+        let mut p = Pipeline::new(MAX);
+        let mut index = 0;
+        while p.wants_piece() {
+            p.add_piece(index, BLOCK_SIZE);
+            index += 1;
+        }
+        let reqs = p.next_requests(now());
+        assert_eq!(reqs.len(), START);
+        assert_eq!(p.pieces().len(), START, "one piece per request");
     }
 
     #[test]
     fn ignores_unrequested_or_wrongly_sized_blocks() {
-        let mut p = Pipeline::new(8, 4);
+        let mut p = Pipeline::new(8);
         p.add_piece(1, BLOCK_SIZE * 2);
-        p.next_requests();
-        assert_eq!(p.on_block(2, 0, &[0; BLOCK_SIZE as usize]), None);
-        assert_eq!(p.on_block(1, 5, &[0; BLOCK_SIZE as usize]), None);
-        assert_eq!(p.on_block(1, 0, &[0; 10]), None);
+        p.next_requests(now());
+        assert_eq!(p.on_block(2, 0, &[0; BLOCK_SIZE as usize], now()), None);
+        assert_eq!(p.on_block(1, 5, &[0; BLOCK_SIZE as usize], now()), None);
+        assert_eq!(p.on_block(1, 0, &[0; 10], now()), None);
         assert_eq!(p.in_flight(), 2);
-        p.on_block(1, 0, &[0; BLOCK_SIZE as usize]);
+        p.on_block(1, 0, &[0; BLOCK_SIZE as usize], now());
         assert_eq!(
-            p.on_block(1, 0, &[0; BLOCK_SIZE as usize]),
+            p.on_block(1, 0, &[0; BLOCK_SIZE as usize], now()),
             None,
             "duplicate"
         );
@@ -241,17 +298,63 @@ mod tests {
     }
 
     #[test]
-    fn choke_requeues_requested_blocks_and_abandon_cancels() {
-        let mut p = Pipeline::new(8, 4);
+    fn choke_gives_up_every_piece_and_abandon_cancels() {
+        let mut p = Pipeline::new(8);
         p.add_piece(1, BLOCK_SIZE * 2);
-        p.next_requests();
-        p.on_block(1, 0, &[0; BLOCK_SIZE as usize]);
-        p.on_choke();
-        assert_eq!(p.in_flight(), 0);
-        assert_eq!(p.next_requests(), vec![req(1, BLOCK_SIZE, BLOCK_SIZE)]);
-        assert_eq!(p.abandon(1), Some(vec![req(1, BLOCK_SIZE, BLOCK_SIZE)]));
-        assert_eq!(p.abandon(1), None);
+        p.add_piece(2, BLOCK_SIZE * 2);
+        p.next_requests(now());
+        p.on_block(1, 0, &[0; BLOCK_SIZE as usize], now());
+        assert_eq!(p.on_choke(), vec![1, 2]);
         assert_eq!(p.in_flight(), 0);
         assert!(p.pieces().is_empty());
+        assert!(p.wants_piece());
+        assert_eq!(p.next_requests(now()), vec![]);
+        // A block that was on its way when the choke came is not wanted any more.
+        assert_eq!(
+            p.on_block(1, BLOCK_SIZE, &[0; BLOCK_SIZE as usize], now()),
+            None
+        );
+
+        p.add_piece(1, BLOCK_SIZE * 3);
+        p.add_piece(3, BLOCK_SIZE);
+        assert_eq!(p.next_requests(now()).len(), 4);
+        p.on_block(1, 0, &[0; BLOCK_SIZE as usize], now());
+        let cancels = vec![
+            req(1, BLOCK_SIZE, BLOCK_SIZE),
+            req(1, 2 * BLOCK_SIZE, BLOCK_SIZE),
+        ];
+        assert_eq!(p.abandon(1), Some(cancels));
+        assert_eq!(p.abandon(1), None);
+        assert_eq!(p.in_flight(), 1);
+        assert_eq!(p.pieces(), vec![3]);
+    }
+
+    #[test]
+    fn blocks_arriving_at_the_measured_rate_grow_the_window() {
+        let mut p = Pipeline::new(MAX);
+        let start = Instant::now();
+        let mut index = 0;
+        let mut at = start;
+        // 16 KiB pieces answered at 32 MiB/s for two seconds.
+        while at < start + std::time::Duration::from_secs(2) {
+            while p.wants_piece() {
+                p.add_piece(index, BLOCK_SIZE);
+                index += 1;
+            }
+            let asked = p.next_requests(at);
+            for r in asked {
+                at += std::time::Duration::from_micros(488);
+                assert!(
+                    p.on_block(r.index, 0, &[0; BLOCK_SIZE as usize], at)
+                        .is_some()
+                );
+            }
+        }
+        assert_eq!(p.window().target(), MAX);
+        while p.wants_piece() {
+            p.add_piece(index, BLOCK_SIZE);
+            index += 1;
+        }
+        assert_eq!(p.next_requests(at).len(), MAX);
     }
 }

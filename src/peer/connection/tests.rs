@@ -106,7 +106,14 @@ fn converse_with<'a>(
         outgoing: Vec::new(),
         traffic: Vec::new(),
     };
-    let result = run_stream(&mut stream, torrent, addr, id);
+    let result = run_loop(
+        &mut stream,
+        torrent,
+        addr,
+        id,
+        &Outbox::new(),
+        Sending::Inline,
+    );
     assert!(stream.outgoing.is_empty(), "a message was written in part");
     (result, stream.traffic)
 }
@@ -283,25 +290,30 @@ fn read_timeouts_of_either_kind_are_quiet_ticks() {
 }
 
 #[test]
-fn a_choke_drops_our_requests_and_the_unchoke_renews_them() {
+fn a_choke_gives_our_pieces_back_and_the_unchoke_takes_them_again() {
     let f = Fixture::new(3, &[]);
     let (mut script, mut expected) = offer_piece_1();
     script.extend([
         send(Message::Choke),
-        // The piece stays with this connection while it is choked.
+        // The piece went back to the picker with the choke: another connection may take it.
         Step::Elsewhere(Box::new(|| {
-            assert_eq!(f.state.picker.take(&only_1()), None);
+            assert_eq!(f.state.picker.take(&only_1()), Some(1));
+            f.state.picker.put_back(1);
         })),
+        // The block that was on its way when the choke came is ignored.
+        send(block(1, 0, f.piece(1))),
         send(Message::Unchoke),
     ]);
     expected.extend([
         In(Message::Choke),
+        In(block(1, 0, f.piece(1))),
         In(Message::Unchoke),
         Out(request(1, 0, PIECE)),
     ]);
     let (result, traffic) = converse(&f.state, script);
     assert!(closed(&result), "{result:?}");
     assert_eq!(traffic, expected);
+    assert!(!f.state.picker.has(1), "the late block was not stored");
     // The connection ended: its piece is back with the picker.
     assert_eq!(f.state.picker.take(&only_1()), Some(1));
 }
@@ -537,4 +549,37 @@ fn shutdown_ends_the_connection_and_its_pieces_go_back() {
     assert_eq!(f.state.connections.load(Ordering::SeqCst), 0);
     assert!(f.state.register_peer(THEIR_ID), "unregistered");
     assert_eq!(f.state.picker.take(&only_1()), Some(1));
+}
+
+#[test]
+fn with_one_block_pieces_a_whole_window_of_requests_goes_out_at_once() {
+    let pieces = 100;
+    let f = Fixture::new(pieces, &[]);
+    let all: Vec<u32> = (0..pieces as u32).collect();
+    let (result, traffic) = converse(
+        &f.state,
+        vec![send(bitfield(pieces, &all)), send(Message::Unchoke)],
+    );
+    assert!(closed(&result), "{result:?}");
+    let mut asked: Vec<u32> = traffic
+        .iter()
+        .filter_map(|t| match t {
+            Out(Message::Request { index, begin, .. }) => {
+                assert_eq!(*begin, 0);
+                Some(*index)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked.len(), crate::peer::window::START, "{traffic:?}");
+    asked.sort();
+    asked.dedup();
+    assert_eq!(asked.len(), crate::peer::window::START, "one piece each");
+    // The connection ended: every piece it held is back with the picker.
+    let everything = Bitfield::full(pieces);
+    let mut back: Vec<u32> = (0..pieces)
+        .filter_map(|_| f.state.picker.take(&everything))
+        .collect();
+    back.sort();
+    assert_eq!(back, all, "each piece queued once");
 }
