@@ -8,7 +8,7 @@ peers=ip:port=bytes,...`) it can also stand in for piecemeal during the
 harness's --self-check, which validates the harness against real programs only.
 
     lt_peer.py peer --dir DIR --torrent FILE [--port N] [--tracker URL]
-                    [--connect IP:PORT ...] [--exit-when-done]
+                    [--connect IP:PORT ...] [--exit-when-done] [--internet]
     lt_peer.py show FILE.torrent          (prints `Hash: <hex>` like piecemeal show)
     lt_peer.py create PATH --announce URL --output FILE [--piece-length BYTES]
 
@@ -49,8 +49,12 @@ def log(msg):
     print(f"[lt_peer {time.monotonic():.2f}] {msg}", file=sys.stderr, flush=True)
 
 
-def session_for(bind, port):
-    """A loopback-only libtorrent session with nothing that could leave the machine."""
+def session_for(bind, port, internet=False):
+    """A loopback-only libtorrent session with nothing that could leave the machine.
+
+    With `internet`, loopback peers are not in libtorrent's "local" peer class (never choked,
+    no rate limits, its own queueing) but in the global one, as peers on the internet are.
+    """
     mask = (
         lt.alert.category_t.error_notification
         | lt.alert.category_t.status_notification
@@ -87,6 +91,10 @@ def session_for(bind, port):
         pc["upload_limit"] = 0
         pc["download_limit"] = 0
         ses.set_peer_class(cid, pc)
+    if internet:
+        everyone = lt.ip_filter()
+        everyone.add_rule("0.0.0.0", "255.255.255.255", 1 << lt.session.global_peer_class_id)
+        ses.set_peer_class_filter(everyone)
     return ses
 
 
@@ -134,7 +142,7 @@ def cmd_peer(args):
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    ses = session_for(args.bind, args.port)
+    ses = session_for(args.bind, args.port, args.internet)
     port = wait_listening(ses, time.monotonic() + 10)
     print(f"listening on {args.bind}:{port}", flush=True)
 
@@ -266,6 +274,7 @@ def main():
     p.add_argument("--tracker")
     p.add_argument("--connect", action="append", default=[])
     p.add_argument("--exit-when-done", action="store_true")
+    p.add_argument("--internet", action="store_true", help="treat loopback peers as internet peers")
     s = sub.add_parser("show")
     s.add_argument("torrent")
     k = sub.add_parser("check")
