@@ -22,8 +22,8 @@
 //! - in flight → missing: [`Picker::put_back`], by each holder that lets go: the piece failed its
 //!   hash or could not be written ([`TorrentState::store_piece`]), or the connection ended for
 //!   any reason (its [`Pipeline`](crate::peer::pipeline::Pipeline) pieces go back in
-//!   [`connection::run`]). It is queued again only when its last holder let go. A choke does
-//!   not put pieces back: the connection keeps them and asks again after the unchoke.
+//!   [`connection::run`]), or was choked (a choking peer must not hold pieces until it
+//!   unchokes). It is queued again only when its last holder let go.
 //! - in flight → verified: [`Picker::finish`], after the piece verified and was written. Only
 //!   the first copy counts (`finish` returns `true` once); [`TorrentState::store_piece`] then
 //!   adds it to the have log. Other holders drop their copy when they see it there (a

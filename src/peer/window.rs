@@ -1,5 +1,5 @@
 //! How many block requests one connection keeps in flight: enough to cover the peer's measured
-//! download rate for [`QUEUE_TIME`] plus its latency, as libtorrent does, so a fast peer never
+//! download rate for 3 s (`QUEUE_TIME`) plus its latency, as libtorrent does, so a fast peer never
 //! waits for our next request, whatever the piece size.
 //!
 //! The count is what matters, not the number of pieces: a torrent of 16 KiB pieces (one block

@@ -10,7 +10,7 @@
 //! Memory a slow reader can make us hold is bounded: an accepted request is queued as its 12
 //! bytes ([`BlockRequest`]) and read from disk only when the writer is about to send it, at
 //! most [`MAX_QUEUED_BLOCKS`] of them; further requests are dropped (as libtorrent drops
-//! requests past its queue). The writer holds one batch of at most [`BATCH`] bytes plus one
+//! requests past its queue). The writer holds one batch of about 256 KiB (`BATCH`) plus one
 //! block. A `cancel` removes its block from the queue if it was not written yet.
 //!
 //! A peer that never reads makes a socket write block for the write time-out the caller set;
