@@ -91,6 +91,10 @@ pub fn run(
         let writer = std::thread::Builder::new()
             .name(format!("send-{remote}"))
             .spawn_scoped(s, || writer::run(&outbox, &sending, torrent))?;
+        let ending = Ending {
+            outbox: &outbox,
+            stream: &stream,
+        };
         let result = run_loop(
             &stream,
             torrent,
@@ -100,9 +104,8 @@ pub fn run(
             Sending::Thread,
         );
         // After a clean end the last messages (a `have`, `not interested`) may go out.
-        let drain = result.is_ok() && !torrent.is_shutting_down();
-        outbox.close(drain);
-        if drain {
+        if result.is_ok() && !torrent.is_shutting_down() {
+            outbox.close(true);
             outbox.wait_finished(LINGER);
         }
         if outbox.failed() {
@@ -110,11 +113,24 @@ pub fn run(
             // the kernel's send buffer for a peer that will not take them.
             let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
         }
-        // Unblocks a write in progress, so the writer ends now.
-        let _ = stream.shutdown(Shutdown::Both);
+        drop(ending);
         let _ = writer.join();
         result
     })
+}
+
+/// Stops the writer thread when the loop ends, even by a panic (the scope would otherwise
+/// wait for it forever): closes the outbox and shuts the socket down under a blocked write.
+struct Ending<'a> {
+    outbox: &'a Outbox,
+    stream: &'a TcpStream,
+}
+
+impl Drop for Ending<'_> {
+    fn drop(&mut self) {
+        self.outbox.close(false);
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
 }
 
 /// The message loop on `stream`, with `outbox` written by `sending`.
