@@ -111,6 +111,7 @@ fn run_stream<S: Read + Write>(
     for index in conn.pipeline.pieces() {
         torrent.picker.put_back(index);
     }
+    torrent.picker.remove_peer(&conn.peer_has);
     result
 }
 
@@ -194,7 +195,8 @@ impl<S: Read + Write> Conn<'_, S> {
         }
         if self.am_interested && !self.peer_choking {
             while self.pipeline.wants_piece() {
-                let Some(index) = self.torrent.picker.take(&self.peer_has) else {
+                let holding = self.pipeline.pieces();
+                let Some(index) = self.torrent.picker.take(&self.peer_has, &holding) else {
                     break;
                 };
                 self.pipeline.add_piece(
@@ -254,12 +256,16 @@ impl<S: Read + Write> Conn<'_, S> {
                 if index as usize >= pieces {
                     return Err(ConnError::BadHave(index));
                 }
-                self.interest_stale |= self.peer_has.set(index as usize);
+                if self.peer_has.set(index as usize) {
+                    self.interest_stale = true;
+                    self.torrent.picker.add_have(index);
+                }
             }
             Message::Bitfield(bytes) => {
                 self.interest_stale = true;
-                self.peer_has =
-                    Bitfield::from_bytes(&bytes, pieces).map_err(ConnError::BadBitfield)?;
+                let new = Bitfield::from_bytes(&bytes, pieces).map_err(ConnError::BadBitfield)?;
+                self.torrent.picker.replace_bitfield(&self.peer_has, &new);
+                self.peer_has = new;
             }
             Message::Request {
                 index,
