@@ -22,11 +22,13 @@
 //!
 //! How: the queue is bounded at the piece count (each piece is queued at most once, so a send
 //! never blocks nor allocates) and is only read and written under the picker lock, so one `take`
-//! sees all of it. `take` pops until it has a piece no other can beat (rarity 1, the peer's own
-//! copy; or any piece in the random phase) or has gone once round the queue, and queues again
-//! the pieces it passed over, in the order it found them. That is one pass over the queue at
-//! worst (O(pieces)), with no allocation: the passed-over indices wait in a buffer kept in the
-//! state.
+//! sees all of it. `take` pops until it has a piece no other can beat, or has gone once round
+//! the queue, and queues again the pieces it passed over, in the order it found them. No piece
+//! can beat one whose rarity is the lowest on the queue (which [`Availability`] keeps track of)
+//! or 1 (the peer's own copy), nor, in the random phase, any piece. That is one pass over the
+//! queue at worst (O(pieces)), and a few pops when the peer has many of the rarest pieces (a
+//! seeder, or a peer well ahead); no allocation either way: the passed-over indices wait in a
+//! buffer kept in the state.
 //!
 //! # Availability
 //!
@@ -68,7 +70,8 @@
 //!   never one it holds itself; the first verified copy wins;
 //! - outside the random phase, `take` hands out a queued piece of the lowest availability among
 //!   those the peer has;
-//! - a piece's availability is the number of connected peers whose record has it.
+//! - a piece's availability is the number of connected peers whose record has it, and the
+//!   lowest availability [`Availability`] reports for the queue is that of a queued piece.
 //!
 //! The state sits behind one mutex, taken for single steps only (see the lock rules in
 //! [`torrent_state`](crate::peer::torrent_state)).
@@ -119,13 +122,17 @@ impl Picker {
             .collect();
         rng.shuffle(&mut missing);
         let popped = Vec::with_capacity(missing.len());
+        let mut availability = Availability::new(pieces);
+        for &i in &missing {
+            availability.start_waiting(i as usize);
+        }
         let picker = Picker {
             tx,
             rx,
             state: Mutex::new(State {
                 have,
                 in_flight: vec![0; pieces],
-                availability: Availability::new(pieces),
+                availability,
                 popped,
             }),
         };
@@ -165,6 +172,8 @@ impl Picker {
             ..
         } = state;
         popped.clear();
+        // No piece the peer has is rarer than this: the peer's own copy counts.
+        let floor = availability.lowest_waiting().unwrap_or(0).max(1);
         // (rarity, position in `popped`) of the best piece so far.
         let mut best: Option<(u32, usize)> = None;
         // Nobody else reads or writes the queue while we hold the lock: its length is exact.
@@ -182,8 +191,7 @@ impl Picker {
             if best.is_none_or(|(r, _)| rarity < r) {
                 best = Some((rarity, popped.len() - 1));
             }
-            // The peer's own copy counts, so no piece it has is rarer than 1.
-            if rarity <= 1 {
+            if rarity <= floor {
                 break;
             }
         }
@@ -194,6 +202,7 @@ impl Picker {
             }
         }
         let index = chosen?;
+        availability.stop_waiting(index as usize);
         in_flight[index as usize] += 1;
         Some(index)
     }
@@ -219,6 +228,7 @@ impl Picker {
         let count = &mut state.in_flight[index as usize];
         *count = count.saturating_sub(1);
         if *count == 0 && !state.have.get(index as usize) {
+            state.availability.start_waiting(index as usize);
             self.queue(index);
         }
     }
@@ -233,12 +243,21 @@ impl Picker {
 
     /// A connection's peer sent a `bitfield`: its record goes from `old` to `new`.
     pub fn replace_bitfield(&self, old: &Bitfield, new: &Bitfield) {
-        self.state().availability.replace(old, new);
+        let mut state = self.state();
+        let State {
+            have,
+            in_flight,
+            availability,
+            ..
+        } = &mut *state;
+        availability.replace(old, new, |i| waits(have, in_flight, i));
     }
 
     /// A connection's peer sent a `have` that added `index` to its record.
     pub fn add_have(&self, index: u32) {
-        self.state().availability.add(index as usize);
+        let mut state = self.state();
+        let waits = waits(&state.have, &state.in_flight, index as usize);
+        state.availability.add(index as usize, waits);
     }
 
     /// A connection ended: what its peer's record added goes.
@@ -272,6 +291,11 @@ impl Picker {
     pub fn is_complete(&self) -> bool {
         self.state().have.is_complete()
     }
+}
+
+/// Whether piece `index` is on the queue: missing, and nobody fetches it.
+fn waits(have: &Bitfield, in_flight: &[u16], index: usize) -> bool {
+    !have.get(index) && in_flight.get(index) == Some(&0)
 }
 
 #[cfg(test)]
@@ -603,6 +627,12 @@ mod tests {
                 let queue = queued(&picker);
                 let rarity = availability(&picker);
                 let state = picker.state();
+                let lowest = (0..len).filter(|&i| queue[i] == 1).map(|i| rarity[i]).min();
+                assert_eq!(
+                    state.availability.lowest_waiting(),
+                    lowest,
+                    "lowest on the queue"
+                );
                 for (i, &on_queue) in queue.iter().enumerate() {
                     let holders = held.iter().flatten().filter(|&&h| h as usize == i).count();
                     assert_eq!(state.in_flight[i] as usize, holders, "piece {i}");
