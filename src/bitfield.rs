@@ -112,6 +112,19 @@ impl Bitfield {
         &self.bits
     }
 
+    /// The pieces in the set, in increasing order (whole empty bytes are skipped).
+    pub fn ones(&self) -> impl Iterator<Item = usize> + '_ {
+        self.bits
+            .iter()
+            .enumerate()
+            .filter(|(_, byte)| **byte != 0)
+            .flat_map(|(at, &byte)| {
+                (0..8)
+                    .filter(move |bit| byte & (0x80 >> bit) != 0)
+                    .map(move |bit| at * 8 + bit)
+            })
+    }
+
     /// Whether `other` has any piece this set lacks.
     pub fn lacks_any_of(&self, other: &Bitfield) -> bool {
         self.bits
@@ -174,5 +187,16 @@ mod tests {
         mine.set(11);
         assert!(!mine.lacks_any_of(&theirs));
         assert!(Bitfield::full(12).is_complete());
+    }
+
+    #[test]
+    fn ones_lists_the_set_pieces_in_order() {
+        let mut b = Bitfield::new(20);
+        for i in [0, 7, 8, 19] {
+            b.set(i);
+        }
+        assert_eq!(b.ones().collect::<Vec<_>>(), vec![0, 7, 8, 19]);
+        assert_eq!(Bitfield::new(9).ones().count(), 0);
+        assert_eq!(Bitfield::full(9).ones().count(), 9);
     }
 }

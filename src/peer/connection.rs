@@ -173,6 +173,7 @@ fn run_loop<S: Read + Write>(
     for index in conn.pipeline.pieces() {
         torrent.picker.put_back(index);
     }
+    torrent.picker.remove_peer(&conn.peer_has);
     result
 }
 
@@ -270,14 +271,10 @@ impl<S: Read + Write> Conn<'_, S> {
     /// the pieces held cannot fill it.
     fn request_more(&mut self) {
         while self.pipeline.wants_piece() {
-            let Some(index) = self.torrent.picker.take(&self.peer_has) else {
+            let holding = self.pipeline.pieces();
+            let Some(index) = self.torrent.picker.take(&self.peer_has, &holding) else {
                 break;
             };
-            if self.pipeline.holds(index) {
-                // An endgame copy of a piece this connection is fetching already.
-                self.torrent.picker.put_back(index);
-                break;
-            }
             let size = self.torrent.meta.info.piece_size(index as usize) as u32;
             self.pipeline.add_piece(index, size);
         }
@@ -340,12 +337,16 @@ impl<S: Read + Write> Conn<'_, S> {
                 if index as usize >= pieces {
                     return Err(ConnError::BadHave(index));
                 }
-                self.interest_stale |= self.peer_has.set(index as usize);
+                if self.peer_has.set(index as usize) {
+                    self.interest_stale = true;
+                    self.torrent.picker.add_have(index);
+                }
             }
             Message::Bitfield(bytes) => {
                 self.interest_stale = true;
-                self.peer_has =
-                    Bitfield::from_bytes(&bytes, pieces).map_err(ConnError::BadBitfield)?;
+                let new = Bitfield::from_bytes(&bytes, pieces).map_err(ConnError::BadBitfield)?;
+                self.torrent.picker.replace_bitfield(&self.peer_has, &new);
+                self.peer_has = new;
             }
             Message::Request {
                 index,

@@ -6,14 +6,16 @@
 //!   [`listener`]: incoming connections; [`handshake`]: the handshake exchange of both;
 //! - [`connection`]: one connection's message loop; [`error`]: why a connection ended;
 //! - [`writer`]: the sending half of a connection, which never makes the loop wait;
-//! - [`picker`]: which piece to fetch next; [`pipeline`]: the block requests of one connection;
-//!   [`window`]: how many of them to keep in flight;
+//! - [`picker`]: which piece to fetch next, by the [`availability`] of pieces among the peers;
+//!   [`pipeline`]: the block requests of one connection; [`window`]: how many of them to keep
+//!   in flight;
 //! - [`progress`]: what the user sees while it runs.
 //!
 //! How a piece moves from missing to verified, and which locks may be held together, is written
 //! down in [`picker`] and [`torrent_state`].
 
 pub mod announcing;
+pub mod availability;
 pub mod connection;
 pub mod dial;
 pub mod error;

@@ -77,11 +77,6 @@ impl Pipeline {
         self.in_flight + self.missing < self.window.target()
     }
 
-    /// Whether piece `index` is being fetched here.
-    pub fn holds(&self, index: u32) -> bool {
-        self.pieces.iter().any(|p| p.index == index)
-    }
-
     /// Starts fetching piece `index` of `size` bytes.
     pub fn add_piece(&mut self, index: u32, size: u32) {
         let count = size.div_ceil(BLOCK_SIZE) as usize;

@@ -274,7 +274,7 @@ mod tests {
     #[test]
     fn a_verified_piece_is_written_logged_and_counted_once() {
         let f = Fixture::new(3, &[]);
-        let piece = f.state.picker.take(&Bitfield::full(3)).unwrap();
+        let piece = f.state.picker.take(&Bitfield::full(3), &[]).unwrap();
         let data = f.piece(piece);
         assert_eq!(
             f.state.store_piece(piece, data, addr(1)).unwrap(),
@@ -308,7 +308,7 @@ mod tests {
     #[test]
     fn a_piece_failing_its_hash_goes_back_to_the_picker() {
         let f = Fixture::new(3, &[0]);
-        let piece = f.state.picker.take(&Bitfield::full(3)).unwrap();
+        let piece = f.state.picker.take(&Bitfield::full(3), &[]).unwrap();
         let junk = vec![1u8; PIECE as usize];
         assert_eq!(
             f.state
@@ -320,7 +320,7 @@ mod tests {
         assert_eq!(f.state.downloaded.load(Ordering::SeqCst), 0);
         let mut only = Bitfield::new(3);
         only.set(piece as usize);
-        assert_eq!(f.state.picker.take(&only), Some(piece));
+        assert_eq!(f.state.picker.take(&only, &[]), Some(piece));
     }
 
     #[test]

@@ -297,7 +297,7 @@ fn a_choke_gives_our_pieces_back_and_the_unchoke_takes_them_again() {
         send(Message::Choke),
         // The piece went back to the picker with the choke: another connection may take it.
         Step::Elsewhere(Box::new(|| {
-            assert_eq!(f.state.picker.take(&only_1()), Some(1));
+            assert_eq!(f.state.picker.take(&only_1(), &[]), Some(1));
             f.state.picker.put_back(1);
         })),
         // The block that was on its way when the choke came is ignored.
@@ -315,7 +315,7 @@ fn a_choke_gives_our_pieces_back_and_the_unchoke_takes_them_again() {
     assert_eq!(traffic, expected);
     assert!(!f.state.picker.has(1), "the late block was not stored");
     // The connection ended: its piece is back with the picker.
-    assert_eq!(f.state.picker.take(&only_1()), Some(1));
+    assert_eq!(f.state.picker.take(&only_1(), &[]), Some(1));
 }
 
 #[test]
@@ -468,7 +468,7 @@ fn the_last_piece_completes_the_torrent_and_a_seeder_pair_closes() {
     let f = Fixture::new(2, &[0]);
     // Another connection holds piece 1: with the queue empty this is the endgame, and this
     // connection fetches a second copy.
-    assert_eq!(f.state.picker.take(&Bitfield::full(2)), Some(1));
+    assert_eq!(f.state.picker.take(&Bitfield::full(2), &[]), Some(1));
     let (result, traffic) = converse(
         &f.state,
         vec![
@@ -516,7 +516,7 @@ fn three_pieces_failing_their_hash_ban_the_peer() {
     assert_eq!(f.state.picker.have_count(), 0);
     assert_eq!(f.state.downloaded.load(Ordering::SeqCst), 0);
     assert_eq!(
-        f.state.picker.take(&only_1()),
+        f.state.picker.take(&only_1(), &[]),
         Some(1),
         "the piece is not lost"
     );
@@ -548,7 +548,31 @@ fn shutdown_ends_the_connection_and_its_pieces_go_back() {
     assert_eq!(traffic, expected);
     assert_eq!(f.state.connections.load(Ordering::SeqCst), 0);
     assert!(f.state.register_peer(THEIR_ID), "unregistered");
-    assert_eq!(f.state.picker.take(&only_1()), Some(1));
+    assert_eq!(f.state.picker.take(&only_1(), &[]), Some(1));
+}
+
+#[test]
+fn what_a_peer_announces_counts_towards_availability_until_the_connection_ends() {
+    let f = Fixture::new(3, &[]);
+    let counts = || -> Vec<u32> { (0..3).map(|i| f.state.picker.availability(i)).collect() };
+    let (result, _) = converse(
+        &f.state,
+        vec![
+            send(bitfield(3, &[0, 1])),
+            send(Message::Have(2)),
+            send(Message::Have(2)),
+            Step::Elsewhere(Box::new(move || assert_eq!(counts(), [1, 1, 1]))),
+            // A second bitfield replaces the first, have included.
+            send(bitfield(3, &[1])),
+            Step::Elsewhere(Box::new(move || assert_eq!(counts(), [0, 1, 0]))),
+        ],
+    );
+    assert!(closed(&result), "{result:?}");
+    assert_eq!(
+        counts(),
+        [0, 0, 0],
+        "the ended connection's counts are gone"
+    );
 }
 
 #[test]
@@ -578,7 +602,7 @@ fn with_one_block_pieces_a_whole_window_of_requests_goes_out_at_once() {
     // The connection ended: every piece it held is back with the picker.
     let everything = Bitfield::full(pieces);
     let mut back: Vec<u32> = (0..pieces)
-        .filter_map(|_| f.state.picker.take(&everything))
+        .filter_map(|_| f.state.picker.take(&everything, &[]))
         .collect();
     back.sort();
     assert_eq!(back, all, "each piece queued once");
