@@ -101,6 +101,7 @@ def bench_one(binary, client, key, workdir, seed_dir, content, torrent, outdir):
         "wrong": wrong,
         "plot": plot,
         "stuck_text": run.stuck_text(),
+        "crashed": run.crashed and "\n".join([run.crashed] + [p.tail(8) for p in run.procs.values() if p.exited()]),
     }
 
 
@@ -114,6 +115,8 @@ def report(key, results):
         d = f"{r['d']:.1f}" if r["d"] is not None else "-"
         ratio = f"{r['d'] / r['bound']:.2f}x" if r["d"] is not None else "-"
         print(f"  {r['client']:<11} {d:>7} {ratio:>8} {r['copies']:>8.2f} copies {r['stuck']:>6}  {r['plot']}")
+        if r["crashed"]:
+            print(f"    CRASHED: {r['crashed']}")
         if r["missing"]:
             print(f"    UNFINISHED leechers {r['missing']}")
         if r["wrong"]:
@@ -125,8 +128,8 @@ def report(key, results):
         print(f"  piecemeal D / libtorrent D = {by['piecemeal'] / by['libtorrent']:.2f}")
 
 
-def on_sigterm(_sig, _frame):
-    raise KeyboardInterrupt("SIGTERM")
+def on_signal(sig, _frame):
+    raise KeyboardInterrupt(signal.Signals(sig).name)
 
 
 def main():
@@ -137,7 +140,10 @@ def main():
     ap.add_argument("--client", choices=["piecemeal", "libtorrent"], action="append", help="run only this client")
     ap.add_argument("--keep", action="store_true", help="keep the temp folder with the logs")
     args = ap.parse_args()
-    signal.signal(signal.SIGTERM, on_sigterm)
+    # Namespaces and processes are torn down by `finally`/`with` blocks: turn every
+    # stopping signal into an exception (SIGINT too: a shell may start us with it ignored).
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
     binary = os.path.abspath(args.bin)
     try:
         check_available()
@@ -168,7 +174,7 @@ def main():
                     failed = True
                     print(f"bench-swarm: config {key}, {client.name} FAILED: {e}", flush=True)
             report(key, results)
-            failed |= any(r["missing"] or r["wrong"] for r in results)
+            failed |= any(r["missing"] or r["wrong"] or r["crashed"] for r in results)
         print(f"\nbench-swarm: plots in {outdir}")
     finally:
         if args.keep:
@@ -179,4 +185,8 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt as e:
+        print(f"bench-swarm: interrupted ({e}); namespaces and processes torn down", flush=True)
+        sys.exit(130)

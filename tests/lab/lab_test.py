@@ -63,6 +63,8 @@ def judge(run, limit, workdir, content):
     leechers = run.leechers
     problems = []
     missing = run.missing()
+    if run.crashed:
+        problems.append(f"CRASHED: {run.crashed}")
     if missing:
         last = run.samples[-1].t if run.samples else 0
         recent = run.recent_sent(10)
@@ -136,8 +138,8 @@ def one_run(binary, n, keep):
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def on_sigterm(_sig, _frame):
-    raise KeyboardInterrupt("SIGTERM")
+def on_signal(sig, _frame):
+    raise KeyboardInterrupt(signal.Signals(sig).name)
 
 
 def main():
@@ -146,7 +148,10 @@ def main():
     ap.add_argument("--runs", type=int, default=1, help="repeat the swarm this many times")
     ap.add_argument("--keep", action="store_true", help="keep temp folders and logs")
     args = ap.parse_args()
-    signal.signal(signal.SIGTERM, on_sigterm)
+    # Namespaces and processes are torn down by `finally`/`with` blocks: turn every
+    # stopping signal into an exception (SIGINT too: a shell may start us with it ignored).
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
     binary = os.path.abspath(args.bin)
     if not os.access(binary, os.X_OK):
         sys.exit(f"lab: FAIL: piecemeal binary not found at {binary} (cargo build --release)")
@@ -171,4 +176,8 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt as e:
+        print(f"lab: interrupted ({e}); namespaces and processes torn down", flush=True)
+        sys.exit(130)

@@ -102,6 +102,7 @@ class SwarmRun:
     procs: dict  # peer index -> TimedProc, "tracker" -> Proc
     started: float
     stuck: dict = field(default_factory=dict)  # (peer, local, remote) -> (first seen, secs, unread bytes)
+    crashed: str = ""  # which process exited while the swarm ran, and how
 
     @property
     def leechers(self):
@@ -167,8 +168,9 @@ def prepare_content(workdir, binary, size, piece_length, tracker_url, seed=7):
 
 
 def run_swarm(lab, client, binary, workdir, torrent, seed_dir, size, budget, stall_secs=None):
-    """Run the swarm until every leecher prints `complete`, `budget` seconds pass, or nothing
-    moves for `stall_secs`; return a SwarmRun either way (the caller judges it).
+    """Run the swarm until every leecher prints `complete`, `budget` seconds pass, nothing
+    moves for `stall_secs`, or a process exits; return a SwarmRun either way (the caller
+    judges it).
 
     The tracker (piecemeal's, for every client) runs in the hub; peer 0 seeds from
     `seed_dir`, peers 1.. start empty. All are stopped before returning.
@@ -248,9 +250,11 @@ def _watch(lab, run, budget, stall_secs):
                 run.done[i] = (hit[0] - run.started, parse_complete(hit[1]))
         if not run.missing():
             return
-        for i, p in run.procs.items():
-            if p.exited():
-                raise CaseFailed(f"{p.label} exited with status {p.popen.returncode} while the swarm ran")
+        dead = [p for p in run.procs.values() if p.exited()]
+        if dead:
+            run.crashed = "; ".join(f"{p.label} exited with status {p.popen.returncode} at {now - run.started:.1f}s"
+                                    for p in dead)
+            return
         total = sum(run.samples[-1].sent.values())
         if total - last_total >= STALL_BYTES:
             moved_at, last_total = now, total
