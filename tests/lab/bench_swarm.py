@@ -101,7 +101,7 @@ def bench_one(binary, client, key, workdir, seed_dir, content, torrent, outdir):
         "wrong": wrong,
         "plot": plot,
         "stuck_text": run.stuck_text(),
-        "crashed": run.crashed and "\n".join([run.crashed] + [p.tail(8) for p in run.procs.values() if p.exited()]),
+        "crashed": run.crashed and "\n".join([run.crashed] + [p.tail(12) for p in run.procs.values() if p.label in run.dead]),
     }
 
 
@@ -169,7 +169,12 @@ def main():
             for client in clients:
                 print(f"bench-swarm: config {key}, {client.name} ...", flush=True)
                 try:
-                    results.append(bench_one(binary, client, key, workdir, seed_dir, content, torrent, outdir))
+                    result = bench_one(binary, client, key, workdir, seed_dir, content, torrent, outdir)
+                    if result["crashed"] and client.name == "libtorrent":
+                        # The reference client's own crash says nothing about piecemeal: show it, run again once.
+                        print(f"bench-swarm: libtorrent CRASHED, running it again once:\n{result['crashed']}")
+                        result = bench_one(binary, client, key, workdir, seed_dir, content, torrent, outdir)
+                    results.append(result)
                 except (CaseFailed, LabUnavailable) as e:
                     failed = True
                     print(f"bench-swarm: config {key}, {client.name} FAILED: {e}", flush=True)

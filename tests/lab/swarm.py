@@ -103,6 +103,7 @@ class SwarmRun:
     started: float
     stuck: dict = field(default_factory=dict)  # (peer, local, remote) -> (first seen, secs, unread bytes)
     crashed: str = ""  # which process exited while the swarm ran, and how
+    dead: list = field(default_factory=list)  # the labels of those processes
 
     @property
     def leechers(self):
@@ -252,6 +253,7 @@ def _watch(lab, run, budget, stall_secs):
             return
         dead = [p for p in run.procs.values() if p.exited()]
         if dead:
+            run.dead = [p.label for p in dead]
             run.crashed = "; ".join(f"{p.label} exited with status {p.popen.returncode} at {now - run.started:.1f}s"
                                     for p in dead)
             return
