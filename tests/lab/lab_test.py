@@ -3,9 +3,9 @@
 
     python3 tests/lab/lab_test.py --bin target/release/piecemeal [--runs N] [--keep]
 
-One piecemeal seeder and five piecemeal leechers, each in its own network
+One piecemeal seeder and six piecemeal leechers, each in its own network
 namespace, every upload capped at the hub (seeder 8 MB/s, leechers 2 MB/s, like
-home uplinks), a piecemeal tracker in the hub, a 24 MiB torrent of 256 KiB
+home uplinks), a piecemeal tracker in the hub, a 32 MiB torrent of 256 KiB
 pieces. It asserts, for each run:
   1. every leecher completes within 3x the Kurose-Ross bound plus startup slack;
   2. every leecher holds the seeder's bytes;
@@ -43,10 +43,10 @@ from swarm import (  # noqa: E402
 )
 
 MiB = 1024 * 1024
-SIZE = 24 * MiB
+SIZE = 32 * MiB
 PIECE = 256 * 1024
 # Seeder first, then the leechers (bytes/s).
-RATES = [8 * MB] + [2 * MB] * 5
+RATES = [8 * MB] + [2 * MB] * 6
 BOUND_FACTOR = 3
 # Start-up: processes, tracker announces, first connections; generous for a loaded 2-core machine.
 SLACK_SECS = 10
@@ -102,7 +102,9 @@ def judge(run, limit, workdir, content):
         )
     if not problems:
         return None
-    return "\n  ".join(problems) + "\n" + run.progress_text()
+    d = run.distribution_time()
+    when = f"all leechers done at {d:.1f}s = {d / run.bound:.2f} x bound" if d is not None else "not all done"
+    return f"({when}, limit {limit:.1f}s)\n  " + "\n  ".join(problems) + "\n" + run.progress_text()
 
 
 def one_run(binary, n, keep):
