@@ -5,7 +5,7 @@ CLIENT_DIR := target/client
 TORRENTS := --torrent testdata/file.torrent --torrent testdata/folder.torrent
 TRACKER := http://127.0.0.1:6969/announce
 
-.PHONY: build demo test unit interop bench run-tracker run-peers run-client clean
+.PHONY: build demo test unit interop lab-test bench bench-swarm run-tracker run-peers run-client clean
 
 build:
 	$(CARGO) build --release
@@ -13,7 +13,7 @@ build:
 demo: build
 	BIN=$(BIN) bash scripts/demo.sh
 
-test: unit interop
+test: unit interop lab-test
 
 unit:
 	$(CARGO) test --release
@@ -22,8 +22,20 @@ interop: build
 	bash tests/interop/install.sh
 	python3 tests/interop/run.py --bin $(BIN)
 
+# A piecemeal swarm in network namespaces with capped uploads (root; fails, never skips, without it).
+lab-test: build
+	bash tests/lab/install.sh
+	python3 tests/lab/lab_test.py --bin $(BIN)
+
 bench: build
 	$(CARGO) bench --bench transfer
+
+# piecemeal and libtorrent swarms against the Kurose-Ross bound; plots in $(BENCH_SWARM_OUT).
+BENCH_SWARM_OUT := $(or $(CARGO_TARGET_DIR),target)/bench-swarm
+bench-swarm: build
+	bash tests/interop/install.sh
+	bash tests/lab/install.sh || true
+	python3 tests/lab/bench_swarm.py --bin $(BIN) --out $(BENCH_SWARM_OUT)
 
 # The assignment's scenario in three terminals: tracker, two seeders, a client with an empty folder.
 run-tracker: build
