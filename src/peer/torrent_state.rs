@@ -83,6 +83,7 @@ pub struct TorrentState {
     pub downloaded: AtomicU64,
     /// Bytes wanted when the process started.
     pub left_at_start: u64,
+    /// Bytes still wanted: `left_at_start` less every verified piece stored since.
     left: AtomicU64,
     /// When the process started, for the completion line's speed.
     pub started: Instant,
@@ -201,6 +202,9 @@ impl TorrentState {
         if !self.picker.finish(index) {
             return Ok(Stored::Duplicate);
         }
+        // `left` drops before the have log grows and before `Completed` is sent, so the
+        // `completed` announce (and any announce after it) carries the true figure.
+        self.left.fetch_sub(data.len() as u64, Ordering::SeqCst);
         write(&self.have_log).push(index);
         self.downloaded
             .fetch_add(data.len() as u64, Ordering::SeqCst);
@@ -348,8 +352,33 @@ mod tests {
         let pieces: u64 = f.state.peer_stats().values().map(|s| s.pieces).sum();
         assert_eq!(pieces, 4);
         assert!(f.state.is_complete());
+        assert_eq!(f.state.left(), 0, "each piece subtracted once");
         assert_eq!(f.events.try_recv(), Ok(TorrentEvent::Completed));
         assert!(f.events.try_recv().is_err(), "completed once");
+    }
+
+    #[test]
+    fn left_counts_down_with_each_verified_piece_and_only_then() {
+        let f = Fixture::new(4, &[1]);
+        let total = f.content.len() as u64;
+        let start = total - PIECE as u64;
+        assert_eq!((f.state.left_at_start, f.state.left()), (start, start));
+        // A piece failing its hash, and the last (short) piece twice: only verified,
+        // first copies count.
+        let junk = vec![9u8; PIECE as usize];
+        f.state.store_piece(0, &junk, addr(1)).unwrap();
+        assert_eq!(f.state.left(), start);
+        f.state.store_piece(3, f.piece(3), addr(1)).unwrap();
+        f.state.store_piece(3, f.piece(3), addr(2)).unwrap();
+        assert_eq!(f.state.left(), start - PIECE as u64 / 2);
+        for piece in [0, 2] {
+            f.state.store_piece(piece, f.piece(piece), addr(1)).unwrap();
+        }
+        assert_eq!(f.state.left(), 0);
+        assert!(f.state.is_complete());
+        // The announce thread, woken by `Completed`, reads the final figure.
+        assert_eq!(f.events.try_recv(), Ok(TorrentEvent::Completed));
+        assert_eq!(f.state.left_at_start, start, "the start figure stays");
     }
 
     #[test]
