@@ -46,12 +46,12 @@ URL="http://$(addr_of tracker)/announce"
 echo "tracker  $URL"
 TORRENTS=(--torrent testdata/file.torrent --torrent testdata/folder.torrent)
 for n in 1 2; do
-  start "peer$n" peer --dir "testdata/peer$n" --port 0 --tracker "$URL" "${TORRENTS[@]}"
+  start "peer$n" peer --dir "testdata/peer$n" --bind 127.0.0.1 --port 0 --tracker "$URL" "${TORRENTS[@]}"
   wait_line "peer$n" "^seeding" 2
   echo "peer$n    $(addr_of "peer$n") seeding testdata/peer$n"
 done
 
-start client peer --dir "$WORK/client" --port 0 --tracker "$URL" "${TORRENTS[@]}"
+start client peer --dir "$WORK/client" --bind 127.0.0.1 --port 0 --tracker "$URL" "${TORRENTS[@]}"
 wait_line client "^complete" 2
 echo "client   $(addr_of client) downloaded into $WORK/client"
 

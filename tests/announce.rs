@@ -3,7 +3,7 @@
 
 mod support;
 
-use piecemeal::bencode::{self, Value};
+use piecemeal::bencode;
 use piecemeal::metainfo::Metainfo;
 use piecemeal::net::http;
 use std::time::{Duration, Instant};
