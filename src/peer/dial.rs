@@ -4,6 +4,7 @@
 use crate::peer::connection;
 use crate::peer::error::{ConnError, outcome};
 use crate::peer::handshake::{self, HANDSHAKE_TIMEOUT};
+use crate::peer::open_connections::{Direction, Link};
 use crate::peer::torrent_state::TorrentState;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -48,6 +49,12 @@ fn connect(torrent: &TorrentState, addr: SocketAddr) -> Result<(), ConnError> {
     stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
     stream.set_write_timeout(Some(connection::WRITE_TIMEOUT))?;
     let remote_id = handshake::initiate(&mut stream, torrent, addr)?;
+    let link = Link {
+        addr,
+        peer_id: remote_id,
+        direction: Direction::Outgoing,
+    };
+    let _admitted = torrent.admit(link, stream.try_clone().ok())?;
     log::info!("{}: connected to {addr}", torrent.meta.info.name);
     connection::run(stream, torrent, addr, remote_id)
 }

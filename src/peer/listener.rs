@@ -11,6 +11,7 @@ use crate::net::pool::ThreadPool;
 use crate::peer::connection;
 use crate::peer::error::{ConnError, outcome};
 use crate::peer::handshake::{self, HANDSHAKE_TIMEOUT};
+use crate::peer::open_connections::{Direction, Link};
 use crate::peer::torrent_state::TorrentState;
 use std::collections::HashMap;
 use std::io;
@@ -117,8 +118,15 @@ fn accept_handshake(
     stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
     stream.set_write_timeout(Some(connection::WRITE_TIMEOUT))?;
     let (torrent, remote_id) = handshake::answer(&mut stream, torrents)?;
+    let link = Link {
+        addr,
+        peer_id: remote_id,
+        direction: Direction::Incoming,
+    };
+    let admitted = torrent.admit(link, stream.try_clone().ok())?;
     log::info!("{}: incoming peer {addr}", torrent.meta.info.name);
     let result = connection::run(stream, torrent, addr, remote_id);
+    drop(admitted);
     log::info!(
         "{}: peer {addr} left: {}",
         torrent.meta.info.name,

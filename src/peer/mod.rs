@@ -5,6 +5,7 @@
 //! - [`announcing`]: the announce thread of a torrent; [`dial`]: outgoing connections;
 //!   [`listener`]: incoming connections; [`handshake`]: the handshake exchange of both;
 //! - [`connection`]: one connection's message loop; [`error`]: why a connection ended;
+//! - [`open_connections`]: the connections of a torrent, and the one kept of a simultaneous open;
 //! - [`picker`]: which piece to fetch next; [`pipeline`]: the block requests of one connection;
 //! - [`progress`]: what the user sees while it runs.
 //!
@@ -17,6 +18,7 @@ pub mod dial;
 pub mod error;
 pub mod handshake;
 pub mod listener;
+pub mod open_connections;
 pub mod picker;
 pub mod pipeline;
 pub mod progress;

@@ -8,8 +8,8 @@
 //!
 //! The shared parts behind locks are the picker's piece states (a mutex inside [`Picker`]), the
 //! have log (an `RwLock`: every connection reads it each tick, a verified piece writes it), and
-//! the mutexes of the per-peer stats, the dialled, connected and banned sets and the storage
-//! failure. [`Storage`] needs none: it does positioned reads and writes on files opened once.
+//! the mutexes of the per-peer stats, the dialled and banned sets, the open connections
+//! ([`OpenConnections`]) and the storage failure. [`Storage`] needs none: it does positioned reads and writes on files opened once.
 //!
 //! The rule that keeps them free of deadlocks: **at most one of these locks is held at a time**,
 //! and none across disk or socket I/O, a send to the announce thread, or a call into another
@@ -29,9 +29,11 @@
 use crate::disk::storage::{Storage, StorageError};
 use crate::lock::{lock, read, write};
 use crate::metainfo::Metainfo;
+use crate::peer::error::ConnError;
+use crate::peer::open_connections::{Link, OpenConnections};
 use crate::peer::picker::Picker;
 use std::collections::{BTreeMap, HashSet};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
@@ -92,9 +94,9 @@ pub struct TorrentState {
     stats: Mutex<BTreeMap<SocketAddr, PeerStats>>,
     /// Addresses with an outgoing connection open, so none is dialled twice.
     dialled: Mutex<HashSet<SocketAddr>>,
-    /// Peer ids with a connection open: a peer that dials us while we dial it gets one
+    /// Connections past their handshake: a peer that dials us while we dial it gets one
     /// connection, not two splitting the same work.
-    connected: Mutex<HashSet<[u8; 20]>>,
+    connected: OpenConnections,
     /// Peers dropped for sending bad data, by address and by peer id.
     banned: Mutex<(HashSet<SocketAddr>, HashSet<[u8; 20]>)>,
     completed: AtomicBool,
@@ -130,7 +132,7 @@ impl TorrentState {
             connections: AtomicUsize::new(0),
             stats: Mutex::new(BTreeMap::new()),
             dialled: Mutex::new(HashSet::new()),
-            connected: Mutex::new(HashSet::new()),
+            connected: OpenConnections::default(),
             banned: Mutex::new((HashSet::new(), HashSet::new())),
             completed: AtomicBool::new(complete),
             failure: Mutex::new(None),
@@ -242,14 +244,21 @@ impl TorrentState {
         lock(&self.dialled).remove(&addr);
     }
 
-    /// Records an open connection to `peer_id`; `false` if one is open already.
-    pub fn register_peer(&self, peer_id: [u8; 20]) -> bool {
-        lock(&self.connected).insert(peer_id)
+    /// Records a connection whose handshake is done, for as long as the returned guard lives;
+    /// `Err(Duplicate)` when it is the losing half of a simultaneous open. A connection it
+    /// replaces is closed through its `stream` handle (see
+    /// [`open_connections`](crate::peer::open_connections)).
+    pub fn admit(&self, link: Link, stream: Option<TcpStream>) -> Result<Admitted<'_>, ConnError> {
+        let token = self.connected.admit(&self.peer_id, link, stream)?;
+        Ok(Admitted {
+            torrent: self,
+            token,
+        })
     }
 
-    /// Forgets a connection recorded with [`register_peer`](Self::register_peer).
-    pub fn unregister_peer(&self, peer_id: &[u8; 20]) {
-        lock(&self.connected).remove(peer_id);
+    /// The connections past their handshake.
+    pub fn links(&self) -> Vec<Link> {
+        self.connected.links()
     }
 
     /// Bans a peer that sent bad data, so it is neither dialled nor accepted again.
@@ -265,10 +274,23 @@ impl TorrentState {
     }
 }
 
+/// A connection recorded by [`TorrentState::admit`]; dropping it forgets the connection.
+pub struct Admitted<'a> {
+    torrent: &'a TorrentState,
+    token: u64,
+}
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        self.torrent.connected.remove(self.token);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::bitfield::Bitfield;
+    use crate::peer::open_connections::Direction;
     use crate::peer::test_support::{Fixture, PIECE};
 
     fn addr(port: u16) -> SocketAddr {
@@ -389,10 +411,21 @@ mod tests {
         f.state.release_dial(addr(1));
         assert!(f.state.claim_dial(addr(1)));
         f.state.release_dial(addr(1));
-        assert!(f.state.register_peer([1; 20]));
-        assert!(!f.state.register_peer([1; 20]), "already connected");
-        f.state.unregister_peer(&[1; 20]);
-        assert!(f.state.register_peer([1; 20]));
+        // OUR_ID starts with '-' (0x2d): a peer id of 1s is lower, so we keep our dial.
+        let link = |port, direction| Link {
+            addr: addr(port),
+            peer_id: [1; 20],
+            direction,
+        };
+        let ours = f.state.admit(link(1, Direction::Outgoing), None).unwrap();
+        let twin = f.state.admit(link(2, Direction::Incoming), None);
+        assert!(
+            matches!(twin, Err(ConnError::Duplicate)),
+            "simultaneous open"
+        );
+        drop(ours);
+        assert!(f.state.links().is_empty(), "forgotten with its guard");
+        assert!(f.state.admit(link(2, Direction::Incoming), None).is_ok());
         f.state.ban(addr(1), [2; 20]);
         assert!(!f.state.claim_dial(addr(1)));
         assert!(f.state.is_banned(&[2; 20]));
