@@ -58,6 +58,14 @@ fn connect(torrent: &TorrentState, addr: SocketAddr) -> Result<(), ConnError> {
     let handshake = shake_hands(torrent, addr);
     torrent.dials_in_handshake.fetch_sub(1, Ordering::SeqCst);
     let (stream, remote_id) = handshake?;
+    // Admitted before the wait, so an incoming twin of this connection (a simultaneous open)
+    // is refused before it starts work it would lose.
+    let link = Link {
+        addr,
+        peer_id: remote_id,
+        direction: Direction::Outgoing,
+    };
+    let _admitted = torrent.admit(link, stream.try_clone().ok())?;
     let deadline = Instant::now() + START_TOGETHER;
     while torrent.dials_in_handshake.load(Ordering::SeqCst) > 0
         && torrent.downloaded.load(Ordering::SeqCst) == 0
@@ -67,12 +75,6 @@ fn connect(torrent: &TorrentState, addr: SocketAddr) -> Result<(), ConnError> {
     {
         std::thread::sleep(Duration::from_millis(5));
     }
-    let link = Link {
-        addr,
-        peer_id: remote_id,
-        direction: Direction::Outgoing,
-    };
-    let _admitted = torrent.admit(link, stream.try_clone().ok())?;
     log::info!("{}: connected to {addr}", torrent.meta.info.name);
     connection::run(stream, torrent, addr, remote_id)
 }

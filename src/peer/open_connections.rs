@@ -132,6 +132,15 @@ impl OpenConnections {
         lock(&self.entries).1.retain(|e| e.token != token);
     }
 
+    /// The open connection to `addr`, if any.
+    pub fn link_of(&self, addr: SocketAddr) -> Option<Link> {
+        lock(&self.entries)
+            .1
+            .iter()
+            .find(|e| e.link.addr == addr)
+            .map(|e| e.link)
+    }
+
     /// The open connections.
     pub fn links(&self) -> Vec<Link> {
         lock(&self.entries).1.iter().map(|e| e.link).collect()

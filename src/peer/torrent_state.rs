@@ -30,10 +30,10 @@ use crate::disk::storage::{Storage, StorageError};
 use crate::lock::{lock, read, write};
 use crate::metainfo::Metainfo;
 use crate::peer::error::ConnError;
-use crate::peer::open_connections::{Link, OpenConnections};
+use crate::peer::open_connections::{Direction, Link, OpenConnections};
 use crate::peer::picker::Picker;
-use std::collections::{BTreeMap, HashSet};
-use std::net::{SocketAddr, TcpStream};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
@@ -91,7 +91,8 @@ pub struct TorrentState {
     pub started: Instant,
     /// Connections past their handshake, both directions.
     pub connections: AtomicUsize,
-    stats: Mutex<BTreeMap<SocketAddr, PeerStats>>,
+    /// By connection address, with the connection's peer id and direction when it was open.
+    stats: Mutex<BTreeMap<SocketAddr, (PeerStats, Option<Link>)>>,
     /// Addresses with an outgoing connection open, so none is dialled twice.
     dialled: Mutex<HashSet<SocketAddr>>,
     /// Outgoing connections not past their handshake yet (see [`crate::peer::dial`]).
@@ -213,10 +214,12 @@ impl TorrentState {
         write(&self.have_log).push(index);
         self.downloaded
             .fetch_add(data.len() as u64, Ordering::SeqCst);
+        let link = self.connected.link_of(from);
         let mut stats = lock(&self.stats);
-        let s = stats.entry(from).or_default();
+        let (s, known) = stats.entry(from).or_default();
         s.bytes += data.len() as u64;
         s.pieces += 1;
+        *known = known.or(link);
         drop(stats);
         if self.picker.is_complete() && !self.completed.swap(true, Ordering::SeqCst) {
             if let Err(e) = self.storage.sync() {
@@ -232,9 +235,28 @@ impl TorrentState {
         lock(&self.failure).clone()
     }
 
-    /// Per-peer download figures, by remote address.
+    /// Per-peer download figures, by remote address. A peer that served over two connections
+    /// (both halves of a simultaneous open, before one closed) is counted once, under the
+    /// address we dialled (its listening address) where there is one.
     pub fn peer_stats(&self) -> BTreeMap<SocketAddr, PeerStats> {
-        lock(&self.stats).clone()
+        let stats = lock(&self.stats).clone();
+        let mut names: HashMap<(IpAddr, [u8; 20]), SocketAddr> = HashMap::new();
+        for link in stats.values().filter_map(|(_, link)| *link) {
+            let name = names
+                .entry((link.addr.ip(), link.peer_id))
+                .or_insert(link.addr);
+            if link.direction == Direction::Outgoing {
+                *name = link.addr;
+            }
+        }
+        let mut merged: BTreeMap<SocketAddr, PeerStats> = BTreeMap::new();
+        for (addr, (s, link)) in stats {
+            let name = link.map_or(addr, |l| names[&(addr.ip(), l.peer_id)]);
+            let sum = merged.entry(name).or_default();
+            sum.bytes += s.bytes;
+            sum.pieces += s.pieces;
+        }
+        merged
     }
 
     /// Claims `addr` for an outgoing connection; `false` if one is open or the peer is banned.
@@ -293,7 +315,6 @@ impl Drop for Admitted<'_> {
 mod tests {
     use super::*;
     use crate::bitfield::Bitfield;
-    use crate::peer::open_connections::Direction;
     use crate::peer::test_support::{Fixture, PIECE};
 
     fn addr(port: u16) -> SocketAddr {
@@ -404,6 +425,33 @@ mod tests {
         // The announce thread, woken by `Completed`, reads the final figure.
         assert_eq!(f.events.try_recv(), Ok(TorrentEvent::Completed));
         assert_eq!(f.state.left_at_start, start, "the start figure stays");
+    }
+
+    #[test]
+    fn a_peer_that_served_over_two_connections_is_credited_once() {
+        let f = Fixture::new(4, &[]);
+        let link = |port, peer_id, direction| Link {
+            addr: addr(port),
+            peer_id,
+            direction,
+        };
+        // A higher id than ours: both halves of its simultaneous open are admitted here.
+        let high = [b'~'; 20];
+        let _ours = f.state.admit(link(6881, high, Direction::Outgoing), None);
+        let _theirs = f.state.admit(link(50000, high, Direction::Incoming), None);
+        let _other = f
+            .state
+            .admit(link(50001, [b'x'; 20], Direction::Incoming), None);
+        for (piece, port) in [(0, 50000), (1, 6881), (2, 50000), (3, 50001)] {
+            f.state
+                .store_piece(piece, f.piece(piece), addr(port))
+                .unwrap();
+        }
+        let stats = f.state.peer_stats();
+        let credited: Vec<(u16, u64)> = stats.iter().map(|(a, s)| (a.port(), s.pieces)).collect();
+        assert_eq!(credited, vec![(6881, 3), (50001, 1)]);
+        let bytes: u64 = stats.values().map(|s| s.bytes).sum();
+        assert_eq!(bytes, f.content.len() as u64);
     }
 
     #[test]
