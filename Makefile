@@ -43,13 +43,13 @@ run-tracker: build
 
 run-peers: build
 	bash -c 'trap "kill 0" INT TERM EXIT; \
-	  $(BIN) peer --dir testdata/peer1 --port 6881 $(TORRENTS) & \
-	  $(BIN) peer --dir testdata/peer2 --port 6882 $(TORRENTS) & \
+	  $(BIN) peer --dir testdata/peer1 --bind 127.0.0.1 --port 6881 $(TORRENTS) & \
+	  $(BIN) peer --dir testdata/peer2 --bind 127.0.0.1 --port 6882 $(TORRENTS) & \
 	  wait'
 
 run-client: build
 	mkdir -p $(CLIENT_DIR)
-	$(BIN) peer --dir $(CLIENT_DIR) --port 6883 $(TORRENTS)
+	$(BIN) peer --dir $(CLIENT_DIR) --bind 127.0.0.1 --port 6883 $(TORRENTS)
 
 clean:
 	$(CARGO) clean

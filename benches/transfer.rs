@@ -123,6 +123,8 @@ fn main() {
             dir.to_str().unwrap(),
             "--port",
             "0",
+            "--bind",
+            "127.0.0.1",
             "--torrent",
             t,
         ];

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make demo: a tracker, two seeders (testdata/peer1, testdata/peer2) and a client with an empty
-# folder, all on 127.0.0.1 with free ports. The client fetches both torrents from both seeders;
+# folder, all on 127.0.0.1 with free ports. The client fetches both torrents from both seeders
+# at once (the summary shows each seeder's share);
 # every file is compared byte for byte; every process started here is stopped on the way out,
 # also when something fails.
 set -euo pipefail
@@ -46,25 +47,38 @@ URL="http://$(addr_of tracker)/announce"
 echo "tracker  $URL"
 TORRENTS=(--torrent testdata/file.torrent --torrent testdata/folder.torrent)
 for n in 1 2; do
-  start "peer$n" peer --dir "testdata/peer$n" --port 0 --tracker "$URL" "${TORRENTS[@]}"
+  start "peer$n" peer --dir "testdata/peer$n" --bind 127.0.0.1 --port 0 --tracker "$URL" "${TORRENTS[@]}"
   wait_line "peer$n" "^seeding" 2
   echo "peer$n    $(addr_of "peer$n") seeding testdata/peer$n"
 done
 
-start client peer --dir "$WORK/client" --port 0 --tracker "$URL" "${TORRENTS[@]}"
+start client peer --dir "$WORK/client" --bind 127.0.0.1 --port 0 --tracker "$URL" "${TORRENTS[@]}"
 wait_line client "^complete" 2
 echo "client   $(addr_of client) downloaded into $WORK/client"
 
 diff -r testdata/peer1 "$WORK/client" >/dev/null || { echo "demo: downloaded files differ from testdata/peer1" >&2; exit 1; }
 echo
-echo "summary (every file identical to the seeders' copies):"
+echo "summary (every file identical to the seeders' copies; what each seeder sent):"
 p1=$(addr_of peer1); p2=$(addr_of peer2)
-grep "^complete" "$WORK/client.out" | while read -r _ hash name rest; do
+sources=0
+while read -r _ hash name rest; do
   field() { tr ' ' '\n' <<<"$rest" | sed -n "s/^$1=//p"; }
-  pieces=$(field pieces | sed "s/$p1/peer1/; s/$p2/peer2/; s/=/: /g; s/,/, /g")
-  printf '  %-10s %9d bytes in %6ss = %7s MB/s   pieces from %s\n' \
-    "$name" "$(field bytes)" "$(field secs)" "$(field mbps)" "$pieces"
-done
+  bytes=$(field bytes)
+  printf '  %-10s %9d bytes in %6ss = %7s MB/s\n' "$name" "$bytes" "$(field secs)" "$(field mbps)"
+  # peers=ADDR=BYTES,... and pieces=ADDR=N,...: one line per seeder.
+  for entry in $(tr ',' ' ' <<<"$(field peers)"); do
+    addr=${entry%=*} got=${entry##*=}
+    who=$addr; [ "$addr" = "$p1" ] && who=peer1; [ "$addr" = "$p2" ] && who=peer2
+    pieces=$(tr ',' '\n' <<<"$(field pieces)" | sed -n "s/^$addr=//p")
+    printf '      from %-6s %9d bytes %3d%%  %4d pieces\n' "$who" "$got" $((got * 100 / bytes)) "$pieces"
+    [ "$got" -gt 0 ] && sources=$((sources + 1))
+  done
+done < <(grep "^complete" "$WORK/client.out")
+if [ "$sources" -ge 4 ]; then
+  echo "both seeders served both torrents at once"
+else
+  echo "note: not every torrent came from both seeders this time (a race at start-up)"
+fi
 
 # The client keeps seeding until stopped; stop it as Ctrl-C would and check it exits cleanly.
 kill -INT "${pids[3]}"

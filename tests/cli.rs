@@ -48,7 +48,17 @@ fn peer_rejects_every_malformed_torrent_before_touching_the_folder() {
     for path in bad_torrents() {
         let p = path.to_str().unwrap();
         assert_refused(
-            &["peer", "--dir", dir_s, "--torrent", p, "--port", "0"],
+            &[
+                "peer",
+                "--dir",
+                dir_s,
+                "--torrent",
+                p,
+                "--port",
+                "0",
+                "--bind",
+                "127.0.0.1",
+            ],
             &[p],
         );
         assert!(
@@ -74,6 +84,8 @@ fn a_missing_torrent_file_is_named() {
             m,
             "--port",
             "0",
+            "--bind",
+            "127.0.0.1",
         ],
         &[m, "No such file"],
     );
@@ -94,6 +106,8 @@ fn peer_port_in_use_names_the_address() {
             torrent.to_str().unwrap(),
             "--port",
             &addr.port().to_string(),
+            "--bind",
+            "127.0.0.1",
         ],
         &[&addr.to_string(), "in use"],
     );
@@ -120,6 +134,8 @@ fn unreachable_tracker_is_one_clear_error() {
             torrent.to_str().unwrap(),
             "--port",
             "0",
+            "--bind",
+            "127.0.0.1",
             "--tracker",
             &url,
         ],
@@ -275,6 +291,8 @@ fn odd_torrent_paths_and_folders_are_refused_in_one_line() {
             torrent,
             "--port",
             "0",
+            "--bind",
+            "127.0.0.1",
         ],
         QUICK,
     );
@@ -285,7 +303,17 @@ fn odd_torrent_paths_and_folders_are_refused_in_one_line() {
     std::fs::write(&file, b"x").unwrap();
     let file_s = file.to_str().unwrap();
     assert_refused(
-        &["peer", "--dir", file_s, "--torrent", torrent, "--port", "0"],
+        &[
+            "peer",
+            "--dir",
+            file_s,
+            "--torrent",
+            torrent,
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+        ],
         &[file_s],
     );
     assert_eq!(

@@ -498,6 +498,8 @@ fn download_onto_a_full_disk(how: FullDisk, error: &str) {
     let client_s = client.to_str().unwrap();
     let peer_args = [
         "peer",
+        "--bind",
+        "127.0.0.1",
         "--port",
         "0",
         "--exit-when-done",

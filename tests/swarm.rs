@@ -273,6 +273,7 @@ fn a_connect_peer_that_comes_up_later_is_dialled_again() {
     let seed_dir = work.path().join("seed");
     let port = port.to_string();
     let mut args = vec!["peer", "--dir", seed_dir.to_str().unwrap(), "--port", &port];
+    args.extend(["--bind", "127.0.0.1"]);
     args.extend(["--torrent", torrent.to_str().unwrap(), "--tracker", &url]);
     let mut seeder = Proc::start(&args);
     seeder.wait_listening("listening on");

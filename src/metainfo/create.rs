@@ -15,8 +15,6 @@ use crate::bencode::{self, Value};
 pub const MIN_CREATE_PIECE_LENGTH: u64 = 16 << 10;
 /// Largest piece length [`create`] picks by itself.
 const MAX_DEFAULT_PIECE_LENGTH: u64 = 16 << 20;
-/// [`create`] picks the smallest piece length giving at most this many pieces.
-const TARGET_MAX_PIECES: u64 = 2000;
 
 /// Whether `url` has a tracker scheme and a host. Clients accept these three schemes; anything
 /// else in a new torrent is almost certainly a typo.
@@ -35,8 +33,9 @@ pub struct CreateOptions {
     /// Tracker URLs; at least one. The first becomes `announce`. With more than one, all are also
     /// written to `announce-list`, one per tier, so clients try them in the given order.
     pub announce: Vec<String>,
-    /// Power of two from [`MIN_CREATE_PIECE_LENGTH`] to [`MAX_PIECE_LENGTH`]. `None` picks the
-    /// smallest power of two from 16 KiB to 16 MiB giving at most 2000 pieces.
+    /// Power of two from [`MIN_CREATE_PIECE_LENGTH`] to [`MAX_PIECE_LENGTH`]. `None` picks one
+    /// from the total size as libtorrent does: the smallest power of two of at least ten times
+    /// the square root of the size, from 16 KiB to 16 MiB (64 KiB for 20 MiB).
     pub piece_length: Option<u64>,
     pub comment: Option<String>,
     pub private: bool,
@@ -121,10 +120,19 @@ fn collect_files(root: &Path) -> Result<Vec<SourceFile>, MetainfoError> {
     Ok(files)
 }
 
-/// Smallest power of two from 16 KiB to 16 MiB giving at most [`TARGET_MAX_PIECES`] pieces.
+/// The piece length [`create`] picks when none is given: the smallest power of two from 16 KiB
+/// (one block) to 16 MiB that is at least ten times the square root of the total size.
+///
+/// This is libtorrent's rule (`create_torrent`, auto piece size, also qBittorrent's default):
+/// the piece-hash list grows as the square root of the content, so both the piece count and the
+/// piece length grow as it does. 16 KiB up to 2.5 MiB, 64 KiB for 20 MiB (320 pieces), 512 KiB
+/// for 1 GiB (2048 pieces), 1 MiB for 10 GiB. A fixed piece count (Transmission aims at ~1024)
+/// would give small torrents pieces of a few KiB, and fixed-size pieces (mktorrent's 256 KiB)
+/// would give multi-GiB ones hash lists of megabytes.
 fn default_piece_length(total: u64) -> u64 {
     let mut length = MIN_CREATE_PIECE_LENGTH;
-    while length < MAX_DEFAULT_PIECE_LENGTH && total.div_ceil(length) > TARGET_MAX_PIECES {
+    // length >= 10 * sqrt(total), squared to stay in integers.
+    while length < MAX_DEFAULT_PIECE_LENGTH && (length as u128).pow(2) < 100 * total as u128 {
         length *= 2;
     }
     length
@@ -392,11 +400,34 @@ mod tests {
 
     #[test]
     fn create_picks_piece_length() {
-        assert_eq!(default_piece_length(1), 16 << 10);
-        assert_eq!(default_piece_length(2000 * (16 << 10)), 16 << 10);
-        assert_eq!(default_piece_length(2000 * (16 << 10) + 1), 32 << 10);
-        assert_eq!(default_piece_length(1 << 30), 1 << 20);
-        assert_eq!(default_piece_length(1 << 50), 16 << 20);
+        const KIB: u64 = 1 << 10;
+        const MIB: u64 = 1 << 20;
+        // (total size, piece length): libtorrent's table, from one byte to its largest entry.
+        for (total, length) in [
+            (1, 16 * KIB),
+            (40_000, 16 * KIB),
+            (2_684_354, 16 * KIB),
+            (2_684_355, 32 * KIB),
+            (4 * MIB, 32 * KIB),
+            (20 * MIB, 64 * KIB),
+            (31 * MIB, 64 * KIB),
+            (100 * MIB, 128 * KIB),
+            (700 * MIB, 512 * KIB),
+            (1 << 30, 512 * KIB),
+            (10 << 30, MIB),
+            (100 << 30, 4 * MIB),
+            (703_687_441_776, 8 * MIB),
+            (703_687_441_777, 16 * MIB),
+            (1 << 50, 16 * MIB),
+            (u64::MAX, 16 * MIB),
+        ] {
+            assert_eq!(default_piece_length(total), length, "{total} bytes");
+        }
+        // Neither too few pieces to spread over peers nor a hash list of megabytes.
+        for total in [20 * MIB, 200 * MIB, 4 << 30, 64 << 30] {
+            let pieces = total.div_ceil(default_piece_length(total));
+            assert!((256..=16384).contains(&pieces), "{total}: {pieces} pieces");
+        }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         fs::write(&path, content(40_000, 5)).unwrap();

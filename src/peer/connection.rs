@@ -163,13 +163,9 @@ fn run_loop<S: Read + Write>(
         last_sent: Instant::now(),
         waiting_since: None,
     };
-    if !torrent.register_peer(remote_id) {
-        return Err(ConnError::Duplicate);
-    }
     torrent.connections.fetch_add(1, Ordering::SeqCst);
     let result = conn.drive(MessageReader::new(max_message_len(pieces)));
     torrent.connections.fetch_sub(1, Ordering::SeqCst);
-    torrent.unregister_peer(&remote_id);
     for index in conn.pipeline.pieces() {
         torrent.picker.put_back(index);
     }

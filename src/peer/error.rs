@@ -24,7 +24,7 @@ pub enum ConnError {
     Idle(Duration),
     /// The peer left our requests unanswered too long.
     Snubbed,
-    /// Another connection to the same peer id is open already.
+    /// The losing half of a simultaneous open: the other connection to this peer stays.
     Duplicate,
     /// The handshake named a torrent this peer does not serve (or, dialling out, another one).
     WrongTorrent(InfoHash),

@@ -5,6 +5,7 @@
 //! - [`announcing`]: the announce thread of a torrent; [`dial`]: outgoing connections;
 //!   [`listener`]: incoming connections; [`handshake`]: the handshake exchange of both;
 //! - [`connection`]: one connection's message loop; [`error`]: why a connection ended;
+//! - [`open_connections`]: the connections of a torrent, and the one kept of a simultaneous open;
 //! - [`writer`]: the sending half of a connection, which never makes the loop wait;
 //! - [`picker`]: which piece to fetch next, by the [`availability`] of pieces among the peers;
 //!   [`pipeline`]: the block requests of one connection; [`window`]: how many of them to keep
@@ -21,6 +22,7 @@ pub mod dial;
 pub mod error;
 pub mod handshake;
 pub mod listener;
+pub mod open_connections;
 pub mod picker;
 pub mod pipeline;
 pub mod progress;

@@ -52,10 +52,7 @@ impl Progress {
     pub fn update(&mut self, torrents: &[Arc<TorrentState>]) {
         if let Some((_, bars)) = &self.bars {
             for (t, bar) in torrents.iter().zip(bars) {
-                bar.set_position(
-                    t.meta.info.total_length() - t.left_at_start
-                        + t.downloaded.load(Ordering::Relaxed),
-                );
+                bar.set_position(t.meta.info.total_length() - t.left());
                 bar.set_message(format!("{} peers", t.connections.load(Ordering::Relaxed)));
             }
             return;

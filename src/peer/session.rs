@@ -18,7 +18,7 @@ use crate::tracker::client::AnnounceError;
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,9 +37,9 @@ pub struct PeerConfig {
     /// A .torrent file to serve; repeat for several.
     #[arg(long = "torrent", required = true)]
     pub torrents: Vec<PathBuf>,
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1")]
-    pub bind: IpAddr,
+    /// Address to listen on (default: every interface, IPv6 and IPv4).
+    #[arg(long)]
+    pub bind: Option<IpAddr>,
     /// Port to listen on (0 picks a free one).
     #[arg(long, default_value_t = 6881)]
     pub port: u16,
@@ -130,9 +130,9 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
         .iter()
         .map(|p| Metainfo::load(p).map_err(PeerError::Torrent))
         .collect::<Result<Vec<_>, _>>()?;
-    let addr = SocketAddr::new(config.bind, config.port);
-    let listener = TcpListener::bind(addr).map_err(|source| PeerError::Bind { addr, source })?;
-    let local = listener.local_addr().map_err(PeerError::Io)?;
+    let listeners = listener::bind(config.bind, config.port)
+        .map_err(|(addr, source)| PeerError::Bind { addr, source })?;
+    let local = listeners[0].local_addr().map_err(PeerError::Io)?;
     let peer_id = crate::tracker::protocol::generate_peer_id();
 
     let mut torrents = Vec::new();
@@ -166,7 +166,7 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
     }
     println!("listening on {local}");
     let acceptor = listener::start(
-        listener,
+        listeners,
         Arc::new(registry),
         config.upload_workers,
         shutdown.clone(),

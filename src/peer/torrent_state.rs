@@ -8,8 +8,8 @@
 //!
 //! The shared parts behind locks are the picker's piece states (a mutex inside [`Picker`]), the
 //! have log (an `RwLock`: every connection reads it each tick, a verified piece writes it), and
-//! the mutexes of the per-peer stats, the dialled, connected and banned sets and the storage
-//! failure. [`Storage`] needs none: it does positioned reads and writes on files opened once.
+//! the mutexes of the per-peer stats, the dialled and banned sets, the open connections
+//! ([`OpenConnections`]) and the storage failure. [`Storage`] needs none: it does positioned reads and writes on files opened once.
 //!
 //! The rule that keeps them free of deadlocks: **at most one of these locks is held at a time**,
 //! and none across disk or socket I/O, a send to the announce thread, or a call into another
@@ -29,9 +29,11 @@
 use crate::disk::storage::{Storage, StorageError};
 use crate::lock::{lock, read, write};
 use crate::metainfo::Metainfo;
+use crate::peer::error::ConnError;
+use crate::peer::open_connections::{Direction, Link, OpenConnections};
 use crate::peer::picker::Picker;
-use std::collections::{BTreeMap, HashSet};
-use std::net::SocketAddr;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
@@ -83,17 +85,21 @@ pub struct TorrentState {
     pub downloaded: AtomicU64,
     /// Bytes wanted when the process started.
     pub left_at_start: u64,
+    /// Bytes still wanted: `left_at_start` less every verified piece stored since.
     left: AtomicU64,
     /// When the process started, for the completion line's speed.
     pub started: Instant,
     /// Connections past their handshake, both directions.
     pub connections: AtomicUsize,
-    stats: Mutex<BTreeMap<SocketAddr, PeerStats>>,
+    /// By connection address, with the connection's peer id and direction when it was open.
+    stats: Mutex<BTreeMap<SocketAddr, (PeerStats, Option<Link>)>>,
     /// Addresses with an outgoing connection open, so none is dialled twice.
     dialled: Mutex<HashSet<SocketAddr>>,
-    /// Peer ids with a connection open: a peer that dials us while we dial it gets one
+    /// Outgoing connections not past their handshake yet (see [`crate::peer::dial`]).
+    pub dials_in_handshake: AtomicUsize,
+    /// Connections past their handshake: a peer that dials us while we dial it gets one
     /// connection, not two splitting the same work.
-    connected: Mutex<HashSet<[u8; 20]>>,
+    connected: OpenConnections,
     /// Peers dropped for sending bad data, by address and by peer id.
     banned: Mutex<(HashSet<SocketAddr>, HashSet<[u8; 20]>)>,
     completed: AtomicBool,
@@ -129,7 +135,8 @@ impl TorrentState {
             connections: AtomicUsize::new(0),
             stats: Mutex::new(BTreeMap::new()),
             dialled: Mutex::new(HashSet::new()),
-            connected: Mutex::new(HashSet::new()),
+            dials_in_handshake: AtomicUsize::new(0),
+            connected: OpenConnections::default(),
             banned: Mutex::new((HashSet::new(), HashSet::new())),
             completed: AtomicBool::new(complete),
             failure: Mutex::new(None),
@@ -201,13 +208,18 @@ impl TorrentState {
         if !self.picker.finish(index) {
             return Ok(Stored::Duplicate);
         }
+        // `left` drops before the have log grows and before `Completed` is sent, so the
+        // `completed` announce (and any announce after it) carries the true figure.
+        self.left.fetch_sub(data.len() as u64, Ordering::SeqCst);
         write(&self.have_log).push(index);
         self.downloaded
             .fetch_add(data.len() as u64, Ordering::SeqCst);
+        let link = self.connected.link_of(from);
         let mut stats = lock(&self.stats);
-        let s = stats.entry(from).or_default();
+        let (s, known) = stats.entry(from).or_default();
         s.bytes += data.len() as u64;
         s.pieces += 1;
+        *known = known.or(link);
         drop(stats);
         if self.picker.is_complete() && !self.completed.swap(true, Ordering::SeqCst) {
             if let Err(e) = self.storage.sync() {
@@ -223,9 +235,28 @@ impl TorrentState {
         lock(&self.failure).clone()
     }
 
-    /// Per-peer download figures, by remote address.
+    /// Per-peer download figures, by remote address. A peer that served over two connections
+    /// (both halves of a simultaneous open, before one closed) is counted once, under the
+    /// address we dialled (its listening address) where there is one.
     pub fn peer_stats(&self) -> BTreeMap<SocketAddr, PeerStats> {
-        lock(&self.stats).clone()
+        let stats = lock(&self.stats).clone();
+        let mut names: HashMap<(IpAddr, [u8; 20]), SocketAddr> = HashMap::new();
+        for link in stats.values().filter_map(|(_, link)| *link) {
+            let name = names
+                .entry((link.addr.ip(), link.peer_id))
+                .or_insert(link.addr);
+            if link.direction == Direction::Outgoing {
+                *name = link.addr;
+            }
+        }
+        let mut merged: BTreeMap<SocketAddr, PeerStats> = BTreeMap::new();
+        for (addr, (s, link)) in stats {
+            let name = link.map_or(addr, |l| names[&(addr.ip(), l.peer_id)]);
+            let sum = merged.entry(name).or_default();
+            sum.bytes += s.bytes;
+            sum.pieces += s.pieces;
+        }
+        merged
     }
 
     /// Claims `addr` for an outgoing connection; `false` if one is open or the peer is banned.
@@ -238,14 +269,21 @@ impl TorrentState {
         lock(&self.dialled).remove(&addr);
     }
 
-    /// Records an open connection to `peer_id`; `false` if one is open already.
-    pub fn register_peer(&self, peer_id: [u8; 20]) -> bool {
-        lock(&self.connected).insert(peer_id)
+    /// Records a connection whose handshake is done, for as long as the returned guard lives;
+    /// `Err(Duplicate)` when it is the losing half of a simultaneous open. A connection it
+    /// replaces is closed through its `stream` handle (see
+    /// [`open_connections`](crate::peer::open_connections)).
+    pub fn admit(&self, link: Link, stream: Option<TcpStream>) -> Result<Admitted<'_>, ConnError> {
+        let token = self.connected.admit(&self.peer_id, link, stream)?;
+        Ok(Admitted {
+            torrent: self,
+            token,
+        })
     }
 
-    /// Forgets a connection recorded with [`register_peer`](Self::register_peer).
-    pub fn unregister_peer(&self, peer_id: &[u8; 20]) {
-        lock(&self.connected).remove(peer_id);
+    /// The connections past their handshake.
+    pub fn links(&self) -> Vec<Link> {
+        self.connected.links()
     }
 
     /// Bans a peer that sent bad data, so it is neither dialled nor accepted again.
@@ -258,6 +296,18 @@ impl TorrentState {
     /// Whether `peer_id` was banned.
     pub fn is_banned(&self, peer_id: &[u8; 20]) -> bool {
         lock(&self.banned).1.contains(peer_id)
+    }
+}
+
+/// A connection recorded by [`TorrentState::admit`]; dropping it forgets the connection.
+pub struct Admitted<'a> {
+    torrent: &'a TorrentState,
+    token: u64,
+}
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        self.torrent.connected.remove(self.token);
     }
 }
 
@@ -348,8 +398,60 @@ mod tests {
         let pieces: u64 = f.state.peer_stats().values().map(|s| s.pieces).sum();
         assert_eq!(pieces, 4);
         assert!(f.state.is_complete());
+        assert_eq!(f.state.left(), 0, "each piece subtracted once");
         assert_eq!(f.events.try_recv(), Ok(TorrentEvent::Completed));
         assert!(f.events.try_recv().is_err(), "completed once");
+    }
+
+    #[test]
+    fn left_counts_down_with_each_verified_piece_and_only_then() {
+        let f = Fixture::new(4, &[1]);
+        let total = f.content.len() as u64;
+        let start = total - PIECE as u64;
+        assert_eq!((f.state.left_at_start, f.state.left()), (start, start));
+        // A piece failing its hash, and the last (short) piece twice: only verified,
+        // first copies count.
+        let junk = vec![9u8; PIECE as usize];
+        f.state.store_piece(0, &junk, addr(1)).unwrap();
+        assert_eq!(f.state.left(), start);
+        f.state.store_piece(3, f.piece(3), addr(1)).unwrap();
+        f.state.store_piece(3, f.piece(3), addr(2)).unwrap();
+        assert_eq!(f.state.left(), start - PIECE as u64 / 2);
+        for piece in [0, 2] {
+            f.state.store_piece(piece, f.piece(piece), addr(1)).unwrap();
+        }
+        assert_eq!(f.state.left(), 0);
+        assert!(f.state.is_complete());
+        // The announce thread, woken by `Completed`, reads the final figure.
+        assert_eq!(f.events.try_recv(), Ok(TorrentEvent::Completed));
+        assert_eq!(f.state.left_at_start, start, "the start figure stays");
+    }
+
+    #[test]
+    fn a_peer_that_served_over_two_connections_is_credited_once() {
+        let f = Fixture::new(4, &[]);
+        let link = |port, peer_id, direction| Link {
+            addr: addr(port),
+            peer_id,
+            direction,
+        };
+        // A higher id than ours: both halves of its simultaneous open are admitted here.
+        let high = [b'~'; 20];
+        let _ours = f.state.admit(link(6881, high, Direction::Outgoing), None);
+        let _theirs = f.state.admit(link(50000, high, Direction::Incoming), None);
+        let _other = f
+            .state
+            .admit(link(50001, [b'x'; 20], Direction::Incoming), None);
+        for (piece, port) in [(0, 50000), (1, 6881), (2, 50000), (3, 50001)] {
+            f.state
+                .store_piece(piece, f.piece(piece), addr(port))
+                .unwrap();
+        }
+        let stats = f.state.peer_stats();
+        let credited: Vec<(u16, u64)> = stats.iter().map(|(a, s)| (a.port(), s.pieces)).collect();
+        assert_eq!(credited, vec![(6881, 3), (50001, 1)]);
+        let bytes: u64 = stats.values().map(|s| s.bytes).sum();
+        assert_eq!(bytes, f.content.len() as u64);
     }
 
     #[test]
@@ -360,10 +462,21 @@ mod tests {
         f.state.release_dial(addr(1));
         assert!(f.state.claim_dial(addr(1)));
         f.state.release_dial(addr(1));
-        assert!(f.state.register_peer([1; 20]));
-        assert!(!f.state.register_peer([1; 20]), "already connected");
-        f.state.unregister_peer(&[1; 20]);
-        assert!(f.state.register_peer([1; 20]));
+        // OUR_ID starts with '-' (0x2d): a peer id of 1s is lower, so we keep our dial.
+        let link = |port, direction| Link {
+            addr: addr(port),
+            peer_id: [1; 20],
+            direction,
+        };
+        let ours = f.state.admit(link(1, Direction::Outgoing), None).unwrap();
+        let twin = f.state.admit(link(2, Direction::Incoming), None);
+        assert!(
+            matches!(twin, Err(ConnError::Duplicate)),
+            "simultaneous open"
+        );
+        drop(ours);
+        assert!(f.state.links().is_empty(), "forgotten with its guard");
+        assert!(f.state.admit(link(2, Direction::Incoming), None).is_ok());
         f.state.ban(addr(1), [2; 20]);
         assert!(!f.state.claim_dial(addr(1)));
         assert!(f.state.is_banned(&[2; 20]));

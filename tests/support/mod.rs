@@ -25,8 +25,14 @@ pub struct Proc {
 impl Proc {
     /// Starts `piecemeal ARGS` with stdout and stderr captured.
     pub fn start(args: &[&str]) -> Proc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_piecemeal"))
-            .args(args)
+        let mut command = Command::new(env!("CARGO_BIN_EXE_piecemeal"));
+        command.args(args);
+        Proc::spawn(command)
+    }
+
+    /// Starts `command` (one that runs `piecemeal`) with stdout and stderr captured.
+    pub fn spawn(mut command: Command) -> Proc {
+        let mut child = command
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -294,10 +300,12 @@ pub fn noise_torrent(work: &Path, name: &str, len: usize, piece_length: u64) -> 
     torrent
 }
 
-/// Starts `piecemeal peer` on a free port with `dir` as its folder, the given torrents, and
-/// `extra` flags.
+/// Starts `piecemeal peer` on a free port of 127.0.0.1 with `dir` as its folder, the given
+/// torrents, and `extra` flags.
 pub fn peer(dir: &Path, torrents: &[&Path], extra: &[&str]) -> Proc {
     let mut args = vec!["peer", "--dir", dir.to_str().unwrap(), "--port", "0"];
+    // A peer listens on every interface by default; a test's only on loopback.
+    args.extend(["--bind", "127.0.0.1"]);
     for t in torrents {
         args.extend(["--torrent", t.to_str().unwrap()]);
     }
