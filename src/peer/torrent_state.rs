@@ -30,6 +30,7 @@ use crate::disk::storage::{Storage, StorageError};
 use crate::lock::{lock, read, write};
 use crate::metainfo::Metainfo;
 use crate::peer::picker::Picker;
+use crate::peer::rate_limit::{RateLimits, TorrentLimits};
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -100,6 +101,9 @@ pub struct TorrentState {
     /// A storage failure that stopped the download (full disk, ...).
     failure: Mutex<Option<String>>,
     events: crossbeam_channel::Sender<TorrentEvent>,
+    /// Upload and download limits this torrent's connections charge (its own and the
+    /// process's; each has its own lock, held for arithmetic only).
+    pub rate_limits: TorrentLimits,
 }
 
 impl TorrentState {
@@ -134,7 +138,14 @@ impl TorrentState {
             completed: AtomicBool::new(complete),
             failure: Mutex::new(None),
             events,
+            rate_limits: TorrentLimits::default(),
         }
+    }
+
+    /// Puts this torrent under the process's rate limits.
+    pub fn with_global_limits(mut self, global: Arc<RateLimits>) -> TorrentState {
+        self.rate_limits = TorrentLimits::new(global);
+        self
     }
 
     fn left_of(meta: &Metainfo, picker: &Picker) -> u64 {
