@@ -70,6 +70,9 @@ struct Conn<'a, S> {
     last_sent: Instant,
     /// When the oldest unanswered request went out (None when nothing is outstanding).
     waiting_since: Option<Instant>,
+    /// Set when the download limit says to read nothing more until then: not reading is
+    /// what makes TCP slow the sender down.
+    throttled_until: Option<Instant>,
 }
 
 /// Runs a connection whose handshake is done until it ends, the torrent shuts down, or both
@@ -162,6 +165,7 @@ fn run_loop<S: Read + Write>(
         last_received: Instant::now(),
         last_sent: Instant::now(),
         waiting_since: None,
+        throttled_until: None,
     };
     torrent.connections.fetch_add(1, Ordering::SeqCst);
     let result = conn.drive(MessageReader::new(max_message_len(pieces)));
@@ -189,6 +193,15 @@ impl<S: Read + Write> Conn<'_, S> {
             if self.torrent.is_complete() && self.peer_has.is_complete() {
                 log::debug!("{}: both sides complete, closing", self.remote);
                 return Ok(());
+            }
+            if let Some(until) = self.throttled_until {
+                // Wait in ticks, so shutdown, `have`s and keep-alives are not held up.
+                let now = Instant::now();
+                if now < until {
+                    std::thread::sleep((until - now).min(TICK));
+                    continue;
+                }
+                self.throttled_until = None;
             }
             match reader.read(&mut self.stream) {
                 Ok(message) => {
@@ -288,6 +301,17 @@ impl<S: Read + Write> Conn<'_, S> {
         }
     }
 
+    /// Charges `bytes` received to the download limits and holds further reads until they
+    /// are paid for. The peer is not to blame for that time: it does not count as silence.
+    fn throttle(&mut self, bytes: usize) {
+        let wait = self.torrent.rate_limits.charge_download(bytes as u64);
+        if !wait.is_zero() {
+            self.throttled_until = Some(Instant::now() + wait);
+            self.last_received += wait;
+            self.waiting_since = self.waiting_since.map(|t| t + wait);
+        }
+    }
+
     /// Stops fetching a piece that another connection has just verified.
     fn pipeline_drop_if_done(&mut self, index: u32) {
         let Some(cancels) = self.pipeline.abandon(index) else {
@@ -349,7 +373,10 @@ impl<S: Read + Write> Conn<'_, S> {
                 begin,
                 length,
             } => self.serve(index, begin, length)?,
-            Message::Piece { index, begin, data } => self.receive(index, begin, &data)?,
+            Message::Piece { index, begin, data } => {
+                self.receive(index, begin, &data)?;
+                self.throttle(data.len());
+            }
         }
         Ok(())
     }

@@ -10,6 +10,7 @@
 //! - [`picker`]: which piece to fetch next, by the [`availability`] of pieces among the peers;
 //!   [`pipeline`]: the block requests of one connection; [`window`]: how many of them to keep
 //!   in flight;
+//! - [`rate_limit`]: upload and download limits, per torrent and for the process;
 //! - [`progress`]: what the user sees while it runs.
 //!
 //! How a piece moves from missing to verified, and which locks may be held together, is written
@@ -26,6 +27,7 @@ pub mod open_connections;
 pub mod picker;
 pub mod pipeline;
 pub mod progress;
+pub mod rate_limit;
 pub mod session;
 pub mod torrent_state;
 pub mod window;

@@ -13,6 +13,7 @@ use crate::peer::dial::dial;
 use crate::peer::listener;
 use crate::peer::picker::Picker;
 use crate::peer::progress::Progress;
+use crate::peer::rate_limit::{Rate, RateLimits};
 use crate::peer::torrent_state::{PeerStats, TorrentState};
 use crate::tracker::client::AnnounceError;
 use std::collections::HashMap;
@@ -55,6 +56,13 @@ pub struct PeerConfig {
     /// Incoming connections served at once.
     #[arg(long, default_value_t = 64)]
     pub upload_workers: usize,
+    /// Upload limit for all torrents together, in bytes per second: 500k, 2M, 1.5M
+    /// (k = 1024, M = 1024²); 0 is unlimited. Applies to every peer, local ones too.
+    #[arg(long, value_name = "RATE", default_value = "0", value_parser = Rate::parse)]
+    pub max_upload_rate: Rate,
+    /// Download limit for all torrents together, in bytes per second, like --max-upload-rate.
+    #[arg(long, value_name = "RATE", default_value = "0", value_parser = Rate::parse)]
+    pub max_download_rate: Rate,
     /// Draw progress bars (stdout is a terminal) instead of plain lines.
     #[arg(skip)]
     pub bars: bool,
@@ -134,6 +142,10 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
         .map_err(|(addr, source)| PeerError::Bind { addr, source })?;
     let local = listeners[0].local_addr().map_err(PeerError::Io)?;
     let peer_id = crate::tracker::protocol::generate_peer_id();
+    let limits = Arc::new(RateLimits::new(
+        config.max_upload_rate,
+        config.max_download_rate,
+    ));
 
     let mut torrents = Vec::new();
     let mut receivers = Vec::new();
@@ -150,14 +162,17 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
             have.len()
         );
         let (tx, rx) = crossbeam_channel::unbounded();
-        let torrent = Arc::new(TorrentState::new(
-            meta,
-            storage,
-            Picker::new(have),
-            peer_id,
-            shutdown.clone(),
-            tx,
-        ));
+        let torrent = Arc::new(
+            TorrentState::new(
+                meta,
+                storage,
+                Picker::new(have),
+                peer_id,
+                shutdown.clone(),
+                tx,
+            )
+            .with_global_limits(limits.clone()),
+        );
         if registry.insert(info_hash, torrent.clone()).is_some() {
             return Err(PeerError::DuplicateTorrent(path.clone()));
         }

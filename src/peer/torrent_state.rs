@@ -32,6 +32,7 @@ use crate::metainfo::Metainfo;
 use crate::peer::error::ConnError;
 use crate::peer::open_connections::{Direction, Link, OpenConnections};
 use crate::peer::picker::Picker;
+use crate::peer::rate_limit::{RateLimits, TorrentLimits};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -106,6 +107,9 @@ pub struct TorrentState {
     /// A storage failure that stopped the download (full disk, ...).
     failure: Mutex<Option<String>>,
     events: crossbeam_channel::Sender<TorrentEvent>,
+    /// Upload and download limits this torrent's connections charge (its own and the
+    /// process's; each has its own lock, held for arithmetic only).
+    pub rate_limits: TorrentLimits,
 }
 
 impl TorrentState {
@@ -141,7 +145,14 @@ impl TorrentState {
             completed: AtomicBool::new(complete),
             failure: Mutex::new(None),
             events,
+            rate_limits: TorrentLimits::default(),
         }
+    }
+
+    /// Puts this torrent under the process's rate limits.
+    pub fn with_global_limits(mut self, global: Arc<RateLimits>) -> TorrentState {
+        self.rate_limits = TorrentLimits::new(global);
+        self
     }
 
     fn left_of(meta: &Metainfo, picker: &Picker) -> u64 {

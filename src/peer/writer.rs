@@ -17,12 +17,17 @@
 //! the writer then records the failure ([`Outbox::take_failure`]) and stops, and the loop
 //! ends the connection on its next tick.
 //!
+//! Under an upload limit ([`crate::peer::rate_limit`]) the writer charges each block before
+//! reading it, writes what it has gathered so far, and waits on the outbox (so a close ends
+//! the wait at once); batches shrink to about 1/8 s of the rate so that messages queued behind
+//! blocks are not held up for long.
+//!
 //! The outbox's mutex is held for single queue steps, never across I/O or another lock.
 
 use crate::lock::lock;
 use crate::peer::pipeline::BlockRequest;
 use crate::peer::torrent_state::TorrentState;
-use crate::wire::Message;
+use crate::wire::{MAX_BLOCK, Message};
 use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::sync::atomic::Ordering;
@@ -147,9 +152,20 @@ impl Outbox {
         queue.finished
     }
 
-    /// The next items to write, about [`BATCH`] bytes; waits for some when `wait`. `None`
+    /// Waits `limit` (a rate limit's wait) unless the outbox is closed without draining;
+    /// whether the writer should carry on.
+    fn pause(&self, limit: Duration) -> bool {
+        let queue = lock(&self.queue);
+        let (queue, _) = self
+            .changed
+            .wait_timeout_while(queue, limit, |q| !(q.closed && !q.drain))
+            .unwrap_or_else(|e| e.into_inner());
+        !(queue.closed && !queue.drain)
+    }
+
+    /// The next items to write, about `budget` bytes; waits for some when `wait`. `None`
     /// when there is nothing (more) to write.
-    fn next_batch(&self, wait: bool) -> Option<Vec<Item>> {
+    fn next_batch(&self, wait: bool, budget: usize) -> Option<Vec<Item>> {
         let mut queue = lock(&self.queue);
         loop {
             if queue.closed && !queue.drain {
@@ -165,7 +181,7 @@ impl Outbox {
         }
         let mut batch = Vec::new();
         let mut bytes = 0;
-        while bytes < BATCH {
+        while bytes < budget {
             let Some(item) = queue.items.pop_front() else {
                 break;
             };
@@ -195,8 +211,8 @@ impl Outbox {
 pub fn run(outbox: &Outbox, mut stream: impl Write, torrent: &TorrentState) {
     let mut buf = Vec::new();
     let mut result = Ok(());
-    while let Some(batch) = outbox.next_batch(true) {
-        result = write_batch(batch, &mut stream, torrent, &mut buf);
+    while let Some(batch) = outbox.next_batch(true, batch_budget(torrent)) {
+        result = write_batch(batch, outbox, &mut stream, torrent, &mut buf);
         if result.is_err() {
             break;
         }
@@ -212,15 +228,25 @@ pub fn write_ready(
     torrent: &TorrentState,
 ) -> io::Result<()> {
     let mut buf = Vec::new();
-    while let Some(batch) = outbox.next_batch(false) {
-        write_batch(batch, stream, torrent, &mut buf)?;
+    while let Some(batch) = outbox.next_batch(false, batch_budget(torrent)) {
+        write_batch(batch, outbox, stream, torrent, &mut buf)?;
     }
     Ok(())
 }
 
-/// Encodes a batch (reading its blocks from disk) and writes it in one go.
+/// Bytes to gather into one write: [`BATCH`], or about 1/8 s of an upload limit.
+fn batch_budget(torrent: &TorrentState) -> usize {
+    match torrent.rate_limits.upload_rate().0 {
+        0 => BATCH,
+        rate => (rate as usize / 8).clamp(MAX_BLOCK as usize, BATCH),
+    }
+}
+
+/// Encodes a batch (reading its blocks from disk) and writes it in one go, or in pieces when
+/// the upload limit makes a block wait.
 fn write_batch(
     batch: Vec<Item>,
+    outbox: &Outbox,
     stream: &mut impl Write,
     torrent: &TorrentState,
     buf: &mut Vec<u8>,
@@ -234,16 +260,38 @@ fn write_batch(
                 index,
                 begin,
                 length,
-            }) => match torrent.storage.read(index, begin, length) {
-                Ok(data) => {
-                    Message::Piece { index, begin, data }.encode_into(buf);
-                    served += length as u64;
+            }) => {
+                let wait = torrent.rate_limits.charge_upload(length as u64);
+                if !wait.is_zero() {
+                    write_out(stream, torrent, buf, std::mem::take(&mut served))?;
+                    if !outbox.pause(wait) {
+                        return Ok(());
+                    }
                 }
-                Err(e) => log::warn!("{}: {e}", torrent.meta.info.name),
-            },
+                match torrent.storage.read(index, begin, length) {
+                    Ok(data) => {
+                        Message::Piece { index, begin, data }.encode_into(buf);
+                        served += length as u64;
+                    }
+                    Err(e) => log::warn!("{}: {e}", torrent.meta.info.name),
+                }
+            }
         }
     }
-    stream.write_all(buf)?;
+    write_out(stream, torrent, buf, served)
+}
+
+/// Writes and empties `buf`, which holds `served` bytes of blocks.
+fn write_out(
+    stream: &mut impl Write,
+    torrent: &TorrentState,
+    buf: &mut Vec<u8>,
+    served: u64,
+) -> io::Result<()> {
+    if !buf.is_empty() {
+        stream.write_all(buf)?;
+        buf.clear();
+    }
     torrent.uploaded.fetch_add(served, Ordering::Relaxed);
     Ok(())
 }
@@ -305,7 +353,7 @@ mod tests {
         assert!(!outbox.serve(block(1, 0, 1)), "over the bound: dropped");
         assert_eq!(outbox.queued_blocks(), MAX_QUEUED_BLOCKS);
         // Batches stay near their size however much is queued.
-        let batch = outbox.next_batch(false).unwrap();
+        let batch = outbox.next_batch(false, BATCH).unwrap();
         assert_eq!(batch.len(), MAX_QUEUED_BLOCKS, "500 one-byte blocks");
         assert!(outbox.serve(block(1, 0, PIECE)));
     }
