@@ -46,10 +46,14 @@ wait_line tracker "listening on"
 URL="http://$(addr_of tracker)/announce"
 echo "tracker  $URL"
 TORRENTS=(--torrent testdata/file.torrent --torrent testdata/folder.torrent)
+# Each seeder's upload is capped, as a home uplink would be: on loopback the first connection up
+# would otherwise fetch these few megabytes alone before the second is open.
+SEEDER_RATE=${SEEDER_RATE:-4M}
 for n in 1 2; do
-  start "peer$n" peer --dir "testdata/peer$n" --bind 127.0.0.1 --port 0 --tracker "$URL" "${TORRENTS[@]}"
+  start "peer$n" peer --dir "testdata/peer$n" --bind 127.0.0.1 --port 0 --tracker "$URL" \
+    --max-upload-rate "$SEEDER_RATE" "${TORRENTS[@]}"
   wait_line "peer$n" "^seeding" 2
-  echo "peer$n    $(addr_of "peer$n") seeding testdata/peer$n"
+  echo "peer$n    $(addr_of "peer$n") seeding testdata/peer$n, upload capped at $SEEDER_RATE/s"
 done
 
 start client peer --dir "$WORK/client" --bind 127.0.0.1 --port 0 --tracker "$URL" "${TORRENTS[@]}"

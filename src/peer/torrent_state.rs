@@ -96,8 +96,6 @@ pub struct TorrentState {
     stats: Mutex<BTreeMap<SocketAddr, (PeerStats, Option<Link>)>>,
     /// Addresses with an outgoing connection open, so none is dialled twice.
     dialled: Mutex<HashSet<SocketAddr>>,
-    /// Outgoing connections not past their handshake yet (see [`crate::peer::dial`]).
-    pub dials_in_handshake: AtomicUsize,
     /// Connections past their handshake: a peer that dials us while we dial it gets one
     /// connection, not two splitting the same work.
     connected: OpenConnections,
@@ -139,7 +137,6 @@ impl TorrentState {
             connections: AtomicUsize::new(0),
             stats: Mutex::new(BTreeMap::new()),
             dialled: Mutex::new(HashSet::new()),
-            dials_in_handshake: AtomicUsize::new(0),
             connected: OpenConnections::default(),
             banned: Mutex::new((HashSet::new(), HashSet::new())),
             completed: AtomicBool::new(complete),
