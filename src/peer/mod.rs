@@ -16,6 +16,7 @@
 
 pub mod announcing;
 pub mod availability;
+pub mod choker;
 pub mod connection;
 pub mod dial;
 pub mod error;
