@@ -6,6 +6,8 @@
 //!   [`listener`]: incoming connections; [`handshake`]: the handshake exchange of both;
 //! - [`connection`]: one connection's message loop; [`error`]: why a connection ended;
 //! - [`writer`]: the sending half of a connection, which never makes the loop wait;
+//! - [`peer_manager`]: every connection's state and rates, and which peers the [`choker`]
+//!   unchokes;
 //! - [`picker`]: which piece to fetch next, by the [`availability`] of pieces among the peers;
 //!   [`pipeline`]: the block requests of one connection; [`window`]: how many of them to keep
 //!   in flight;
@@ -22,6 +24,7 @@ pub mod dial;
 pub mod error;
 pub mod handshake;
 pub mod listener;
+pub mod peer_manager;
 pub mod picker;
 pub mod pipeline;
 pub mod progress;

@@ -29,6 +29,8 @@
 use crate::disk::storage::{Storage, StorageError};
 use crate::lock::{lock, read, write};
 use crate::metainfo::Metainfo;
+use crate::peer::choker::DEFAULT_UPLOAD_SLOTS;
+use crate::peer::peer_manager::PeerManager;
 use crate::peer::picker::Picker;
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
@@ -88,6 +90,8 @@ pub struct TorrentState {
     pub started: Instant,
     /// Connections past their handshake, both directions.
     pub connections: AtomicUsize,
+    /// Every connection's state and rates, and who is unchoked.
+    pub peers: PeerManager,
     stats: Mutex<BTreeMap<SocketAddr, PeerStats>>,
     /// Addresses with an outgoing connection open, so none is dialled twice.
     dialled: Mutex<HashSet<SocketAddr>>,
@@ -127,6 +131,7 @@ impl TorrentState {
             left: AtomicU64::new(left_at_start),
             started: Instant::now(),
             connections: AtomicUsize::new(0),
+            peers: PeerManager::new(DEFAULT_UPLOAD_SLOTS),
             stats: Mutex::new(BTreeMap::new()),
             dialled: Mutex::new(HashSet::new()),
             connected: Mutex::new(HashSet::new()),

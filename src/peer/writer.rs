@@ -25,7 +25,7 @@ use crate::peer::torrent_state::TorrentState;
 use crate::wire::Message;
 use std::collections::VecDeque;
 use std::io::{self, Write};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
@@ -64,6 +64,8 @@ pub struct Outbox {
     queue: Mutex<Queue>,
     /// Wakes the writer (new items, close) and whoever waits for it to finish.
     changed: Condvar,
+    /// Block bytes written so far (the peer manager's upload rate).
+    sent: AtomicU64,
 }
 
 impl Outbox {
@@ -110,6 +112,19 @@ impl Outbox {
         queue.items.remove(at);
         queue.blocks -= 1;
         true
+    }
+
+    /// Drops every queued block (we choke the peer, so BEP 3 lets us drop its requests);
+    /// how many were dropped.
+    pub fn drop_blocks(&self) -> usize {
+        let mut queue = lock(&self.queue);
+        queue.items.retain(|item| matches!(item, Item::Message(_)));
+        std::mem::take(&mut queue.blocks)
+    }
+
+    /// Block bytes written so far.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
     }
 
     /// Blocks queued and not written yet.
@@ -196,9 +211,14 @@ pub fn run(outbox: &Outbox, mut stream: impl Write, torrent: &TorrentState) {
     let mut buf = Vec::new();
     let mut result = Ok(());
     while let Some(batch) = outbox.next_batch(true) {
-        result = write_batch(batch, &mut stream, torrent, &mut buf);
-        if result.is_err() {
-            break;
+        match write_batch(batch, &mut stream, torrent, &mut buf) {
+            Ok(served) => {
+                outbox.sent.fetch_add(served, Ordering::Relaxed);
+            }
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
         }
     }
     outbox.finish(result.err());
@@ -213,18 +233,20 @@ pub fn write_ready(
 ) -> io::Result<()> {
     let mut buf = Vec::new();
     while let Some(batch) = outbox.next_batch(false) {
-        write_batch(batch, stream, torrent, &mut buf)?;
+        let served = write_batch(batch, stream, torrent, &mut buf)?;
+        outbox.sent.fetch_add(served, Ordering::Relaxed);
     }
     Ok(())
 }
 
-/// Encodes a batch (reading its blocks from disk) and writes it in one go.
+/// Encodes a batch (reading its blocks from disk) and writes it in one go; the block bytes
+/// written.
 fn write_batch(
     batch: Vec<Item>,
     stream: &mut impl Write,
     torrent: &TorrentState,
     buf: &mut Vec<u8>,
-) -> io::Result<()> {
+) -> io::Result<u64> {
     buf.clear();
     let mut served = 0u64;
     for item in batch {
@@ -245,7 +267,7 @@ fn write_batch(
     }
     stream.write_all(buf)?;
     torrent.uploaded.fetch_add(served, Ordering::Relaxed);
-    Ok(())
+    Ok(served)
 }
 
 #[cfg(test)]
@@ -294,6 +316,22 @@ mod tests {
         assert_eq!(f.state.uploaded.load(Ordering::SeqCst), 130);
         assert!(!outbox.cancel(block(0, 0, 100)), "written already");
         assert_eq!(outbox.queued_blocks(), 0);
+        assert_eq!(outbox.sent(), 130);
+    }
+
+    #[test]
+    fn choking_drops_the_queued_blocks_but_not_the_messages() {
+        let f = Fixture::new(3, &[0, 1]);
+        let outbox = Outbox::new();
+        assert!(outbox.serve(block(0, 0, 100)));
+        outbox.send(Message::Choke);
+        assert!(outbox.serve(block(1, 0, 100)));
+        assert_eq!(outbox.drop_blocks(), 2);
+        assert_eq!(outbox.queued_blocks(), 0);
+        let mut out = Vec::new();
+        write_ready(&outbox, &mut out, &f.state).unwrap();
+        assert_eq!(messages(&out), [Message::Choke]);
+        assert_eq!(outbox.sent(), 0);
     }
 
     #[test]
