@@ -4,7 +4,7 @@
 //! Each connection [`join`](PeerManager::join)s and gets a [`PeerSlot`]: it publishes into it
 //! (atomics, no lock) whether the peer is interested, whether it snubs us, and the block bytes
 //! received and sent, and reads back whether to unchoke it. The manager's thread ([`run`], one
-//! per torrent, named `choke`) samples the counters every [`SAMPLE_EVERY`] into rates over
+//! per torrent, named `choke`) samples the counters every second into rates over
 //! [`RATE_WINDOW`], and rechokes every [`RECHOKE_EVERY`] and whenever a connection asks
 //! ([`PeerManager::rechoke_soon`]: a peer became interested or uninterested, or left). The
 //! connection sends `choke`/`unchoke` when the decision changes, on its next turn.
@@ -271,5 +271,58 @@ pub fn run(torrent: Arc<TorrentState>) {
         {
             next = Instant::now();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peer::test_support::Fixture;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, 1], port))
+    }
+
+    fn unchoked(slots: &[Arc<PeerSlot>]) -> Vec<u16> {
+        slots
+            .iter()
+            .filter(|s| s.unchoked())
+            .map(|s| s.addr.port())
+            .collect()
+    }
+
+    #[test]
+    fn leeching_unchokes_who_sent_most_over_the_window_and_a_leaver_frees_its_slot() {
+        let f = Fixture::new(4, &[0]);
+        f.state.peers.set_upload_slots(2);
+        let slots: Vec<_> = (1..=5).map(|p| f.state.peers.join(addr(p))).collect();
+        for s in &slots {
+            assert!(s.set_interested(true));
+        }
+        let mut rechoker = Rechoker::with_seed(9);
+        let t0 = Instant::now();
+        rechoker.rechoke(&f.state, t0);
+        assert_eq!(unchoked(&slots).len(), 3, "two slots and the optimistic");
+        // Over 10 s, peers 4 and 5 send the most.
+        for (s, bytes) in slots.iter().zip([1u64, 2, 3, 900, 800]) {
+            s.set_counters(bytes * 1000, 0);
+        }
+        rechoker.rechoke(&f.state, t0 + RECHOKE_EVERY);
+        assert_eq!(rechoker.records[&slots[3].id].rates(), (90_000, 0));
+        let now = unchoked(&slots);
+        assert!(
+            now.contains(&4) && now.contains(&5) && now.len() == 3,
+            "{now:?}"
+        );
+        // Peer 4 leaves: the manager forgets it and its slot goes to another peer.
+        f.state.peers.leave(&slots[3]);
+        rechoker.rechoke(&f.state, t0 + RECHOKE_EVERY * 2);
+        assert!(!rechoker.records.contains_key(&slots[3].id));
+        let now = unchoked(&slots);
+        assert_eq!(now.len() - usize::from(now.contains(&4)), 3, "{now:?}");
+        assert!(
+            f.state.peers.wait(Duration::ZERO),
+            "leaving asks for a rechoke"
+        );
     }
 }
