@@ -110,8 +110,10 @@ impl Setup {
         });
         remote.send(&Message::Bitfield(bitfield.as_bytes().to_vec()));
         remote.send(&Message::Interested);
-        remote.send(&Message::Unchoke);
+        // piecemeal's unchoke comes from its peer manager a moment later; ours goes after it,
+        // so that none of piecemeal's requests is read (and dropped) while waiting for it.
         remote.wait_for("unchoke", |m| (m == Message::Unchoke).then_some(()));
+        remote.send(&Message::Unchoke);
         remote
     }
 }

@@ -15,6 +15,7 @@
 
 use crate::bitfield::Bitfield;
 use crate::peer::error::ConnError;
+use crate::peer::peer_manager::PeerSlot;
 use crate::peer::pipeline::{BlockRequest, Pipeline};
 use crate::peer::torrent_state::{Stored, TorrentState};
 use crate::peer::window::DEFAULT_PEER_REQQ;
@@ -22,6 +23,7 @@ use crate::peer::writer::{self, MAX_QUEUED_BLOCKS, Outbox};
 use crate::wire::{MAX_BLOCK, Message, MessageReader, max_message_len};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -32,6 +34,9 @@ const KEEPALIVE_EVERY: Duration = Duration::from_secs(60);
 const IDLE_LIMIT: Duration = Duration::from_secs(150);
 /// A peer that leaves our requests unanswered this long is dropped so its pieces go elsewhere.
 const SNUB_LIMIT: Duration = Duration::from_secs(20);
+/// A peer that leaves our requests unanswered this long counts as snubbing us: the choker
+/// gives it no upload slot for what it gave us before.
+const SNUBBED_AFTER: Duration = Duration::from_secs(10);
 /// Writes that block this long (a peer that stopped reading) end the connection.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(20);
 /// After a clean end, how long the last queued messages may take to go out.
@@ -73,6 +78,10 @@ struct Conn<'a, S> {
     /// Set when the download limit says to read nothing more until then: not reading is
     /// what makes TCP slow the sender down.
     throttled_until: Option<Instant>,
+    /// What the peer manager knows of this connection, and its choke decision.
+    slot: Arc<PeerSlot>,
+    /// Bytes of requested blocks received.
+    received: u64,
 }
 
 /// Runs a connection whose handshake is done until it ends, the torrent shuts down, or both
@@ -166,9 +175,12 @@ fn run_loop<S: Read + Write>(
         last_sent: Instant::now(),
         waiting_since: None,
         throttled_until: None,
+        slot: torrent.peers.join(remote),
+        received: 0,
     };
     torrent.connections.fetch_add(1, Ordering::SeqCst);
     let result = conn.drive(MessageReader::new(max_message_len(pieces)));
+    torrent.peers.leave(&conn.slot);
     torrent.connections.fetch_sub(1, Ordering::SeqCst);
     for index in conn.pipeline.pieces() {
         torrent.picker.put_back(index);
@@ -262,11 +274,7 @@ impl<S: Read + Write> Conn<'_, S> {
                 Message::NotInterested
             });
         }
-        // Every interested peer is unchoked: upload capacity is bounded by the worker pool.
-        if self.peer_interested && self.am_choking {
-            self.am_choking = false;
-            self.queue(Message::Unchoke);
-        }
+        self.apply_choke_decision();
         if self.am_interested && !self.peer_choking {
             self.request_more();
         }
@@ -274,6 +282,28 @@ impl<S: Read + Write> Conn<'_, S> {
             self.queue(Message::KeepAlive);
         }
         self.flush()
+    }
+
+    /// Tells the peer manager how this peer stands and follows its choke decision: requests
+    /// queued for a peer we choke are dropped, as BEP 3 allows.
+    fn apply_choke_decision(&mut self) {
+        let snubbed = self
+            .waiting_since
+            .is_some_and(|t| t.elapsed() > SNUBBED_AFTER);
+        self.slot.set_snubbed(snubbed);
+        self.slot.set_counters(self.received, self.outbox.sent());
+        let choke = !self.slot.unchoked();
+        if choke == self.am_choking {
+            return;
+        }
+        self.am_choking = choke;
+        if choke {
+            let dropped = self.outbox.drop_blocks();
+            log::debug!("{}: choked, {dropped} queued requests dropped", self.remote);
+            self.queue(Message::Choke);
+        } else {
+            self.queue(Message::Unchoke);
+        }
     }
 
     /// Fills the request window, taking new pieces from the picker once the blocks left in
@@ -351,8 +381,12 @@ impl<S: Read + Write> Conn<'_, S> {
                 self.waiting_since = None;
             }
             Message::Unchoke => self.peer_choking = false,
-            Message::Interested => self.peer_interested = true,
-            Message::NotInterested => self.peer_interested = false,
+            Message::Interested | Message::NotInterested => {
+                self.peer_interested = message == Message::Interested;
+                if self.slot.set_interested(self.peer_interested) {
+                    self.torrent.peers.rechoke_soon();
+                }
+            }
             Message::Have(index) => {
                 if index as usize >= pieces {
                     return Err(ConnError::BadHave(index));
@@ -423,6 +457,7 @@ impl<S: Read + Write> Conn<'_, S> {
         // Only a block we asked for shows the peer is answering: junk must not keep a snubbing
         // peer's requests (and the pieces behind them) alive.
         if self.pipeline.in_flight() < in_flight {
+            self.received += data.len() as u64;
             self.waiting_since = (self.pipeline.in_flight() > 0).then(Instant::now);
         }
         let Some((index, piece)) = done else {

@@ -7,6 +7,8 @@
 //! - [`connection`]: one connection's message loop; [`error`]: why a connection ended;
 //! - [`open_connections`]: the connections of a torrent, and the one kept of a simultaneous open;
 //! - [`writer`]: the sending half of a connection, which never makes the loop wait;
+//! - [`peer_manager`]: every connection's state and rates, and which peers the [`choker`]
+//!   unchokes;
 //! - [`picker`]: which piece to fetch next, by the [`availability`] of pieces among the peers;
 //!   [`pipeline`]: the block requests of one connection; [`window`]: how many of them to keep
 //!   in flight;
@@ -18,12 +20,14 @@
 
 pub mod announcing;
 pub mod availability;
+pub mod choker;
 pub mod connection;
 pub mod dial;
 pub mod error;
 pub mod handshake;
 pub mod listener;
 pub mod open_connections;
+pub mod peer_manager;
 pub mod picker;
 pub mod pipeline;
 pub mod progress;

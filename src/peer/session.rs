@@ -3,19 +3,23 @@
 //!
 //! Threads: the caller's thread (progress display, completion lines, shutdown), one acceptor
 //! plus a fixed upload pool (see [`crate::peer::listener`]), per torrent one announce thread
-//! (see [`crate::peer::announcing`]), and one thread per outgoing connection (the download
+//! (see [`crate::peer::announcing`]) and one choke thread (see [`crate::peer::peer_manager`]),
+//! and one thread per outgoing connection (the download
 //! side, see [`crate::peer::dial`]).
 
 use crate::disk::storage::{Storage, StorageError};
 use crate::metainfo::{Metainfo, MetainfoError};
 use crate::peer::announcing::AnnounceTask;
+use crate::peer::choker::DEFAULT_UPLOAD_SLOTS;
 use crate::peer::dial::dial;
 use crate::peer::listener;
+use crate::peer::peer_manager;
 use crate::peer::picker::Picker;
 use crate::peer::progress::Progress;
 use crate::peer::rate_limit::{Rate, RateLimits};
 use crate::peer::torrent_state::{PeerStats, TorrentState};
 use crate::tracker::client::AnnounceError;
+use clap::builder::TypedValueParser;
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
@@ -63,6 +67,10 @@ pub struct PeerConfig {
     /// Download limit for all torrents together, in bytes per second, like --max-upload-rate.
     #[arg(long, value_name = "RATE", default_value = "0", value_parser = Rate::parse)]
     pub max_download_rate: Rate,
+    /// Peers uploaded to at once per torrent (the fastest to us while downloading, in turns
+    /// while seeding), plus one optimistic unchoke.
+    #[arg(long, default_value_t = DEFAULT_UPLOAD_SLOTS, value_parser = TypedValueParser::map(clap::value_parser!(u16).range(1..), usize::from))]
+    pub upload_slots: usize,
     /// Draw progress bars (stdout is a terminal) instead of plain lines.
     #[arg(skip)]
     pub bars: bool,
@@ -173,6 +181,7 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
             )
             .with_global_limits(limits.clone()),
         );
+        torrent.peers.set_upload_slots(config.upload_slots);
         if registry.insert(info_hash, torrent.clone()).is_some() {
             return Err(PeerError::DuplicateTorrent(path.clone()));
         }
@@ -188,6 +197,16 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
     )
     .map_err(PeerError::Io)?;
 
+    let mut chokers = Vec::new();
+    for torrent in &torrents {
+        let torrent = torrent.clone();
+        chokers.push(
+            std::thread::Builder::new()
+                .name("choke".into())
+                .spawn(move || peer_manager::run(torrent))
+                .map_err(PeerError::Io)?,
+        );
+    }
     let mut announcers = Vec::new();
     for (torrent, events) in torrents.iter().zip(receivers) {
         let tiers = match &config.tracker {
@@ -237,6 +256,10 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
         if handle.is_finished() {
             let _ = handle.join();
         }
+    }
+    // The choke threads see the shutdown flag within a second.
+    for handle in chokers {
+        let _ = handle.join();
     }
     let _ = acceptor.join();
     outcome

@@ -29,8 +29,10 @@
 use crate::disk::storage::{Storage, StorageError};
 use crate::lock::{lock, read, write};
 use crate::metainfo::Metainfo;
+use crate::peer::choker::DEFAULT_UPLOAD_SLOTS;
 use crate::peer::error::ConnError;
 use crate::peer::open_connections::{Direction, Link, OpenConnections};
+use crate::peer::peer_manager::PeerManager;
 use crate::peer::picker::Picker;
 use crate::peer::rate_limit::{RateLimits, TorrentLimits};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -92,6 +94,8 @@ pub struct TorrentState {
     pub started: Instant,
     /// Connections past their handshake, both directions.
     pub connections: AtomicUsize,
+    /// Every connection's state and rates, and who is unchoked.
+    pub peers: PeerManager,
     /// By connection address, with the connection's peer id and direction when it was open.
     stats: Mutex<BTreeMap<SocketAddr, (PeerStats, Option<Link>)>>,
     /// Addresses with an outgoing connection open, so none is dialled twice.
@@ -135,6 +139,7 @@ impl TorrentState {
             left: AtomicU64::new(left_at_start),
             started: Instant::now(),
             connections: AtomicUsize::new(0),
+            peers: PeerManager::new(DEFAULT_UPLOAD_SLOTS),
             stats: Mutex::new(BTreeMap::new()),
             dialled: Mutex::new(HashSet::new()),
             connected: OpenConnections::default(),

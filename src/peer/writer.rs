@@ -30,7 +30,7 @@ use crate::peer::torrent_state::TorrentState;
 use crate::wire::{MAX_BLOCK, Message};
 use std::collections::VecDeque;
 use std::io::{self, Write};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
@@ -69,6 +69,8 @@ pub struct Outbox {
     queue: Mutex<Queue>,
     /// Wakes the writer (new items, close) and whoever waits for it to finish.
     changed: Condvar,
+    /// Block bytes written so far (the peer manager's upload rate).
+    sent: AtomicU64,
 }
 
 impl Outbox {
@@ -115,6 +117,19 @@ impl Outbox {
         queue.items.remove(at);
         queue.blocks -= 1;
         true
+    }
+
+    /// Drops every queued block (we choke the peer, so BEP 3 lets us drop its requests);
+    /// how many were dropped.
+    pub fn drop_blocks(&self) -> usize {
+        let mut queue = lock(&self.queue);
+        queue.items.retain(|item| matches!(item, Item::Message(_)));
+        std::mem::take(&mut queue.blocks)
+    }
+
+    /// Block bytes written so far.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
     }
 
     /// Blocks queued and not written yet.
@@ -263,7 +278,7 @@ fn write_batch(
             }) => {
                 let wait = torrent.rate_limits.charge_upload(length as u64);
                 if !wait.is_zero() {
-                    write_out(stream, torrent, buf, std::mem::take(&mut served))?;
+                    write_out(stream, outbox, torrent, buf, std::mem::take(&mut served))?;
                     if !outbox.pause(wait) {
                         return Ok(());
                     }
@@ -278,12 +293,14 @@ fn write_batch(
             }
         }
     }
-    write_out(stream, torrent, buf, served)
+    write_out(stream, outbox, torrent, buf, served)
 }
 
-/// Writes and empties `buf`, which holds `served` bytes of blocks.
+/// Writes and empties `buf`, which holds `served` bytes of blocks, and counts them for the
+/// torrent and for this connection (the choker's rates).
 fn write_out(
     stream: &mut impl Write,
+    outbox: &Outbox,
     torrent: &TorrentState,
     buf: &mut Vec<u8>,
     served: u64,
@@ -293,6 +310,7 @@ fn write_out(
         buf.clear();
     }
     torrent.uploaded.fetch_add(served, Ordering::Relaxed);
+    outbox.sent.fetch_add(served, Ordering::Relaxed);
     Ok(())
 }
 
@@ -342,6 +360,22 @@ mod tests {
         assert_eq!(f.state.uploaded.load(Ordering::SeqCst), 130);
         assert!(!outbox.cancel(block(0, 0, 100)), "written already");
         assert_eq!(outbox.queued_blocks(), 0);
+        assert_eq!(outbox.sent(), 130);
+    }
+
+    #[test]
+    fn choking_drops_the_queued_blocks_but_not_the_messages() {
+        let f = Fixture::new(3, &[0, 1]);
+        let outbox = Outbox::new();
+        assert!(outbox.serve(block(0, 0, 100)));
+        outbox.send(Message::Choke);
+        assert!(outbox.serve(block(1, 0, 100)));
+        assert_eq!(outbox.drop_blocks(), 2);
+        assert_eq!(outbox.queued_blocks(), 0);
+        let mut out = Vec::new();
+        write_ready(&outbox, &mut out, &f.state).unwrap();
+        assert_eq!(messages(&out), [Message::Choke]);
+        assert_eq!(outbox.sent(), 0);
     }
 
     #[test]

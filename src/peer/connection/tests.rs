@@ -5,6 +5,7 @@
 //! script closes the connection.
 
 use super::*;
+use crate::peer::peer_manager::Rechoker;
 use crate::peer::test_support::{Fixture, PIECE};
 use crate::peer::torrent_state::TorrentEvent;
 use crate::wire::WireError;
@@ -128,6 +129,13 @@ fn converse<'a>(
 
 fn send(message: Message) -> Step<'static> {
     Step::Send(message)
+}
+
+/// The peer manager's thread takes a choke decision (no thread runs in these tests).
+fn rechoke(torrent: &TorrentState) -> Step<'_> {
+    Step::Elsewhere(Box::new(move || {
+        Rechoker::with_seed(1).rechoke(torrent, Instant::now())
+    }))
 }
 
 fn quiet() -> Step<'static> {
@@ -348,10 +356,16 @@ fn requests_while_we_choke_are_dropped_and_after_the_unchoke_answered() {
         vec![
             send(request(0, 0, PIECE)),
             send(Message::Interested),
+            // The peer manager unchokes the interested peer.
+            rechoke(&f.state),
             send(request(1, 100, 1000)),
             // We lack piece 2: the request is dropped (the peer raced our `have`).
             send(request(2, 0, 10)),
             send(request(0, PIECE - 16, 16)),
+            // Uninterested, it is choked again, and its requests dropped.
+            send(Message::NotInterested),
+            rechoke(&f.state),
+            send(request(1, 0, 10)),
         ],
     );
     assert!(closed(&result), "{result:?}");
@@ -368,6 +382,9 @@ fn requests_while_we_choke_are_dropped_and_after_the_unchoke_answered() {
             In(request(2, 0, 10)),
             In(request(0, PIECE - 16, 16)),
             Out(block(0, PIECE - 16, &f.piece(0)[PIECE as usize - 16..])),
+            In(Message::NotInterested),
+            Out(Message::Choke),
+            In(request(1, 0, 10)),
         ]
     );
     assert_eq!(f.state.uploaded.load(Ordering::SeqCst), 1000 + 16);
