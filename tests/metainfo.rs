@@ -103,7 +103,7 @@ fn folder_torrent_layout() {
         ]
     );
     let text = m.describe();
-    assert!(text.contains("  album/tracks/02-theme.dat ("), "{text}");
+    assert!(text.contains("  3: album/tracks/02-theme.dat ("), "{text}");
     assert!(
         text.lines().any(|l| l
             == format!(

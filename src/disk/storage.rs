@@ -4,6 +4,10 @@
 //! The torrent is one contiguous byte range cut into files in `info` order; a piece may span
 //! several files. Files are opened once and accessed with positioned reads and writes, so many
 //! threads can use one `Storage` without a lock.
+//!
+//! With a selective download ([`Storage::open_selected`]) an unwanted file is neither created
+//! nor cut at open: it is opened if it exists, and created (sparse, empty up to the bytes
+//! written) only when a piece it shares with a wanted file is written.
 
 use super::piece_matches;
 use crate::bitfield::Bitfield;
@@ -13,6 +17,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 /// A storage failure, naming the file involved.
 #[derive(Debug)]
@@ -48,7 +53,9 @@ struct StoredFile {
     /// Offset of the file's first byte within the torrent.
     offset: u64,
     length: u64,
-    handle: File,
+    /// Opened at start, except for an unwanted file that does not exist yet: that one is
+    /// created on its first write.
+    handle: OnceLock<File>,
 }
 
 /// One span of a file that a range of the torrent maps to.
@@ -98,38 +105,35 @@ impl Storage {
     /// Existing files keep their bytes up to their length in the torrent (longer ones are
     /// cut to it); missing ones are created empty.
     pub fn open(info: &Info, dir: &Path) -> Result<Storage, StorageError> {
+        Storage::open_selected(info, dir, &vec![true; info.files.len()])
+    }
+
+    /// [`open`](Self::open) for the files where `wanted` is true; the others are opened only
+    /// if they exist, and left as they are.
+    pub fn open_selected(
+        info: &Info,
+        dir: &Path,
+        wanted: &[bool],
+    ) -> Result<Storage, StorageError> {
         let mut files = Vec::with_capacity(info.files.len());
         let mut offset = 0;
-        for entry in &info.files {
+        for (entry, &wanted) in info.files.iter().zip(wanted) {
             let path = dir.join(info.relative_path(entry));
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(|source| StorageError {
-                    path: parent.to_path_buf(),
-                    action: "create folder",
-                    source,
-                })?;
-            }
-            let handle = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
-                .map_err(|source| StorageError {
-                    path: path.clone(),
-                    action: "open",
-                    source,
-                })?;
-            // A longer file (an older version, say) verifies piece by piece yet is not the
-            // torrent's file: the bytes past its end go.
-            if handle.metadata().is_ok_and(|m| m.len() > entry.length) {
-                handle
-                    .set_len(entry.length)
-                    .map_err(|source| StorageError {
+            let handle = OnceLock::new();
+            if wanted {
+                let file = create(&path)?;
+                // A longer file (an older version, say) verifies piece by piece yet is not the
+                // torrent's file: the bytes past its end go.
+                if file.metadata().is_ok_and(|m| m.len() > entry.length) {
+                    file.set_len(entry.length).map_err(|source| StorageError {
                         path: path.clone(),
                         action: "truncate",
                         source,
                     })?;
+                }
+                let _ = handle.set(file);
+            } else if let Ok(file) = OpenOptions::new().read(true).write(true).open(&path) {
+                let _ = handle.set(file);
             }
             files.push(StoredFile {
                 path,
@@ -154,6 +158,7 @@ impl Storage {
         let mut out = vec![0u8; len as usize];
         let start = index as u64 * self.piece_length + begin as u64;
         self.each_span(start, len as u64, "read", |file, offset, range| {
+            let file = file.handle.get().ok_or(io::ErrorKind::NotFound)?;
             file.read_exact_at(&mut out[range], offset)
         })?;
         Ok(out)
@@ -163,7 +168,15 @@ impl Storage {
     pub fn write_piece(&self, index: u32, data: &[u8]) -> Result<(), StorageError> {
         let start = index as u64 * self.piece_length;
         self.each_span(start, data.len() as u64, "write", |file, offset, range| {
-            file.write_all_at(&data[range], offset)
+            let handle = match file.handle.get() {
+                Some(handle) => handle,
+                // Two writers may race here: both open the same file, one handle is kept.
+                None => {
+                    let created = create(&file.path).map_err(|e| e.source)?;
+                    file.handle.get_or_init(|| created)
+                }
+            };
+            handle.write_all_at(&data[range], offset)
         })
     }
 
@@ -174,13 +187,13 @@ impl Storage {
         start: u64,
         len: u64,
         action: &'static str,
-        mut io: impl FnMut(&File, u64, std::ops::Range<usize>) -> io::Result<()>,
+        mut io: impl FnMut(&StoredFile, u64, std::ops::Range<usize>) -> io::Result<()>,
     ) -> Result<(), StorageError> {
         let mut at = 0usize;
         for span in spans(&self.layout, start, len) {
             let file = &self.files[span.file];
             let range = at..at + span.length as usize;
-            io(&file.handle, span.file_offset, range).map_err(|source| StorageError {
+            io(file, span.file_offset, range).map_err(|source| StorageError {
                 path: file.path.clone(),
                 action,
                 source,
@@ -213,7 +226,10 @@ impl Storage {
     /// Flushes every file to disk.
     pub fn sync(&self) -> Result<(), StorageError> {
         for file in &self.files {
-            file.handle.sync_data().map_err(|source| StorageError {
+            let Some(handle) = file.handle.get() else {
+                continue;
+            };
+            handle.sync_data().map_err(|source| StorageError {
                 path: file.path.clone(),
                 action: "sync",
                 source,
@@ -221,6 +237,28 @@ impl Storage {
         }
         Ok(())
     }
+}
+
+/// Opens `path` for reading and writing, creating it (and its folders) if missing; never cuts it.
+fn create(path: &Path) -> Result<File, StorageError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|source| StorageError {
+            path: parent.to_path_buf(),
+            action: "create folder",
+            source,
+        })?;
+    }
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|source| StorageError {
+            path: path.to_path_buf(),
+            action: "open",
+            source,
+        })
 }
 
 #[cfg(test)]
@@ -346,5 +384,39 @@ mod tests {
         let storage = Storage::open(&info, dir.path()).unwrap();
         assert!(storage.verify(&info).is_complete());
         assert_eq!(std::fs::read(&path).unwrap(), content);
+    }
+
+    #[test]
+    fn unwanted_files_are_left_alone_until_a_shared_piece_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        // Pieces of 16: f0 = 0..20 (pieces 0-1), f1 = 20..40 (pieces 1-2), f2 = 40..70 (2-4).
+        let content: Vec<Vec<u8>> = [20u8, 20, 30]
+            .iter()
+            .map(|&n| vec![n; n as usize])
+            .collect();
+        let parts: Vec<&[u8]> = content.iter().map(|c| &c[..]).collect();
+        let (info, all) = info_for(&parts, 16);
+        let unwanted = dir.path().join("t/sub/f2");
+        std::fs::create_dir_all(unwanted.parent().unwrap()).unwrap();
+        std::fs::write(
+            &unwanted,
+            b"longer than nothing, and not the torrent's bytes at all",
+        )
+        .unwrap();
+        let before = std::fs::read(&unwanted).unwrap();
+        let storage = Storage::open_selected(&info, dir.path(), &[false, true, false]).unwrap();
+        // Neither created nor cut: f0 is absent, f2 untouched.
+        assert!(!dir.path().join("t/sub/f0").exists());
+        assert_eq!(std::fs::read(&unwanted).unwrap(), before);
+        assert_eq!(storage.verify(&info).count(), 0);
+        // Piece 1 spans f0 and f1: f0 is created, sparse, up to the bytes written.
+        storage.write_piece(1, &all[16..32]).unwrap();
+        let f0 = std::fs::read(dir.path().join("t/sub/f0")).unwrap();
+        assert_eq!(f0.len(), 20);
+        assert_eq!(&f0[16..], &all[16..20]);
+        assert_eq!(&f0[..16], &[0; 16], "a hole, not the torrent's bytes");
+        assert_eq!(storage.read(1, 0, 16).unwrap(), all[16..32].to_vec());
+        storage.sync().unwrap();
+        assert_eq!(storage.verify(&info).ones().collect::<Vec<_>>(), vec![1]);
     }
 }

@@ -26,6 +26,7 @@ mod create;
 mod fixtures;
 mod info_hash;
 mod parse;
+pub mod selection;
 mod show;
 
 use std::fmt;

@@ -35,10 +35,11 @@ impl Metainfo {
                 out += &format!("  {url}\n");
             }
         }
+        // Numbered from 0: `piecemeal peer --only N` selects a file by this index.
         out += "\nFILES\n";
-        for file in &info.files {
+        for (index, file) in info.files.iter().enumerate() {
             out += &format!(
-                "  {} ({})\n",
+                "  {index}: {} ({})\n",
                 info.relative_path(file).display(),
                 human_size(file.length)
             );
@@ -128,8 +129,8 @@ mod tests {
             "Total Size: 100 bytes\n",
             "Privacy: Public torrent\n",
             "Tier #1\n  http://t/announce\n",
-            "  dir/x/one (40 bytes)\n",
-            "  dir/two (60 bytes)\n",
+            "  0: dir/x/one (40 bytes)\n",
+            "  1: dir/two (60 bytes)\n",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }

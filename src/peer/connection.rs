@@ -261,7 +261,7 @@ impl<S: Read + Write> Conn<'_, S> {
             }
         }
         let want = if std::mem::take(&mut self.interest_stale) {
-            self.torrent.is_downloading() && self.torrent.picker.have().lacks_any_of(&self.peer_has)
+            self.torrent.is_downloading() && self.torrent.picker.wants_any_of(&self.peer_has)
         } else {
             // A disk failure stops the download without a new piece to mark interest stale.
             self.am_interested && self.torrent.is_downloading()

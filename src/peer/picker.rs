@@ -100,6 +100,9 @@ struct State {
 
 /// The work queue and piece states of one torrent.
 pub struct Picker {
+    /// The pieces to fetch (all of them, unless the download is selective); no other piece is
+    /// ever queued.
+    wanted: Bitfield,
     tx: Sender<u32>,
     rx: Receiver<u32>,
     state: Mutex<State>,
@@ -111,13 +114,23 @@ impl Picker {
         Picker::with_rng(have, fastrand::Rng::new())
     }
 
+    /// A selective download: queues the pieces of `wanted` not in `have`, in random order.
+    pub fn wanting(have: Bitfield, wanted: Bitfield) -> Picker {
+        Picker::build(have, wanted, fastrand::Rng::new())
+    }
+
     /// [`new`](Self::new) with the queue shuffled by `rng` (tests seed it).
-    pub fn with_rng(have: Bitfield, mut rng: fastrand::Rng) -> Picker {
+    pub fn with_rng(have: Bitfield, rng: fastrand::Rng) -> Picker {
+        let wanted = Bitfield::full(have.len());
+        Picker::build(have, wanted, rng)
+    }
+
+    fn build(have: Bitfield, wanted: Bitfield, mut rng: fastrand::Rng) -> Picker {
         let pieces = have.len();
         // Each piece is queued at most once: a send never finds the channel full.
         let (tx, rx) = bounded(pieces.max(1));
         let mut missing: Vec<u32> = (0..pieces)
-            .filter(|&i| !have.get(i))
+            .filter(|&i| wanted.get(i) && !have.get(i))
             .map(|i| i as u32)
             .collect();
         rng.shuffle(&mut missing);
@@ -127,6 +140,7 @@ impl Picker {
             availability.start_waiting(i as usize);
         }
         let picker = Picker {
+            wanted,
             tx,
             rx,
             state: Mutex::new(State {
@@ -291,6 +305,24 @@ impl Picker {
     pub fn is_complete(&self) -> bool {
         self.state().have.is_complete()
     }
+
+    /// Whether every wanted piece is verified (the download is done, even if partial).
+    pub fn is_done(&self) -> bool {
+        !self.state().have.lacks_any_of(&self.wanted)
+    }
+
+    /// Whether `peer_has` holds a wanted piece we lack: the peer is worth our interest.
+    pub fn wants_any_of(&self, peer_has: &Bitfield) -> bool {
+        let state = self.state();
+        // Byte by byte: this runs on every `have` a peer sends.
+        let mine = state.have.as_bytes();
+        let wanted = self.wanted.as_bytes();
+        peer_has
+            .as_bytes()
+            .iter()
+            .zip(wanted.iter().zip(mine))
+            .any(|(theirs, (wanted, mine))| theirs & wanted & !mine != 0)
+    }
 }
 
 /// Whether piece `index` is on the queue: missing, and nobody fetches it.
@@ -323,6 +355,29 @@ mod tests {
         // 3 and 5 were passed over for that peer and wait on the queue for others.
         let shared = picker.take(&only(6, &[3]), &[]).unwrap();
         assert_eq!(shared, 3);
+    }
+
+    #[test]
+    fn a_selective_picker_hands_out_and_wants_only_wanted_pieces() {
+        let picker = Picker::wanting(only(6, &[1]), only(6, &[1, 2, 4]));
+        assert!(!picker.is_done());
+        let everything = Bitfield::full(6);
+        assert!(picker.wants_any_of(&everything));
+        assert!(
+            !picker.wants_any_of(&only(6, &[0, 1, 3, 5])),
+            "has only unwanted or ours"
+        );
+        let mut got = vec![
+            picker.take(&everything, &[]).unwrap(),
+            picker.take(&everything, &[]).unwrap(),
+        ];
+        got.sort();
+        assert_eq!(got, vec![2, 4]);
+        // The queue is empty: only the endgame's second copies are left.
+        assert_eq!(picker.take(&everything, &got), None);
+        assert!(picker.finish(2) && picker.finish(4));
+        assert!(picker.is_done() && !picker.is_complete());
+        assert!(!picker.wants_any_of(&everything));
     }
 
     #[test]

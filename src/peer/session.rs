@@ -8,6 +8,7 @@
 //! side, see [`crate::peer::dial`]).
 
 use crate::disk::storage::{Storage, StorageError};
+use crate::metainfo::selection::{self, FileSpec, SelectionError};
 use crate::metainfo::{Metainfo, MetainfoError};
 use crate::peer::announcing::AnnounceTask;
 use crate::peer::choker::DEFAULT_UPLOAD_SLOTS;
@@ -57,6 +58,13 @@ pub struct PeerConfig {
     /// Exit once every torrent is complete instead of seeding.
     #[arg(long)]
     pub exit_when_done: bool,
+    /// Fetch only these files (of every torrent given); repeat for several. SPEC is a file
+    /// index as `piecemeal show` numbers them (3), a range of them (2-5), or a glob on the
+    /// path `show` prints (`*.mkv`; `*` also matches `/`, `?` one character). Pieces shared
+    /// with other files are fetched whole. Done (the `complete` line, --exit-when-done) once
+    /// the selected files are; the tracker still hears the whole torrent's bytes as `left`.
+    #[arg(long = "only", value_name = "SPEC", value_parser = FileSpec::parse)]
+    pub only: Vec<FileSpec>,
     /// Incoming connections served at once.
     #[arg(long, default_value_t = 64)]
     pub upload_workers: usize,
@@ -83,6 +91,11 @@ pub enum PeerError {
     Torrent(MetainfoError),
     /// A torrent's files could not be opened in the folder.
     Storage(StorageError),
+    /// `--only` does not fit a torrent.
+    Selection {
+        torrent: String,
+        source: SelectionError,
+    },
     /// The listening socket could not be bound.
     Bind { addr: SocketAddr, source: io::Error },
     /// The first announce failed and no `--connect` peer was given.
@@ -105,6 +118,7 @@ impl fmt::Display for PeerError {
         match self {
             PeerError::Torrent(e) => write!(f, "{e}"),
             PeerError::Storage(e) => write!(f, "{e}"),
+            PeerError::Selection { torrent, source } => write!(f, "{torrent}: {source}"),
             PeerError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
             PeerError::Tracker { torrent, source } => write!(f, "{torrent}: {source}"),
             PeerError::DuplicateTorrent(p) => write!(f, "{}: torrent given twice", p.display()),
@@ -125,6 +139,7 @@ impl std::error::Error for PeerError {
         match self {
             PeerError::Torrent(e) => Some(e),
             PeerError::Storage(e) => Some(e),
+            PeerError::Selection { source, .. } => Some(source),
             PeerError::Bind { source, .. } => Some(source),
             PeerError::Tracker { source, .. } => Some(source),
             PeerError::Io(e) => Some(e),
@@ -160,9 +175,17 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
     let mut registry = HashMap::new();
     for (meta, path) in metas.into_iter().zip(&config.torrents) {
         let info_hash = meta.info_hash;
-        let storage = Storage::open(&meta.info, &config.dir).map_err(PeerError::Storage)?;
+        let files = selection::wanted_files(&meta.info, &config.only).map_err(|source| {
+            PeerError::Selection {
+                torrent: meta.info.name.clone(),
+                source,
+            }
+        })?;
+        let storage =
+            Storage::open_selected(&meta.info, &config.dir, &files).map_err(PeerError::Storage)?;
         // Resume: only pieces whose hash matches what is on disk count as ours.
         let have = storage.verify(&meta.info);
+        let wanted = selection::wanted_pieces(&meta.info, &files);
         log::info!(
             "{}: {}/{} pieces on disk",
             meta.info.name,
@@ -174,7 +197,7 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
             TorrentState::new(
                 meta,
                 storage,
-                Picker::new(have),
+                Picker::wanting(have, wanted),
                 peer_id,
                 shutdown.clone(),
                 tx,
@@ -272,10 +295,12 @@ fn watch(
     shutdown: &AtomicBool,
 ) -> Result<(), PeerError> {
     let mut progress = Progress::new(torrents, config.bars);
-    // Judged by what was on disk at start: a torrent that completed during the first
-    // announces still gets its `complete` line.
-    let mut reported: Vec<bool> = torrents.iter().map(|t| t.left_at_start == 0).collect();
-    for t in torrents.iter().filter(|t| t.left_at_start == 0) {
+    // Judged by what was on disk at start (complete with nothing downloaded): a torrent that
+    // completed during the first announces still gets its `complete` line.
+    let done_at_start =
+        |t: &TorrentState| t.is_complete() && t.downloaded.load(Ordering::SeqCst) == 0;
+    let mut reported: Vec<bool> = torrents.iter().map(|t| done_at_start(t)).collect();
+    for t in torrents.iter().filter(|t| done_at_start(t)) {
         progress.println(&format!(
             "seeding {} {}",
             t.meta.info_hash, t.meta.info.name

@@ -64,7 +64,8 @@ pub enum Stored {
 /// What the announce thread is told when the torrent changes state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TorrentEvent {
-    /// The last missing piece was verified (sent once).
+    /// The last missing piece of the whole torrent was verified (sent once; never for a
+    /// selective download that leaves pieces out: that peer is no seeder).
     Completed,
 }
 
@@ -124,7 +125,7 @@ impl TorrentState {
         shutdown: Arc<AtomicBool>,
         events: crossbeam_channel::Sender<TorrentEvent>,
     ) -> TorrentState {
-        let complete = picker.is_complete();
+        let complete = picker.is_done();
         let left_at_start = Self::left_of(&meta, &picker);
         TorrentState {
             meta,
@@ -165,12 +166,13 @@ impl TorrentState {
             .sum()
     }
 
-    /// Bytes still missing.
+    /// Bytes still missing of the whole torrent (BEP 3 `left`: what it takes to be a seeder, so
+    /// a finished selective download still reports the pieces it left out).
     pub fn left(&self) -> u64 {
         self.left.load(Ordering::SeqCst)
     }
 
-    /// Whether every piece is verified.
+    /// Whether every wanted piece is verified (every piece, unless the download is selective).
     pub fn is_complete(&self) -> bool {
         self.completed.load(Ordering::SeqCst)
     }
@@ -234,11 +236,13 @@ impl TorrentState {
         s.pieces += 1;
         *known = known.or(link);
         drop(stats);
-        if self.picker.is_complete() && !self.completed.swap(true, Ordering::SeqCst) {
+        if self.picker.is_done() && !self.completed.swap(true, Ordering::SeqCst) {
             if let Err(e) = self.storage.sync() {
                 log::warn!("{}: {e}", self.meta.info.name);
             }
-            let _ = self.events.send(TorrentEvent::Completed);
+            if self.picker.is_complete() {
+                let _ = self.events.send(TorrentEvent::Completed);
+            }
         }
         Ok(Stored::Verified)
     }
