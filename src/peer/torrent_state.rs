@@ -30,6 +30,7 @@ use crate::disk::storage::{Storage, StorageError};
 use crate::lock::{lock, read, write};
 use crate::metainfo::Metainfo;
 use crate::peer::choker::DEFAULT_UPLOAD_SLOTS;
+use crate::peer::connection_limits::ConnectionLimits;
 use crate::peer::error::ConnError;
 use crate::peer::open_connections::{Direction, Link, OpenConnections};
 use crate::peer::peer_manager::PeerManager;
@@ -112,6 +113,8 @@ pub struct TorrentState {
     /// Upload and download limits this torrent's connections charge (its own and the
     /// process's; each has its own lock, held for arithmetic only).
     pub rate_limits: TorrentLimits,
+    /// How many connections this torrent and the process keep open.
+    limits: Arc<ConnectionLimits>,
 }
 
 impl TorrentState {
@@ -148,12 +151,19 @@ impl TorrentState {
             failure: Mutex::new(None),
             events,
             rate_limits: TorrentLimits::default(),
+            limits: Arc::new(ConnectionLimits::default()),
         }
     }
 
     /// Puts this torrent under the process's rate limits.
     pub fn with_global_limits(mut self, global: Arc<RateLimits>) -> TorrentState {
         self.rate_limits = TorrentLimits::new(global);
+        self
+    }
+
+    /// Puts this torrent under the process's connection limits (register it with them too).
+    pub fn with_connection_limits(mut self, limits: Arc<ConnectionLimits>) -> TorrentState {
+        self.limits = limits;
         self
     }
 
@@ -277,6 +287,11 @@ impl TorrentState {
         !lock(&self.banned).0.contains(&addr) && lock(&self.dialled).insert(addr)
     }
 
+    /// Addresses claimed for outgoing connections (dialling or open).
+    pub fn dialled_count(&self) -> usize {
+        lock(&self.dialled).len()
+    }
+
     /// Releases an address claimed with [`claim_dial`](Self::claim_dial).
     pub fn release_dial(&self, addr: SocketAddr) {
         lock(&self.dialled).remove(&addr);
@@ -286,12 +301,34 @@ impl TorrentState {
     /// `Err(Duplicate)` when it is the losing half of a simultaneous open. A connection it
     /// replaces is closed through its `stream` handle (see
     /// [`open_connections`](crate::peer::open_connections)).
+    /// When this torrent or the process is at its connection limit, an idle connection is
+    /// dropped to make room, or else this one is refused (see
+    /// [`connection_limits`](crate::peer::connection_limits)).
     pub fn admit(&self, link: Link, stream: Option<TcpStream>) -> Result<Admitted<'_>, ConnError> {
+        self.limits.make_room(self)?;
         let token = self.connected.admit(&self.peer_id, link, stream)?;
+        self.limits.opened();
         Ok(Admitted {
             torrent: self,
             token,
         })
+    }
+
+    /// How many connections are past their handshake.
+    pub fn connection_count(&self) -> usize {
+        self.connected.len()
+    }
+
+    /// The connections past their handshake, with the tokens to [`evict`](Self::evict) them.
+    pub(crate) fn open_tokens(&self) -> Vec<(u64, Link)> {
+        self.connected.tokens()
+    }
+
+    /// Closes an admitted connection to make room for another.
+    pub(crate) fn evict(&self, token: u64) {
+        if self.connected.evict(token) {
+            self.limits.closed();
+        }
     }
 
     /// The connections past their handshake.
@@ -320,7 +357,9 @@ pub struct Admitted<'a> {
 
 impl Drop for Admitted<'_> {
     fn drop(&mut self) {
-        self.torrent.connected.remove(self.token);
+        if self.torrent.connected.remove(self.token) {
+            self.torrent.limits.closed();
+        }
     }
 }
 
