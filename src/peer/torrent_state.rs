@@ -507,6 +507,42 @@ mod tests {
     }
 
     #[test]
+    fn a_full_table_refuses_a_newcomer_when_no_connection_is_idle() {
+        let limits = Arc::new(ConnectionLimits::new(2, 3));
+        // Two torrents of one process (their fixtures keep their folders).
+        let (mut f1, mut f2) = (Fixture::new(1, &[]), Fixture::new(1, &[]));
+        let limited = |f: &mut Fixture| {
+            let state = Arc::get_mut(&mut f.state).expect("not shared yet");
+            state.limits = limits.clone();
+            limits.register(&f.state);
+            f.state.clone()
+        };
+        let (one, two) = (limited(&mut f1), limited(&mut f2));
+        let link = |port| Link {
+            addr: addr(port),
+            peer_id: [port as u8; 20],
+            direction: Direction::Incoming,
+        };
+        // Connections that just started exchanged nothing yet, but are not idle for long.
+        let first = one.admit(link(1), None).unwrap();
+        let _second = one.admit(link(2), None).unwrap();
+        assert!(matches!(
+            one.admit(link(3), None),
+            Err(ConnError::TooManyConnections(2))
+        ));
+        let _third = two.admit(link(4), None).unwrap();
+        assert!(matches!(
+            two.admit(link(5), None),
+            Err(ConnError::TooManyConnections(3)),
+        ));
+        drop(first);
+        assert!(
+            two.admit(link(5), None).is_ok(),
+            "a closed one frees its place"
+        );
+    }
+
+    #[test]
     fn dial_claims_and_peer_registrations_are_exclusive_and_bans_stick() {
         let f = Fixture::new(1, &[]);
         assert!(f.state.claim_dial(addr(1)));
