@@ -8,19 +8,19 @@ use crate::peer::open_connections::{Direction, Link};
 use crate::peer::torrent_state::TorrentState;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-/// Outgoing connections per torrent.
+/// Outgoing connections (dials in progress or open) per torrent.
 const MAX_OUTGOING: usize = 40;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Opens an outgoing connection on its own thread, unless one to `addr` is already open or too
-/// many are open. Seeders dial too, as other clients do: some peers (Transmission, for one)
+/// many outgoing ones are. Incoming connections do not stop a dial: a full table makes room by
+/// dropping an idle connection (or refuses this one) once the handshake is done. Seeders dial too, as other clients do: some peers (Transmission, for one)
 /// never dial loopback addresses themselves, and a connection between two seeders closes as
 /// soon as each has seen the other's bitfield.
 pub fn dial(torrent: &Arc<TorrentState>, addr: SocketAddr) {
-    if torrent.is_shutting_down() || torrent.connections.load(Ordering::SeqCst) >= MAX_OUTGOING {
+    if torrent.is_shutting_down() || torrent.dialled_count() >= MAX_OUTGOING {
         return;
     }
     if !torrent.claim_dial(addr) {

@@ -30,6 +30,8 @@ pub enum ConnError {
     WrongTorrent(InfoHash),
     /// We dialled ourselves (our own address came back from a tracker).
     OurOwnPeer,
+    /// The connection limit (this many) is reached and every open connection is busy.
+    TooManyConnections(usize),
     /// The peer was banned earlier for sending bad data.
     Banned,
 }
@@ -54,6 +56,9 @@ impl fmt::Display for ConnError {
             ConnError::Idle(d) => write!(f, "silent for {}s", d.as_secs()),
             ConnError::Snubbed => write!(f, "left our requests unanswered"),
             ConnError::Duplicate => write!(f, "already connected to this peer"),
+            ConnError::TooManyConnections(n) => {
+                write!(f, "{n} connections open, none idle to make room")
+            }
             ConnError::WrongTorrent(h) => {
                 write!(f, "handshake for a torrent not served here ({h})")
             }

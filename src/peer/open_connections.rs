@@ -126,10 +126,42 @@ impl OpenConnections {
         Ok(token)
     }
 
-    /// Forgets a connection recorded by [`admit`](Self::admit) (a no-op if it was closed as a
-    /// duplicate already).
-    pub fn remove(&self, token: u64) {
-        lock(&self.entries).1.retain(|e| e.token != token);
+    /// Forgets a connection recorded by [`admit`](Self::admit); `false` if it was gone already
+    /// (closed as a duplicate or evicted).
+    pub fn remove(&self, token: u64) -> bool {
+        self.take(token).is_some()
+    }
+
+    /// Forgets a connection and closes its socket (its own thread then ends); `false` if it
+    /// was gone already.
+    pub fn evict(&self, token: u64) -> bool {
+        let Some(entry) = self.take(token) else {
+            return false;
+        };
+        if let Some(stream) = entry.stream {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+        true
+    }
+
+    fn take(&self, token: u64) -> Option<Entry> {
+        let mut guard = lock(&self.entries);
+        let at = guard.1.iter().position(|e| e.token == token)?;
+        Some(guard.1.swap_remove(at))
+    }
+
+    /// The open connections with their tokens.
+    pub fn tokens(&self) -> Vec<(u64, Link)> {
+        lock(&self.entries)
+            .1
+            .iter()
+            .map(|e| (e.token, e.link))
+            .collect()
+    }
+
+    /// How many connections are open.
+    pub fn len(&self) -> usize {
+        lock(&self.entries).1.len()
     }
 
     /// The open connection to `addr`, if any.

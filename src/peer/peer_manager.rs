@@ -33,6 +33,8 @@ pub struct PeerSlot {
     snubbed: AtomicBool,
     received: AtomicU64,
     sent: AtomicU64,
+    /// When a block last went either way, in milliseconds after `connected_at`.
+    last_block_ms: AtomicU64,
     unchoke: AtomicBool,
 }
 
@@ -49,8 +51,27 @@ impl PeerSlot {
 
     /// Publishes the block bytes received from and sent to the peer so far.
     pub fn set_counters(&self, received: u64, sent: u64) {
-        self.received.store(received, Ordering::Relaxed);
-        self.sent.store(sent, Ordering::Relaxed);
+        let before = self.received.swap(received, Ordering::Relaxed);
+        if self.sent.swap(sent, Ordering::Relaxed) != sent || before != received {
+            let ms = self.connected_at.elapsed().as_millis() as u64;
+            self.last_block_ms.store(ms, Ordering::Relaxed);
+        }
+    }
+
+    /// How long no block went either way at `now` (since the connection started if none did).
+    pub fn idle_for(&self, now: Instant) -> Duration {
+        let last = Duration::from_millis(self.last_block_ms.load(Ordering::Relaxed));
+        now.saturating_duration_since(self.connected_at + last)
+    }
+
+    /// Whether the peer said it is interested.
+    pub fn interested(&self) -> bool {
+        self.interested.load(Ordering::Relaxed)
+    }
+
+    /// Whether the peer leaves our requests unanswered.
+    pub fn snubbed(&self) -> bool {
+        self.snubbed.load(Ordering::Relaxed)
     }
 
     /// Whether the choker wants the peer unchoked.
@@ -96,6 +117,7 @@ impl PeerManager {
             snubbed: AtomicBool::new(false),
             received: AtomicU64::new(0),
             sent: AtomicU64::new(0),
+            last_block_ms: AtomicU64::new(0),
             unchoke: AtomicBool::new(false),
         });
         lock(&self.peers).push(slot.clone());
@@ -122,6 +144,11 @@ impl PeerManager {
             .wait_timeout_while(pending, limit, |p| !*p)
             .unwrap_or_else(|e| e.into_inner());
         std::mem::take(&mut *pending)
+    }
+
+    /// The slot of the connection to `addr`, if it has joined.
+    pub fn slot_of(&self, addr: SocketAddr) -> Option<Arc<PeerSlot>> {
+        lock(&self.peers).iter().find(|p| p.addr == addr).cloned()
     }
 
     fn snapshot(&self) -> Vec<Arc<PeerSlot>> {

@@ -12,6 +12,7 @@ use crate::metainfo::selection::{self, FileSpec, SelectionError};
 use crate::metainfo::{Metainfo, MetainfoError};
 use crate::peer::announcing::AnnounceTask;
 use crate::peer::choker::DEFAULT_UPLOAD_SLOTS;
+use crate::peer::connection_limits::{ConnectionLimits, DEFAULT_PER_PROCESS, DEFAULT_PER_TORRENT};
 use crate::peer::dial::dial;
 use crate::peer::listener;
 use crate::peer::peer_manager;
@@ -65,9 +66,17 @@ pub struct PeerConfig {
     /// the selected files are; the tracker still hears the whole torrent's bytes as `left`.
     #[arg(long = "only", value_name = "SPEC", value_parser = FileSpec::parse)]
     pub only: Vec<FileSpec>,
-    /// Incoming connections served at once.
+    /// Incoming handshakes served at once, on top of --max-connections (a worker serves an
+    /// incoming connection for its whole life).
     #[arg(long, default_value_t = 64)]
     pub upload_workers: usize,
+    /// Connections open at once for all torrents together, both directions. When full, a new
+    /// one takes the place of one that exchanged no data for 30 s, or is refused.
+    #[arg(long, default_value_t = DEFAULT_PER_PROCESS, value_parser = TypedValueParser::map(clap::value_parser!(u16).range(1..), usize::from))]
+    pub max_connections: usize,
+    /// Connections open at once per torrent, both directions (like --max-connections).
+    #[arg(long, default_value_t = DEFAULT_PER_TORRENT, value_parser = TypedValueParser::map(clap::value_parser!(u16).range(1..), usize::from))]
+    pub max_connections_per_torrent: usize,
     /// Upload limit for all torrents together, in bytes per second: 500k, 2M, 1.5M
     /// (k = 1024, M = 1024²); 0 is unlimited. Applies to every peer, local ones too.
     #[arg(long, value_name = "RATE", default_value = "0", value_parser = Rate::parse)]
@@ -170,6 +179,10 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
         config.max_download_rate,
     ));
 
+    let connection_limits = Arc::new(ConnectionLimits::new(
+        config.max_connections_per_torrent,
+        config.max_connections,
+    ));
     let mut torrents = Vec::new();
     let mut receivers = Vec::new();
     let mut registry = HashMap::new();
@@ -202,8 +215,10 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
                 shutdown.clone(),
                 tx,
             )
-            .with_global_limits(limits.clone()),
+            .with_global_limits(limits.clone())
+            .with_connection_limits(connection_limits.clone()),
         );
+        connection_limits.register(&torrent);
         torrent.peers.set_upload_slots(config.upload_slots);
         if registry.insert(info_hash, torrent.clone()).is_some() {
             return Err(PeerError::DuplicateTorrent(path.clone()));
@@ -215,7 +230,9 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
     let acceptor = listener::start(
         listeners,
         Arc::new(registry),
-        config.upload_workers,
+        // Admitted incoming connections are at most --max-connections: the rest of the
+        // workers are always there for handshakes, so admitted idle peers pin none.
+        config.max_connections + config.upload_workers,
         shutdown.clone(),
     )
     .map_err(PeerError::Io)?;

@@ -30,6 +30,7 @@ use crate::disk::storage::{Storage, StorageError};
 use crate::lock::{lock, read, write};
 use crate::metainfo::Metainfo;
 use crate::peer::choker::DEFAULT_UPLOAD_SLOTS;
+use crate::peer::connection_limits::ConnectionLimits;
 use crate::peer::error::ConnError;
 use crate::peer::open_connections::{Direction, Link, OpenConnections};
 use crate::peer::peer_manager::PeerManager;
@@ -113,6 +114,8 @@ pub struct TorrentState {
     /// Upload and download limits this torrent's connections charge (its own and the
     /// process's; each has its own lock, held for arithmetic only).
     pub rate_limits: TorrentLimits,
+    /// How many connections this torrent and the process keep open.
+    limits: Arc<ConnectionLimits>,
 }
 
 impl TorrentState {
@@ -149,12 +152,19 @@ impl TorrentState {
             failure: Mutex::new(None),
             events,
             rate_limits: TorrentLimits::default(),
+            limits: Arc::new(ConnectionLimits::default()),
         }
     }
 
     /// Puts this torrent under the process's rate limits.
     pub fn with_global_limits(mut self, global: Arc<RateLimits>) -> TorrentState {
         self.rate_limits = TorrentLimits::new(global);
+        self
+    }
+
+    /// Puts this torrent under the process's connection limits (register it with them too).
+    pub fn with_connection_limits(mut self, limits: Arc<ConnectionLimits>) -> TorrentState {
+        self.limits = limits;
         self
     }
 
@@ -281,6 +291,11 @@ impl TorrentState {
         !lock(&self.banned).0.contains(&addr) && lock(&self.dialled).insert(addr)
     }
 
+    /// Addresses claimed for outgoing connections (dialling or open).
+    pub fn dialled_count(&self) -> usize {
+        lock(&self.dialled).len()
+    }
+
     /// Releases an address claimed with [`claim_dial`](Self::claim_dial).
     pub fn release_dial(&self, addr: SocketAddr) {
         lock(&self.dialled).remove(&addr);
@@ -290,12 +305,34 @@ impl TorrentState {
     /// `Err(Duplicate)` when it is the losing half of a simultaneous open. A connection it
     /// replaces is closed through its `stream` handle (see
     /// [`open_connections`](crate::peer::open_connections)).
+    /// When this torrent or the process is at its connection limit, an idle connection is
+    /// dropped to make room, or else this one is refused (see
+    /// [`connection_limits`](crate::peer::connection_limits)).
     pub fn admit(&self, link: Link, stream: Option<TcpStream>) -> Result<Admitted<'_>, ConnError> {
+        self.limits.make_room(self)?;
         let token = self.connected.admit(&self.peer_id, link, stream)?;
+        self.limits.opened();
         Ok(Admitted {
             torrent: self,
             token,
         })
+    }
+
+    /// How many connections are past their handshake.
+    pub fn connection_count(&self) -> usize {
+        self.connected.len()
+    }
+
+    /// The connections past their handshake, with the tokens to [`evict`](Self::evict) them.
+    pub(crate) fn open_tokens(&self) -> Vec<(u64, Link)> {
+        self.connected.tokens()
+    }
+
+    /// Closes an admitted connection to make room for another.
+    pub(crate) fn evict(&self, token: u64) {
+        if self.connected.evict(token) {
+            self.limits.closed();
+        }
     }
 
     /// The connections past their handshake.
@@ -324,7 +361,9 @@ pub struct Admitted<'a> {
 
 impl Drop for Admitted<'_> {
     fn drop(&mut self) {
-        self.torrent.connected.remove(self.token);
+        if self.torrent.connected.remove(self.token) {
+            self.torrent.limits.closed();
+        }
     }
 }
 
@@ -469,6 +508,42 @@ mod tests {
         assert_eq!(credited, vec![(6881, 3), (50001, 1)]);
         let bytes: u64 = stats.values().map(|s| s.bytes).sum();
         assert_eq!(bytes, f.content.len() as u64);
+    }
+
+    #[test]
+    fn a_full_table_refuses_a_newcomer_when_no_connection_is_idle() {
+        let limits = Arc::new(ConnectionLimits::new(2, 3));
+        // Two torrents of one process (their fixtures keep their folders).
+        let (mut f1, mut f2) = (Fixture::new(1, &[]), Fixture::new(1, &[]));
+        let limited = |f: &mut Fixture| {
+            let state = Arc::get_mut(&mut f.state).expect("not shared yet");
+            state.limits = limits.clone();
+            limits.register(&f.state);
+            f.state.clone()
+        };
+        let (one, two) = (limited(&mut f1), limited(&mut f2));
+        let link = |port| Link {
+            addr: addr(port),
+            peer_id: [port as u8; 20],
+            direction: Direction::Incoming,
+        };
+        // Connections that just started exchanged nothing yet, but are not idle for long.
+        let first = one.admit(link(1), None).unwrap();
+        let _second = one.admit(link(2), None).unwrap();
+        assert!(matches!(
+            one.admit(link(3), None),
+            Err(ConnError::TooManyConnections(2))
+        ));
+        let _third = two.admit(link(4), None).unwrap();
+        assert!(matches!(
+            two.admit(link(5), None),
+            Err(ConnError::TooManyConnections(3)),
+        ));
+        drop(first);
+        assert!(
+            two.admit(link(5), None).is_ok(),
+            "a closed one frees its place"
+        );
     }
 
     #[test]
