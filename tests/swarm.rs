@@ -87,18 +87,26 @@ fn pieces_are_combined_from_two_partial_seeders() {
     bytes[..half].fill(0);
     std::fs::write(&first, bytes).unwrap();
 
-    let (_tracker, url) = tracker();
-    let mut seeders = Vec::new();
-    for dir in [&a, &b] {
-        let mut s = peer(dir, &[&torrent], &["--tracker", &url]);
-        s.wait_listening("listening on");
-        seeders.push(s);
-    }
+    // Each seeder announces to a tracker of its own, so the two never meet: together they would
+    // complete each other before the client connects, and one of them could then serve it all.
+    // The client finds A through A's tracker and dials B directly.
+    let (_tracker_a, url_a) = tracker();
+    let (_tracker_b, url_b) = tracker();
+    let mut seeder_a = peer(&a, &[&torrent], &["--tracker", &url_a]);
+    seeder_a.wait_listening("listening on");
+    let mut seeder_b = peer(&b, &[&torrent], &["--tracker", &url_b]);
+    let b_addr = seeder_b.wait_listening("listening on").to_string();
     let client_dir = work.path().join("client");
     let mut client = peer(
         &client_dir,
         &[&torrent],
-        &["--tracker", &url, "--exit-when-done"],
+        &[
+            "--tracker",
+            &url_a,
+            "--connect",
+            &b_addr,
+            "--exit-when-done",
+        ],
     );
     let line = client.wait_for("complete", DOWNLOAD);
     assert!(client.wait_exit(DOWNLOAD).success());
