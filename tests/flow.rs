@@ -45,17 +45,7 @@ impl Setup {
         let seed = work.path().join("seed/data.bin");
         noise_file(&seed, PIECE * PIECES, 7);
         let torrent = work.path().join("data.torrent");
-        let (code, _, err) = support::run(&[
-            "create",
-            seed.to_str().unwrap(),
-            "--announce",
-            "http://127.0.0.1:1/announce",
-            "--piece-length",
-            &PIECE.to_string(),
-            "--output",
-            torrent.to_str().unwrap(),
-        ]);
-        assert_eq!(code, 0, "{err}");
+        support::create_torrent(&seed, PIECE as u64, &torrent);
         let meta = Metainfo::load(&torrent).unwrap();
         let content = std::fs::read(&seed).unwrap();
         let mut ours = vec![0u8; content.len()];

@@ -5,7 +5,9 @@ mod support;
 use piecemeal::metainfo::Metainfo;
 use std::path::Path;
 use std::time::Duration;
-use support::{assert_one_error_line, field, noise_file, peer, run, run_bounded, tracker};
+use support::{
+    assert_one_error_line, create_torrent, field, noise_file, peer, run, run_bounded, tracker,
+};
 
 const DOWNLOAD: Duration = Duration::from_secs(60);
 const PIECE: u64 = 1 << 15;
@@ -20,17 +22,7 @@ fn five_files(work: &Path) -> std::path::PathBuf {
         noise_file(&content.join(format!("f{i}.bin")), *len, i as u64 + 10);
     }
     let torrent = work.join("five.torrent");
-    let (code, _, err) = run(&[
-        "create",
-        content.to_str().unwrap(),
-        "--announce",
-        "http://127.0.0.1:1/announce",
-        "--piece-length",
-        &PIECE.to_string(),
-        "--output",
-        torrent.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{err}");
+    create_torrent(&content, PIECE, &torrent);
     torrent
 }
 

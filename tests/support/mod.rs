@@ -286,6 +286,13 @@ pub fn noise_torrent(work: &Path, name: &str, len: usize, piece_length: u64) -> 
     noise_file(&content.join("a.bin"), len / 3, 1);
     noise_file(&content.join("deep/b.bin"), len - len / 3, 2);
     let torrent = work.join(format!("{name}.torrent"));
+    create_torrent(&content, piece_length, &torrent);
+    torrent
+}
+
+/// Runs `piecemeal create` on `content` (a file or folder) with `piece_length`, writing
+/// `output`; the announce URL is a closed port, so tests give peers their tracker themselves.
+pub fn create_torrent(content: &Path, piece_length: u64, output: &Path) {
     let (code, _, err) = run(&[
         "create",
         content.to_str().unwrap(),
@@ -294,10 +301,9 @@ pub fn noise_torrent(work: &Path, name: &str, len: usize, piece_length: u64) -> 
         "--piece-length",
         &piece_length.to_string(),
         "--output",
-        torrent.to_str().unwrap(),
+        output.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{err}");
-    torrent
 }
 
 /// Starts `piecemeal peer` on a free port of 127.0.0.1 with `dir` as its folder, the given
