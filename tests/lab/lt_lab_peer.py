@@ -19,18 +19,14 @@ faulthandler.enable()
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop"))
 
-import libtorrent as lt  # noqa: E402
 import lt_peer  # noqa: E402
 
-_local_session = lt_peer.session_for
+_session_for = lt_peer.session_for
 
 
-def internet_session(bind, port):
-    ses = _local_session(bind, port)
-    everyone = lt.ip_filter()
-    everyone.add_rule("0.0.0.0", "255.255.255.255", 1 << lt.session.global_peer_class_id)
-    ses.set_peer_class_filter(everyone)
-    return ses
+def internet_session(bind, port, internet=False):
+    """lt_peer's session, always with every address in the global peer class."""
+    return _session_for(bind, port, internet=True)
 
 
 lt_peer.session_for = internet_session
