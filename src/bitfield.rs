@@ -35,6 +35,16 @@ impl fmt::Display for BitfieldError {
 impl std::error::Error for BitfieldError {}
 
 impl Bitfield {
+    /// A bitfield of `len` pieces with `pieces` set (for tests).
+    #[cfg(test)]
+    pub fn with_pieces(len: usize, pieces: &[usize]) -> Bitfield {
+        let mut b = Bitfield::new(len);
+        for &p in pieces {
+            b.set(p);
+        }
+        b
+    }
+
     /// An empty set for `len` pieces.
     pub fn new(len: usize) -> Bitfield {
         Bitfield {

@@ -95,11 +95,7 @@ mod tests {
     use super::*;
 
     fn set(len: usize, pieces: &[usize]) -> Bitfield {
-        let mut b = Bitfield::new(len);
-        for &p in pieces {
-            b.set(p);
-        }
-        b
+        Bitfield::with_pieces(len, pieces)
     }
 
     fn counts(a: &Availability) -> Vec<u32> {

@@ -309,13 +309,18 @@ impl<S: Read + Write> Conn<'_, S> {
     /// Fills the request window, taking new pieces from the picker once the blocks left in
     /// the pieces held cannot fill it.
     fn request_more(&mut self) {
-        while self.pipeline.wants_piece() {
-            let holding = self.pipeline.pieces();
-            let Some(index) = self.torrent.picker.take(&self.peer_has, &holding) else {
-                break;
-            };
-            let size = self.torrent.meta.info.piece_size(index as usize) as u32;
-            self.pipeline.add_piece(index, size);
+        if self.pipeline.wants_piece() {
+            // One list of the pieces held per refill, not one per piece taken: with one-block
+            // pieces a refill takes up to a whole window of them.
+            let mut holding = self.pipeline.pieces();
+            while self.pipeline.wants_piece() {
+                let Some(index) = self.torrent.picker.take(&self.peer_has, &holding) else {
+                    break;
+                };
+                let size = self.torrent.meta.info.piece_size(index as usize) as u32;
+                self.pipeline.add_piece(index, size);
+                holding.push(index);
+            }
         }
         let now = Instant::now();
         let requests = self.pipeline.next_requests(now);

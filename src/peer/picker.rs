@@ -335,11 +335,7 @@ mod tests {
     use super::*;
 
     fn only(len: usize, pieces: &[usize]) -> Bitfield {
-        let mut b = Bitfield::new(len);
-        for &p in pieces {
-            b.set(p);
-        }
-        b
+        Bitfield::with_pieces(len, pieces)
     }
 
     #[test]
