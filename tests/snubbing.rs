@@ -11,7 +11,7 @@ use piecemeal::metainfo::Metainfo;
 use piecemeal::wire::{Handshake, Message, MessageReader, max_message_len};
 use std::collections::HashSet;
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use support::{Proc, assert_same_tree, field, noise_torrent, peer, tracker};
