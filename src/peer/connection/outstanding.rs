@@ -40,6 +40,11 @@ impl<S: Read + Write> Conn<'_, S> {
     /// once. A fast peer cancelled nothing: what is requested stays valid until the peer
     /// serves or rejects it.
     pub(super) fn on_choked(&mut self) {
+        log::debug!(
+            "{}: chokes us, {} requests outstanding",
+            self.remote,
+            self.pipeline.in_flight()
+        );
         self.peer_choking = true;
         if self.fast.enabled() {
             self.release_stalled();
