@@ -37,6 +37,8 @@ pub struct TrackerConfig {
     pub expire_every: Duration,
     /// Size and time bounds for each request.
     pub limits: Limits,
+    /// Threads serving UDP (BEP 15) on the same port as HTTP, one socket each; 0 turns UDP off.
+    pub udp_threads: usize,
 }
 
 /// `2 * interval + 30 s`: a peer may miss one announce (or be late) before it is dropped.
@@ -45,7 +47,7 @@ pub fn default_peer_timeout(interval: Duration) -> Duration {
 }
 
 impl Default for TrackerConfig {
-    /// Listens on 127.0.0.1:6969 with 8 workers, a 2-minute interval (30 s minimum), a
+    /// Listens on 127.0.0.1:6969 (TCP, and UDP with 2 threads) with 8 workers, a 2-minute interval (30 s minimum), a
     /// 270 s peer timeout swept every 30 s, and [`Limits::default`] per request.
     fn default() -> TrackerConfig {
         let interval = Duration::from_secs(120);
@@ -58,6 +60,7 @@ impl Default for TrackerConfig {
             peer_timeout: default_peer_timeout(interval),
             expire_every: Duration::from_secs(30),
             limits: Limits::default(),
+            udp_threads: 2,
         }
     }
 }
@@ -96,6 +99,7 @@ pub struct TrackerHandle {
     stopping: Arc<AtomicBool>,
     acceptor: Option<JoinHandle<()>>,
     expirer: Option<(Sender<()>, JoinHandle<()>)>,
+    udp: Vec<JoinHandle<()>>,
 }
 
 impl TrackerHandle {
@@ -120,6 +124,10 @@ impl TrackerHandle {
         if let Some((stop, expirer)) = self.expirer.take() {
             drop(stop);
             let _ = expirer.join();
+        }
+        // They see the flag within one read time-out.
+        for thread in self.udp.drain(..) {
+            let _ = thread.join();
         }
         info!("tracker on {} stopped", self.local_addr);
     }
@@ -165,6 +173,19 @@ pub fn start(config: TrackerConfig) -> Result<TrackerHandle, TrackerError> {
     });
     let pool = ThreadPool::new("tracker-worker", config.workers, config.queue)
         .map_err(TrackerError::Spawn)?;
+    let stopping = Arc::new(AtomicBool::new(false));
+    let udp = match config.udp_threads {
+        0 => Vec::new(),
+        threads => super::udp::start(local_addr, threads, service.clone(), stopping.clone())
+            .map_err(|source| TrackerError::Bind {
+                addr: local_addr,
+                source,
+            })?,
+    };
+    let stop_udp = |udp: Vec<JoinHandle<()>>| {
+        stopping.store(true, Ordering::SeqCst);
+        udp.into_iter().for_each(|t| drop(t.join()));
+    };
 
     let (stop_expiry, stopped) = bounded::<()>(0);
     let expiry_service = service.clone();
@@ -179,10 +200,14 @@ pub fn start(config: TrackerConfig) -> Result<TrackerHandle, TrackerError> {
                     debug!("expired {dropped} silent peers");
                 }
             }
-        })
-        .map_err(TrackerError::Spawn)?;
-
-    let stopping = Arc::new(AtomicBool::new(false));
+        });
+    let expirer = match expirer {
+        Ok(expirer) => expirer,
+        Err(e) => {
+            stop_udp(udp);
+            return Err(TrackerError::Spawn(e));
+        }
+    };
     let acceptor_stopping = stopping.clone();
     let acceptor = std::thread::Builder::new()
         .name("tracker-accept".into())
@@ -193,6 +218,7 @@ pub fn start(config: TrackerConfig) -> Result<TrackerHandle, TrackerError> {
         Err(e) => {
             drop(stop_expiry);
             let _ = expirer.join();
+            stop_udp(udp);
             return Err(e);
         }
     };
@@ -202,6 +228,7 @@ pub fn start(config: TrackerConfig) -> Result<TrackerHandle, TrackerError> {
         stopping,
         acceptor: Some(acceptor),
         expirer: Some((stop_expiry, expirer)),
+        udp,
     })
 }
 
