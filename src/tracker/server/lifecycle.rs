@@ -11,7 +11,7 @@ use crossbeam_channel::{RecvTimeoutError, Sender, bounded};
 use log::{debug, info, warn};
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -157,14 +157,7 @@ fn wake_addr(local: SocketAddr) -> SocketAddr {
 
 /// Binds and starts the tracker threads.
 pub fn start(config: TrackerConfig) -> Result<TrackerHandle, TrackerError> {
-    let listener = TcpListener::bind(config.bind).map_err(|source| TrackerError::Bind {
-        addr: config.bind,
-        source,
-    })?;
-    let local_addr = listener.local_addr().map_err(|source| TrackerError::Bind {
-        addr: config.bind,
-        source,
-    })?;
+    let (listener, local_addr, udp_sockets) = listen(&config)?;
     let service = Arc::new(Service {
         swarms: Swarms::new(config.peer_timeout),
         interval: config.interval,
@@ -174,14 +167,8 @@ pub fn start(config: TrackerConfig) -> Result<TrackerHandle, TrackerError> {
     let pool = ThreadPool::new("tracker-worker", config.workers, config.queue)
         .map_err(TrackerError::Spawn)?;
     let stopping = Arc::new(AtomicBool::new(false));
-    let udp = match config.udp_threads {
-        0 => Vec::new(),
-        threads => super::udp::start(local_addr, threads, service.clone(), stopping.clone())
-            .map_err(|source| TrackerError::Bind {
-                addr: local_addr,
-                source,
-            })?,
-    };
+    let udp = super::udp::start(udp_sockets, service.clone(), stopping.clone())
+        .map_err(TrackerError::Spawn)?;
     let stop_udp = |udp: Vec<JoinHandle<()>>| {
         stopping.store(true, Ordering::SeqCst);
         udp.into_iter().for_each(|t| drop(t.join()));
@@ -230,6 +217,27 @@ pub fn start(config: TrackerConfig) -> Result<TrackerHandle, TrackerError> {
         expirer: Some((stop_expiry, expirer)),
         udp,
     })
+}
+
+/// Binds the TCP listener, then the UDP sockets on the same port number. When the port is left
+/// to the system, the UDP port of the number it picked may be taken: a few other numbers are
+/// tried.
+fn listen(
+    config: &TrackerConfig,
+) -> Result<(TcpListener, SocketAddr, Vec<UdpSocket>), TrackerError> {
+    let bind_error = |addr, source| TrackerError::Bind { addr, source };
+    let mut tries = if config.bind.port() == 0 { 5 } else { 1 };
+    loop {
+        let listener = TcpListener::bind(config.bind).map_err(|e| bind_error(config.bind, e))?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| bind_error(config.bind, e))?;
+        match super::udp::bind(local_addr, config.udp_threads) {
+            Ok(sockets) => return Ok((listener, local_addr, sockets)),
+            Err(e) if tries > 1 && e.kind() == io::ErrorKind::AddrInUse => tries -= 1,
+            Err(e) => return Err(bind_error(local_addr, e)),
+        }
+    }
 }
 
 /// Hands each accepted connection to the pool, or answers 503 itself when the pool is full,

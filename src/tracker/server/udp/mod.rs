@@ -27,19 +27,19 @@ const POLL: Duration = Duration::from_millis(200);
 /// that fills it is oversized and dropped.
 const BUFFER: usize = 2048;
 
-/// Binds `threads` sockets to `addr` and starts one thread on each; they run until `stopping`
-/// is set.
+/// Binds `threads` sockets to `addr` (none for 0: UDP off).
+pub(super) fn bind(addr: SocketAddr, threads: usize) -> io::Result<Vec<UdpSocket>> {
+    (0..threads).map(|_| bind_one(addr)).collect()
+}
+
+/// Starts one thread on each socket; they run until `stopping` is set.
 pub(super) fn start(
-    addr: SocketAddr,
-    threads: usize,
+    sockets: Vec<UdpSocket>,
     service: Arc<Service>,
     stopping: Arc<AtomicBool>,
 ) -> io::Result<Vec<JoinHandle<()>>> {
     let ids = Arc::new(ConnectionIds::new(Instant::now()));
-    let sockets = (0..threads)
-        .map(|_| bind(addr))
-        .collect::<io::Result<Vec<_>>>()?;
-    let mut started = Vec::with_capacity(threads);
+    let mut started = Vec::with_capacity(sockets.len());
     for (n, socket) in sockets.into_iter().enumerate() {
         let (service, ids, flag) = (service.clone(), ids.clone(), stopping.clone());
         let thread = std::thread::Builder::new()
@@ -58,7 +58,7 @@ pub(super) fn start(
 }
 
 /// One socket of the group sharing `addr`.
-fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
+fn bind_one(addr: SocketAddr) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_reuse_port(true)?;
     socket.bind(&addr.into())?;
