@@ -257,3 +257,22 @@ fn piecemeal_peers_meet_through_a_udp_tracker() {
         assert_eq!(reply.peers.len(), 1);
     }
 }
+
+/// On a dual-stack socket an IPv4 client arrives as `::ffff:a.b.c.d`: it is still an IPv4
+/// client, with 6-byte peers, and its connection id holds.
+#[test]
+fn dual_stack_tracker_answers_ipv4_clients_in_ipv4() {
+    let (_tracker, addr) = tracker_on("[::]:0");
+    let v4: SocketAddr = format!("127.0.0.1:{}", addr.port()).parse().unwrap();
+    let v6: SocketAddr = format!("[::1]:{}", addr.port()).parse().unwrap();
+    let a = Client::new("127.0.0.1:0", v4);
+    let b = Client::new("127.0.0.1:0", v4);
+    let c = Client::new("[::1]:0", v6);
+    let (id_a, id_b, id_c) = (a.connect(), b.connect(), c.connect());
+    a.ask(&announce(id_a, 4, 1, 5, 7301), TIMEOUT).unwrap();
+    c.ask(&announce(id_c, 4, 3, 5, 7303), TIMEOUT).unwrap();
+    let (leechers, _, peers) =
+        announce_reply(&b.ask(&announce(id_b, 4, 2, 5, 7302), TIMEOUT).unwrap(), 6);
+    assert_eq!(leechers, 3);
+    assert_eq!(peers, [ipv4_peer(7301)]);
+}
