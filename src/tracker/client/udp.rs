@@ -21,8 +21,9 @@ pub const RETRANSMIT_BASE: Duration = Duration::from_secs(15);
 /// other trackers to try and retries the whole announce soon after, so it stops at 1: a request
 /// is sent at 0 s and 15 s and given up at 45 s.
 pub const MAX_RETRANSMITS: u32 = 1;
-/// The longest a full schedule takes.
-pub const SCHEDULE: Duration = Duration::from_secs(15 + 30);
+/// The longest a full schedule takes: the waits after each send, 15 s + 30 s.
+pub const SCHEDULE: Duration =
+    Duration::from_secs(RETRANSMIT_BASE.as_secs() * ((2 << MAX_RETRANSMITS) - 1));
 /// How long a connection id is used (BEP 15: one minute).
 const CONNECTION_ID_LIFETIME: Duration = Duration::from_secs(60);
 /// Largest reply read: 200 IPv6 peers and the header fit.
@@ -254,6 +255,11 @@ mod tests {
     use super::*;
     use crate::tracker::client::tests::request;
     use std::thread;
+
+    #[test]
+    fn schedule_is_15_then_30_seconds() {
+        assert_eq!(SCHEDULE, Duration::from_secs(45));
+    }
 
     #[test]
     fn udp_urls_are_recognised_by_scheme() {
