@@ -111,5 +111,5 @@ def case_libtorrent_seeder_chokes(ctx):
 
 # (group number from the brief, name, function, time budget in seconds)
 CASES = [
-    (7, "libtorrent-seeder-chokes", case_libtorrent_seeder_chokes, 90),
+    (8, "libtorrent-seeder-chokes", case_libtorrent_seeder_chokes, 90),
 ]
