@@ -15,6 +15,7 @@
 
 use crate::bitfield::Bitfield;
 use crate::peer::error::ConnError;
+use crate::peer::extension::Extensions;
 use crate::peer::peer_manager::PeerSlot;
 use crate::peer::pipeline::{BlockRequest, Pipeline};
 use crate::peer::torrent_state::{Stored, TorrentState};
@@ -82,16 +83,20 @@ struct Conn<'a, S> {
     slot: Arc<PeerSlot>,
     /// Bytes of requested blocks received.
     received: u64,
+    /// The extension protocol (metadata served, peer exchange).
+    ext: Extensions,
 }
 
 /// Runs a connection whose handshake is done until it ends, the torrent shuts down, or both
 /// sides are complete. Pieces it was fetching go back to the picker whatever happens, and its
-/// writer thread has ended when this returns.
+/// writer thread has ended when this returns. `extensions`: the peer set the extension
+/// protocol's bit in its handshake.
 pub fn run(
     stream: TcpStream,
     torrent: &TorrentState,
     remote: SocketAddr,
     remote_id: [u8; 20],
+    extensions: bool,
 ) -> Result<(), ConnError> {
     // The read time-out is the loop's tick.
     stream.set_read_timeout(Some(TICK))?;
@@ -114,6 +119,7 @@ pub fn run(
             remote_id,
             &outbox,
             Sending::Thread,
+            extensions,
         );
         // After a clean end the last messages (a `have`, `not interested`) may go out.
         if result.is_ok() && !torrent.is_shutting_down() {
@@ -153,6 +159,7 @@ fn run_loop<S: Read + Write>(
     remote_id: [u8; 20],
     outbox: &Outbox,
     sending: Sending,
+    extensions: bool,
 ) -> Result<(), ConnError> {
     let pieces = torrent.meta.info.piece_count();
     let mut conn = Conn {
@@ -177,10 +184,12 @@ fn run_loop<S: Read + Write>(
         throttled_until: None,
         slot: torrent.peers.join(remote),
         received: 0,
+        ext: Extensions::new(extensions, torrent),
     };
     torrent.connections.fetch_add(1, Ordering::SeqCst);
     let result = conn.drive(MessageReader::new(max_message_len(pieces)));
     torrent.peers.leave(&conn.slot);
+    conn.ext.close(torrent, remote);
     torrent.connections.fetch_sub(1, Ordering::SeqCst);
     for index in conn.pipeline.pieces() {
         torrent.picker.put_back(index);
@@ -196,6 +205,9 @@ impl<S: Read + Write> Conn<'_, S> {
         let have = self.torrent.picker.have();
         if have.count() > 0 {
             self.queue(Message::Bitfield(have.as_bytes().to_vec()));
+        }
+        if let Some(m) = self.ext.handshake(self.torrent, self.remote) {
+            self.queue(m);
         }
         loop {
             if self.torrent.is_shutting_down() {
@@ -277,6 +289,9 @@ impl<S: Read + Write> Conn<'_, S> {
         self.apply_choke_decision();
         if self.am_interested && !self.peer_choking {
             self.request_more();
+        }
+        if let Some(m) = self.ext.due(self.torrent, self.remote) {
+            self.queue(m);
         }
         if self.last_sent.elapsed() > KEEPALIVE_EVERY {
             self.queue(Message::KeepAlive);
@@ -415,6 +430,13 @@ impl<S: Read + Write> Conn<'_, S> {
             Message::Piece { index, begin, data } => {
                 self.receive(index, begin, &data)?;
                 self.throttle(data.len());
+            }
+            Message::Extended { id, payload } => {
+                let mut replies = Vec::new();
+                let (torrent, remote) = (self.torrent, self.remote);
+                self.ext
+                    .on_message(id, &payload, torrent, remote, &mut replies)?;
+                replies.into_iter().for_each(|m| self.queue(m));
             }
         }
         Ok(())

@@ -20,13 +20,13 @@ use std::time::Duration;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Dials out on `stream` to `addr` for `torrent`: sends our handshake, then reads theirs.
-/// Returns the remote peer id. When the remote is this process itself, its address and id are
-/// banned so it is not dialled again.
+/// Returns the remote's handshake. When the remote is this process itself, its address and id
+/// are banned so it is not dialled again.
 pub fn initiate(
     stream: &mut (impl Read + Write),
     torrent: &TorrentState,
     addr: SocketAddr,
-) -> Result<[u8; 20], ConnError> {
+) -> Result<Handshake, ConnError> {
     write_handshake(
         stream,
         &Handshake::new(torrent.meta.info_hash.0, torrent.peer_id),
@@ -39,16 +39,16 @@ pub fn initiate(
         torrent.ban(addr, theirs.peer_id);
         return Err(ConnError::OurOwnPeer);
     }
-    Ok(theirs.peer_id)
+    Ok(theirs)
 }
 
 /// Answers an incoming connection on `stream`: reads the handshake, finds its torrent among
 /// `torrents`, refuses our own peer id and banned ones, then sends our handshake. Returns the
-/// torrent and the remote peer id.
+/// torrent and the remote's handshake.
 pub fn answer<'t>(
     stream: &mut (impl Read + Write),
     torrents: &'t HashMap<InfoHash, Arc<TorrentState>>,
-) -> Result<(&'t Arc<TorrentState>, [u8; 20]), ConnError> {
+) -> Result<(&'t Arc<TorrentState>, Handshake), ConnError> {
     let theirs = read_handshake(stream)?;
     let torrent = torrents
         .get(&InfoHash(theirs.info_hash))
@@ -60,7 +60,7 @@ pub fn answer<'t>(
         return Err(ConnError::Banned);
     }
     write_handshake(stream, &Handshake::new(theirs.info_hash, torrent.peer_id))?;
-    Ok((torrent, theirs.peer_id))
+    Ok((torrent, theirs))
 }
 
 #[cfg(test)]
@@ -121,7 +121,10 @@ mod tests {
         let f = Fixture::new(3, &[]);
         let ours = handshake(f.state.meta.info_hash.0, OUR_ID);
         let mut stream = Duplex::reading(&handshake(f.state.meta.info_hash.0, THEIR_ID));
-        assert_eq!(initiate(&mut stream, &f.state, addr()).unwrap(), THEIR_ID);
+        assert_eq!(
+            initiate(&mut stream, &f.state, addr()).unwrap().peer_id,
+            THEIR_ID
+        );
         assert_eq!(stream.written, ours);
     }
 
@@ -168,7 +171,8 @@ mod tests {
         let (f, torrents) = registry(Fixture::new(3, &[]));
         let info_hash = f.state.meta.info_hash.0;
         let mut stream = Duplex::reading(&handshake(info_hash, THEIR_ID));
-        let (torrent, id) = answer(&mut stream, &torrents).unwrap();
+        let (torrent, theirs) = answer(&mut stream, &torrents).unwrap();
+        let id = theirs.peer_id;
         assert!(Arc::ptr_eq(torrent, &f.state));
         assert_eq!(id, THEIR_ID);
         assert_eq!(stream.written, handshake(info_hash, OUR_ID));

@@ -117,7 +117,8 @@ fn accept_handshake(
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
     stream.set_write_timeout(Some(connection::WRITE_TIMEOUT))?;
-    let (torrent, remote_id) = handshake::answer(&mut stream, torrents)?;
+    let (torrent, theirs) = handshake::answer(&mut stream, torrents)?;
+    let remote_id = theirs.peer_id;
     let link = Link {
         addr,
         peer_id: remote_id,
@@ -125,7 +126,8 @@ fn accept_handshake(
     };
     let admitted = torrent.admit(link, stream.try_clone().ok())?;
     log::info!("{}: incoming peer {addr}", torrent.meta.info.name);
-    let result = connection::run(stream, torrent, addr, remote_id);
+    let extensions = theirs.supports_extensions();
+    let result = connection::run(stream, torrent, addr, remote_id, extensions);
     drop(admitted);
     log::info!(
         "{}: peer {addr} left: {}",

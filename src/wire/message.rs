@@ -49,7 +49,15 @@ pub enum Message {
     },
     /// The DHT port (BEP 5); read and ignored.
     Port(u16),
-    /// Any other id (extension protocol, fast extension, ...): its body is skipped.
+    /// An extension protocol message (BEP 10): the extended id the receiver chose (0: the
+    /// extended handshake) and the body, decoded in [`extended`](super::extended).
+    Extended {
+        /// The extended message id.
+        id: u8,
+        /// The body after the id.
+        payload: Vec<u8>,
+    },
+    /// Any other id (fast extension, ...): its body is skipped.
     Unknown(u8),
 }
 
@@ -110,6 +118,13 @@ impl Message {
                 }
             }
             9 => fixed(2).map(|_| Message::Port(u16::from_be_bytes([rest[0], rest[1]])))?,
+            super::extended::EXTENDED => {
+                let (&id, payload) = rest.split_first().ok_or_else(malformed)?;
+                Message::Extended {
+                    id,
+                    payload: payload.to_vec(),
+                }
+            }
             other => Message::Unknown(other),
         })
     }
@@ -145,6 +160,12 @@ impl Message {
                 length,
             } => put(8, &[*index, *begin, *length], &[]),
             Message::Port(p) => put(9, &[], &p.to_be_bytes()),
+            Message::Extended { id, payload } => {
+                let len = 2 + payload.len();
+                out.extend_from_slice(&(len as u32).to_be_bytes());
+                out.extend_from_slice(&[super::extended::EXTENDED, *id]);
+                out.extend_from_slice(payload);
+            }
             Message::Unknown(id) => put(*id, &[], &[]),
         }
     }
@@ -193,6 +214,10 @@ mod tests {
                 length: 5,
             },
             Message::Port(6881),
+            Message::Extended {
+                id: 0,
+                payload: b"de".to_vec(),
+            },
         ]
     }
 
@@ -232,6 +257,7 @@ mod tests {
             &[7, 0, 0, 0],
             &[0, 1],
             &[9, 1],
+            &[20],
         ] {
             assert!(
                 matches!(Message::parse(body), Err(WireError::Malformed { .. })),

@@ -114,6 +114,7 @@ fn converse_with<'a>(
         id,
         &Outbox::new(),
         Sending::Inline,
+        false,
     );
     assert!(stream.outgoing.is_empty(), "a message was written in part");
     (result, stream.traffic)
