@@ -168,7 +168,8 @@ fn saved(dir: &Path, magnet: &Magnet) -> Option<(Metainfo, PathBuf)> {
 /// Where a torrent called `name` is saved: `<name>.torrent`, or `<name>-<hash>.torrent` when a
 /// different torrent has that name already. `None` for a name that is no plain file name.
 fn candidates(dir: &Path, name: &str, hash: InfoHash) -> Vec<PathBuf> {
-    let plain = !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0']);
+    let plain =
+        !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0']);
     if !plain {
         return vec![];
     }
@@ -188,7 +189,11 @@ fn save(dir: &Path, meta: &Metainfo, bytes: &[u8]) -> Result<PathBuf, MagnetFetc
     fs::create_dir_all(dir).map_err(|e| error(dir, e))?;
     let paths = candidates(dir, &meta.info.name, meta.info_hash);
     for path in &paths {
-        match fs::OpenOptions::new().write(true).create_new(true).open(path) {
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+        {
             Ok(mut file) => {
                 file.write_all(bytes).map_err(|e| error(path, e))?;
                 return Ok(path.clone());

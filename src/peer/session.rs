@@ -8,17 +8,17 @@
 //! side, see [`crate::peer::dial`]).
 
 use crate::disk::storage::{Storage, StorageError};
-use crate::metainfo::selection::{self, FileSpec, SelectionError};
 use crate::metainfo::magnet::Magnet;
+use crate::metainfo::selection::{self, FileSpec, SelectionError};
 use crate::metainfo::{InfoHash, Metainfo, MetainfoError};
-use crate::peer::magnet_fetch::{self, MagnetFetchError};
-use crate::peer::metadata_peer::Us;
-use crate::peer::peer_feed;
 use crate::peer::announcing::AnnounceTask;
 use crate::peer::choker::DEFAULT_UPLOAD_SLOTS;
 use crate::peer::connection_limits::{ConnectionLimits, DEFAULT_PER_PROCESS, DEFAULT_PER_TORRENT};
 use crate::peer::dial::dial;
 use crate::peer::listener;
+use crate::peer::magnet_fetch::{self, MagnetFetchError};
+use crate::peer::metadata_peer::Us;
+use crate::peer::peer_feed;
 use crate::peer::peer_manager;
 use crate::peer::picker::Picker;
 use crate::peer::progress::Progress;
@@ -187,7 +187,11 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
     let mut starts = config
         .torrents
         .iter()
-        .map(|p| Metainfo::load(p).map_err(PeerError::Torrent).map(|m| Start::file(m, p)))
+        .map(|p| {
+            Metainfo::load(p)
+                .map_err(PeerError::Torrent)
+                .map(|m| Start::file(m, p))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let listeners = listener::bind(config.bind, config.port)
         .map_err(|(addr, source)| PeerError::Bind { addr, source })?;
