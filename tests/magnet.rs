@@ -49,18 +49,7 @@ fn magnet_with_a_tracker_fetches_metadata_saves_it_and_downloads() {
     let (_seed, meta, _) = seeder(work.path(), "content", Some(&url));
     let client = work.path().join("client");
     let link = magnet_of(&meta, &format!("&tr={url}"));
-    let mut leech = Proc::start(&[
-        "peer",
-        "--dir",
-        client.to_str().unwrap(),
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--magnet",
-        &link,
-        "--exit-when-done",
-    ]);
+    let mut leech = peer(&client, &[], &["--magnet", &link, "--exit-when-done"]);
     let line = leech.wait_for("metadata", DOWNLOAD);
     let saved = client.join("content.torrent");
     assert!(
@@ -76,18 +65,7 @@ fn magnet_with_a_tracker_fetches_metadata_saves_it_and_downloads() {
 
     // A restart with the same link finds the saved torrent: no metadata phase, no new file.
     let before = std::fs::read(&saved).unwrap();
-    let mut again = Proc::start(&[
-        "peer",
-        "--dir",
-        client.to_str().unwrap(),
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--magnet",
-        &link,
-        "--exit-when-done",
-    ]);
+    let mut again = peer(&client, &[], &["--magnet", &link, "--exit-when-done"]);
     let line = again.wait_for("metadata", DOWNLOAD);
     assert!(line.contains("secs=0.00"), "{line}");
     assert!(again.wait_exit(DOWNLOAD).success());

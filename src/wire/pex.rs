@@ -1,11 +1,13 @@
 //! Peer exchange messages (BEP 11, `ut_pex` over the extension protocol): the peers the sender
 //! connected to and dropped since its last message, as compact address lists with one flag
-//! byte per added peer.
+//! byte per added peer. The lists are in the compact form tracker replies use
+//! (`tracker::protocol::compact`).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 
 use super::extended::ExtError;
 use crate::bencode::{self, Value};
+use crate::tracker::protocol::compact::{self, Family};
 
 /// Peers sent in one message's `added` (and in its `dropped`): BEP 11 asks for at most 50.
 pub const MAX_PEX_SEND: usize = 50;
@@ -25,64 +27,39 @@ pub struct PexMessage {
     pub dropped: Vec<SocketAddr>,
 }
 
-/// Appends the compact form of `addr` to the v4 or v6 string.
-fn put(addr: SocketAddr, v4: &mut Vec<u8>, v6: &mut Vec<u8>) {
-    let (out, ip) = match addr.ip() {
-        IpAddr::V4(ip) => (v4, ip.octets().to_vec()),
-        IpAddr::V6(ip) => (v6, ip.octets().to_vec()),
-    };
-    out.extend_from_slice(&ip);
-    out.extend_from_slice(&addr.port().to_be_bytes());
-}
-
-/// The addresses of a compact list of `width`-byte addresses, at most [`MAX_PEX_TAKE`]; a
-/// trailing partial entry is an error.
-fn take(list: Option<&Value>, width: usize) -> Result<Vec<SocketAddr>, ExtError> {
+/// The addresses of a compact list of `family`, at most [`MAX_PEX_TAKE`]; a trailing partial
+/// entry is an error.
+fn take(list: Option<&Value>, family: Family) -> Result<Vec<SocketAddr>, ExtError> {
     let Some(list) = list else {
         return Ok(Vec::new());
     };
     let bytes = list
         .as_bytes()
         .ok_or_else(|| ExtError::Invalid("ut_pex list is not a string".into()))?;
-    if bytes.len() % (width + 2) != 0 {
-        return Err(ExtError::Invalid(format!(
-            "ut_pex list of {} bytes is not whole entries",
-            bytes.len()
-        )));
-    }
-    Ok(bytes
-        .chunks_exact(width + 2)
-        .take(MAX_PEX_TAKE)
-        .map(|e| {
-            let ip = match width {
-                4 => IpAddr::from(Ipv4Addr::from(<[u8; 4]>::try_from(&e[..4]).unwrap())),
-                _ => IpAddr::from(Ipv6Addr::from(<[u8; 16]>::try_from(&e[..16]).unwrap())),
-            };
-            SocketAddr::new(ip, u16::from_be_bytes([e[width], e[width + 1]]))
-        })
-        .collect())
+    let mut addrs =
+        compact::decode(bytes, family).map_err(|e| ExtError::Invalid(format!("ut_pex: {e}")))?;
+    addrs.truncate(MAX_PEX_TAKE);
+    Ok(addrs)
 }
 
 impl PexMessage {
     /// The bencoded body: `added`/`added.f`/`dropped` for IPv4, `added6`/`added6.f`/`dropped6`
     /// for IPv6. Lists past [`MAX_PEX_SEND`] entries are cut there.
     pub fn encode(&self) -> Vec<u8> {
-        let (mut a4, mut a6, mut f4, mut f6) = (vec![], vec![], vec![], vec![]);
-        for &(addr, flags) in self.added.iter().take(MAX_PEX_SEND) {
-            put(addr, &mut a4, &mut a6);
-            if addr.is_ipv4() { &mut f4 } else { &mut f6 }.push(flags);
-        }
-        let (mut d4, mut d6) = (vec![], vec![]);
-        for &addr in self.dropped.iter().take(MAX_PEX_SEND) {
-            put(addr, &mut d4, &mut d6);
-        }
+        let added: Vec<_> = self.added.iter().take(MAX_PEX_SEND).collect();
+        let added_lists = compact::encode(added.iter().map(|(a, _)| *a));
+        let flags = |v6: bool| -> Vec<u8> {
+            let of_family = added.iter().filter(|(a, _)| a.is_ipv6() == v6);
+            of_family.map(|(_, f)| *f).collect()
+        };
+        let dropped = compact::encode(self.dropped.iter().take(MAX_PEX_SEND).copied());
         bencode::encode(&Value::dict([
-            ("added", Value::Bytes(a4)),
-            ("added.f", Value::Bytes(f4)),
-            ("added6", Value::Bytes(a6)),
-            ("added6.f", Value::Bytes(f6)),
-            ("dropped", Value::Bytes(d4)),
-            ("dropped6", Value::Bytes(d6)),
+            ("added", Value::Bytes(added_lists.v4)),
+            ("added.f", Value::Bytes(flags(false))),
+            ("added6", Value::Bytes(added_lists.v6)),
+            ("added6.f", Value::Bytes(flags(true))),
+            ("dropped", Value::Bytes(dropped.v4)),
+            ("dropped6", Value::Bytes(dropped.v6)),
         ]))
     }
 
@@ -95,9 +72,12 @@ impl PexMessage {
         }
         let flags = |key: &str| top.get(key).and_then(Value::as_bytes).unwrap_or_default();
         let mut added = Vec::new();
-        for (list, flag_key, width) in [("added", "added.f", 4), ("added6", "added6.f", 16)] {
+        for (list, flag_key, family) in [
+            ("added", "added.f", Family::V4),
+            ("added6", "added6.f", Family::V6),
+        ] {
             let f = flags(flag_key);
-            let addrs = take(top.get(list), width)?;
+            let addrs = take(top.get(list), family)?;
             added.extend(
                 addrs
                     .into_iter()
@@ -105,8 +85,8 @@ impl PexMessage {
                     .map(|(i, a)| (a, f.get(i).copied().unwrap_or(0))),
             );
         }
-        let mut dropped = take(top.get("dropped"), 4)?;
-        dropped.extend(take(top.get("dropped6"), 16)?);
+        let mut dropped = take(top.get("dropped"), Family::V4)?;
+        dropped.extend(take(top.get("dropped6"), Family::V6)?);
         added.retain(|(a, _)| a.port() != 0);
         Ok(PexMessage { added, dropped })
     }
@@ -162,10 +142,7 @@ mod tests {
         assert_eq!(parsed.added.len(), MAX_PEX_SEND);
         assert_eq!(parsed.dropped.len(), MAX_PEX_SEND);
         // A hand-made list longer than we take.
-        let mut long = Vec::new();
-        for (a, _) in &many {
-            put(*a, &mut long, &mut Vec::new());
-        }
+        let long = compact::encode(many.iter().map(|(a, _)| *a)).v4;
         let mut body = format!("d5:added{}:", long.len()).into_bytes();
         body.extend_from_slice(&long);
         body.push(b'e');
