@@ -2,7 +2,7 @@
 //! `ut_metadata` requests until every piece is in and the whole hashes to the info hash.
 //!
 //! Runs on a thread of its own for a bounded time ([`FETCH_LIMIT`]); every length is bounded
-//! before a byte is buffered (the framing reader's bound, [`MAX_METADATA_SIZE`], one piece per
+//! before a byte is buffered (the framing reader's bound, [`MAX_METADATA_SIZE`](crate::wire::extended::MAX_METADATA_SIZE), one piece per
 //! message), and nothing the peer sends is kept unless the whole checks out.
 
 use crate::metainfo::InfoHash;

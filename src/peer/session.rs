@@ -50,7 +50,7 @@ pub struct PeerConfig {
     pub torrents: Vec<PathBuf>,
     /// A magnet link to download (magnet:?xt=urn:btih:...); repeat for several. Its metadata
     /// is fetched from the link's trackers (tr), peers (x.pe) and --connect peers, saved as
-    /// <name>.torrent in --dir, and the download goes on as with --torrent.
+    /// NAME.torrent in --dir, and the download goes on as with --torrent.
     #[arg(long = "magnet", value_name = "URI", value_parser = Magnet::parse)]
     pub magnets: Vec<Magnet>,
     /// Address to listen on (default: every interface, IPv6 and IPv4).
