@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use support::{Proc, assert_same_tree, closed_port, noise_torrent, peer, tracker};
+use support::{Proc, assert_same_tree, closed_port, noise_torrent, peer, run_bounded, tracker};
 
 const DOWNLOAD: Duration = Duration::from_secs(40);
 
@@ -235,4 +235,29 @@ fn peers_with_wrong_or_oversized_metadata_are_banned_and_nothing_is_accepted() {
         "{saved:?}"
     );
     leech.terminate();
+}
+
+#[test]
+fn bad_magnet_links_are_usage_errors_naming_the_problem() {
+    for (uri, needle) in [
+        ("http://example.com/a.torrent", "not a magnet link"),
+        ("magnet:?dn=x", "without a BitTorrent info hash"),
+        ("magnet:?xt=urn:btih:1234", "neither 40 hex nor 32 base32"),
+        ("magnet:?xt=urn:btih:%zz", "not valid percent-encoded"),
+    ] {
+        let (code, out, err) = run_bounded(
+            &["peer", "--dir", "unused", "--magnet", uri],
+            Duration::from_secs(20),
+        );
+        assert_eq!(code, 2, "{uri}: {err}");
+        assert!(out.is_empty() && err.contains(needle), "{uri}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let (code, _, err) = run_bounded(&["peer", "--dir", "unused"], Duration::from_secs(20));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--torrent") && err.contains("--magnet"),
+        "{err}"
+    );
+    assert!(!Path::new("unused").exists());
 }

@@ -51,6 +51,19 @@ pub struct Resolved {
     pub took: Duration,
 }
 
+impl Resolved {
+    /// A torrent given as a file (`--torrent`), to start the same way.
+    pub fn file(meta: Metainfo, path: &Path) -> Resolved {
+        Resolved {
+            meta,
+            path: path.to_path_buf(),
+            peers: Vec::new(),
+            banned: Vec::new(),
+            took: Duration::ZERO,
+        }
+    }
+}
+
 /// Why a magnet link did not become a torrent.
 #[derive(Debug)]
 pub enum MagnetFetchError {
@@ -102,6 +115,38 @@ pub struct Context<'a> {
     pub shutdown: &'a AtomicBool,
 }
 
+/// The metadata phase of every magnet link, all at once; `None` when the process was stopped
+/// first. Prints `metadata HASH NAME secs=.. saved=PATH` for each; an error names its link.
+pub fn resolve_all(
+    magnets: &[Magnet],
+    cx: &Context,
+) -> Result<Option<Vec<Resolved>>, (InfoHash, MagnetFetchError)> {
+    let results: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (magnets.iter())
+            .map(|m| s.spawn(|| resolve(m, cx)))
+            .collect();
+        handles.into_iter().map(|h| h.join()).collect()
+    });
+    let mut all = Vec::new();
+    for (result, magnet) in results.into_iter().zip(magnets) {
+        let panicked = || MagnetFetchError::Io(io::Error::other("metadata thread panicked"));
+        let resolved = match result.unwrap_or_else(|_| Err(panicked())) {
+            Ok(r) => r,
+            Err(MagnetFetchError::Stopped) => return Ok(None),
+            Err(e) => return Err((magnet.info_hash, e)),
+        };
+        println!(
+            "metadata {} {} secs={:.2} saved={}",
+            resolved.meta.info_hash,
+            resolved.meta.info.name,
+            resolved.took.as_secs_f64(),
+            resolved.path.display()
+        );
+        all.push(resolved);
+    }
+    Ok(Some(all))
+}
+
 /// Resolves a magnet link into a torrent: from the folder when a restart finds it saved,
 /// otherwise from its peers.
 pub fn resolve(magnet: &Magnet, cx: &Context) -> Result<Resolved, MagnetFetchError> {
@@ -132,6 +177,13 @@ pub fn resolve(magnet: &Magnet, cx: &Context) -> Result<Resolved, MagnetFetchErr
         Some(url) => vec![url.to_string()],
         None => magnet.trackers.clone(),
     };
+    if trackers.is_empty() && peers.is_empty() && cx.connect.is_empty() {
+        log::warn!(
+            "{}: the magnet link names no tracker (tr=) or peer (x.pe=) and no --connect was \
+             given: waiting for peers that may never come",
+            magnet.info_hash
+        );
+    }
     let (tx, rx) = crossbeam_channel::bounded(MAX_KNOWN);
     for addr in peers.iter().chain(cx.connect) {
         let _ = tx.try_send(*addr);

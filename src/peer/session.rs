@@ -16,7 +16,7 @@ use crate::peer::choker::DEFAULT_UPLOAD_SLOTS;
 use crate::peer::connection_limits::{ConnectionLimits, DEFAULT_PER_PROCESS, DEFAULT_PER_TORRENT};
 use crate::peer::dial::dial;
 use crate::peer::listener;
-use crate::peer::magnet_fetch::{self, MagnetFetchError};
+use crate::peer::magnet_fetch::{self, MagnetFetchError, Resolved};
 use crate::peer::metadata_peer::Us;
 use crate::peer::peer_feed;
 use crate::peer::peer_manager;
@@ -190,16 +190,27 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
         .map(|p| {
             Metainfo::load(p)
                 .map_err(PeerError::Torrent)
-                .map(|m| Start::file(m, p))
+                .map(|m| Resolved::file(m, p))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let listeners = listener::bind(config.bind, config.port)
         .map_err(|(addr, source)| PeerError::Bind { addr, source })?;
     let local = listeners[0].local_addr().map_err(PeerError::Io)?;
     let peer_id = crate::tracker::protocol::generate_peer_id();
-    match resolve_magnets(&config, peer_id, local.port(), &shutdown)? {
-        Some(resolved) => starts.extend(resolved),
-        None => return Ok(()),
+    let cx = magnet_fetch::Context {
+        dir: &config.dir,
+        us: Us {
+            peer_id,
+            port: local.port(),
+        },
+        tracker: config.tracker.as_deref(),
+        connect: &config.connect,
+        shutdown: &shutdown,
+    };
+    match magnet_fetch::resolve_all(&config.magnets, &cx) {
+        Ok(Some(resolved)) => starts.extend(resolved),
+        Ok(None) => return Ok(()),
+        Err((info_hash, source)) => return Err(PeerError::Magnet { info_hash, source }),
     }
     let limits = Arc::new(RateLimits::new(
         config.max_upload_rate,
@@ -214,11 +225,12 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
     let mut receivers = Vec::new();
     let mut registry = HashMap::new();
     let mut connects = Vec::new();
-    for Start {
+    for Resolved {
         meta,
         path,
         peers,
         banned,
+        ..
     } in starts
     {
         let info_hash = meta.info_hash;
@@ -348,77 +360,6 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
     }
     let _ = acceptor.join();
     outcome
-}
-
-/// A torrent to start: its metainfo, where it came from, peers to dial at start (a magnet
-/// link's `x.pe`) and peers banned before it started (bad metadata).
-struct Start {
-    meta: Metainfo,
-    path: PathBuf,
-    peers: Vec<SocketAddr>,
-    banned: Vec<(SocketAddr, [u8; 20])>,
-}
-
-impl Start {
-    fn file(meta: Metainfo, path: &std::path::Path) -> Start {
-        Start {
-            meta,
-            path: path.to_path_buf(),
-            peers: Vec::new(),
-            banned: Vec::new(),
-        }
-    }
-}
-
-/// The metadata phase of every `--magnet`, all at once; `None` when the process was stopped
-/// first. Prints `metadata <hash> <name> secs=.. saved=<path>` for each.
-fn resolve_magnets(
-    config: &PeerConfig,
-    peer_id: [u8; 20],
-    port: u16,
-    shutdown: &AtomicBool,
-) -> Result<Option<Vec<Start>>, PeerError> {
-    let cx = magnet_fetch::Context {
-        dir: &config.dir,
-        us: Us { peer_id, port },
-        tracker: config.tracker.as_deref(),
-        connect: &config.connect,
-        shutdown,
-    };
-    let results: Vec<_> = std::thread::scope(|s| {
-        let handles: Vec<_> = (config.magnets.iter())
-            .map(|m| s.spawn(|| magnet_fetch::resolve(m, &cx)))
-            .collect();
-        handles.into_iter().map(|h| h.join()).collect()
-    });
-    let mut starts = Vec::new();
-    for (result, magnet) in results.into_iter().zip(&config.magnets) {
-        let resolved = match result.map_err(|_| io::Error::other("metadata thread panicked")) {
-            Ok(Ok(r)) => r,
-            Ok(Err(MagnetFetchError::Stopped)) => return Ok(None),
-            Ok(Err(source)) => {
-                return Err(PeerError::Magnet {
-                    info_hash: magnet.info_hash,
-                    source,
-                });
-            }
-            Err(e) => return Err(PeerError::Io(e)),
-        };
-        println!(
-            "metadata {} {} secs={:.2} saved={}",
-            resolved.meta.info_hash,
-            resolved.meta.info.name,
-            resolved.took.as_secs_f64(),
-            resolved.path.display()
-        );
-        starts.push(Start {
-            meta: resolved.meta,
-            path: resolved.path,
-            peers: resolved.peers,
-            banned: resolved.banned,
-        });
-    }
-    Ok(Some(starts))
 }
 
 /// The main thread's loop: progress, completion lines, and the decision to stop.
