@@ -41,12 +41,13 @@ const EXIT_GRACE: Duration = Duration::from_secs(4);
 /// How a peer is started: these are the `piecemeal peer` flags (the doc comments are their
 /// help text).
 #[derive(Clone, Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).multiple(true).args(["torrents", "magnets"])))]
 pub struct PeerConfig {
     /// The peer's folder (content is read from and written below it).
     #[arg(long)]
     pub dir: PathBuf,
     /// A .torrent file to serve; repeat for several.
-    #[arg(long = "torrent", required_unless_present = "magnets")]
+    #[arg(long = "torrent")]
     pub torrents: Vec<PathBuf>,
     /// A magnet link to download (magnet:?xt=urn:btih:...); repeat for several. Its metadata
     /// is fetched from the link's trackers (tr), peers (x.pe) and --connect peers, saved as
