@@ -162,8 +162,8 @@ def case_pex_to_libtorrent(ctx):
 
 # (group number, name, function, time budget in seconds), as in cases.py
 CASES = [
-    (7, "magnet-libtorrent-seeds", case_magnet_libtorrent_seeds, 60),
-    (7, "magnet-piecemeal-seeds", case_magnet_piecemeal_seeds, 60),
-    (7, "pex-from-libtorrent", case_pex_from_libtorrent, 60),
-    (7, "pex-to-libtorrent", case_pex_to_libtorrent, 60),
+    (8, "magnet-libtorrent-seeds", case_magnet_libtorrent_seeds, 60),
+    (8, "magnet-piecemeal-seeds", case_magnet_piecemeal_seeds, 60),
+    (8, "pex-from-libtorrent", case_pex_from_libtorrent, 60),
+    (8, "pex-to-libtorrent", case_pex_to_libtorrent, 60),
 ]
