@@ -5,8 +5,8 @@
 //! read-only folder, is still seeded); the first write reopens it for writing. The pool lock is
 //! held for the bookkeeping only: opening happens outside it, and the I/O itself runs on an
 //! `Arc<File>` the caller holds, so an evicted handle stays usable by the one I/O in progress
-//! and is closed when that ends. The pool thus holds at most `capacity` handles, plus one for
-//! each I/O that was running on a file when it was evicted.
+//! and is closed when that ends. So at most `capacity` files are open through the pool, plus
+//! at most one per thread that is in the middle of a read, write or sync on an evicted file.
 
 use crate::lock::lock;
 use std::collections::{BTreeMap, HashMap};
@@ -44,9 +44,22 @@ struct Lru {
     open: HashMap<FileKey, Slot>,
     /// Open files by last use, oldest first.
     order: BTreeMap<u64, FileKey>,
+    /// Files being opened outside the lock, whose room is already made.
+    opening: usize,
 }
 
 impl Lru {
+    /// The open handle of `key` if it allows `access`, marked as just used.
+    fn reuse(&mut self, key: FileKey, access: Access) -> Option<Arc<File>> {
+        let slot = self.open.get(&key)?;
+        if access == Access::Write && !slot.writable {
+            return None;
+        }
+        let file = slot.file.clone();
+        self.touch(key);
+        Some(file)
+    }
+
     fn touch(&mut self, key: FileKey) {
         self.tick += 1;
         let tick = self.tick;
@@ -81,27 +94,32 @@ impl FilePool {
     }
 
     /// The handle of `key` (the file at `path`), opened as `access` needs if it is not open
-    /// that way already.
+    /// that way already. Room is made before opening (the least recently used handles are
+    /// dropped), so the pool's handles and the ones being opened never exceed its capacity.
     pub fn get(&self, key: FileKey, path: &Path, access: Access) -> io::Result<Arc<File>> {
         {
             let mut state = lock(&self.state);
-            if let Some(slot) = state.open.get(&key)
-                && (access == Access::Read || slot.writable)
-            {
-                let file = slot.file.clone();
-                state.touch(key);
+            if let Some(file) = state.reuse(key, access) {
                 return Ok(file);
             }
+            if let Some(old) = state.open.remove(&key) {
+                state.order.remove(&old.used);
+            }
+            while state.open.len() + state.opening >= self.capacity {
+                let Some((_, oldest)) = state.order.pop_first() else {
+                    break;
+                };
+                state.open.remove(&oldest);
+            }
+            state.opening += 1;
         }
-        let file = Arc::new(open(path, access)?);
+        let opened = open(path, access);
         let mut state = lock(&self.state);
-        // Another thread may have opened it meanwhile: a writable handle serves both.
-        if let Some(slot) = state.open.get(&key)
-            && (slot.writable || access == Access::Read)
-        {
-            let file = slot.file.clone();
-            state.touch(key);
-            return Ok(file);
+        state.opening -= 1;
+        let file = Arc::new(opened?);
+        // Another thread may have opened it meanwhile: its handle serves if it is good enough.
+        if let Some(theirs) = state.reuse(key, access) {
+            return Ok(theirs);
         }
         if let Some(old) = state.open.remove(&key) {
             state.order.remove(&old.used);
@@ -115,12 +133,6 @@ impl FilePool {
             },
         );
         state.touch(key);
-        while state.open.len() > self.capacity {
-            let Some((_, oldest)) = state.order.pop_first() else {
-                break;
-            };
-            state.open.remove(&oldest);
-        }
         Ok(file)
     }
 
