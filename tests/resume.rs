@@ -66,11 +66,11 @@ fn on_disk_at_start(stderr: &str) -> usize {
 #[test]
 fn sigkill_at_random_moments_never_leaves_a_record_claiming_a_missing_piece() {
     let work = tempfile::tempdir().unwrap();
-    // 16 files: a restart finds some untouched since the record (their pieces are trusted)
-    // and some written to since (theirs are hashed again).
+    // 64 files: a restart finds some untouched since the record (their pieces are trusted)
+    // and some written to since, or just before it (theirs are hashed again).
     let content = work.path().join("seed/kill");
-    for i in 0..16 {
-        noise_file(&content.join(format!("f{i:02}.bin")), 640 << 10, i);
+    for i in 0..64 {
+        noise_file(&content.join(format!("f{i:02}.bin")), 160 << 10, i);
     }
     let torrent = work.path().join("kill.torrent");
     create_torrent(&content, 1 << 15, &torrent);
@@ -181,6 +181,16 @@ fn a_restart_with_a_valid_record_seeds_at_once() {
     let pieces = meta.info.piece_count();
     let (_tracker, url) = tracker();
     let dir = work.path().join("seed");
+    // Files a seeder has held for a while: a file modified within 2 s of a record is hashed
+    // again at start (its timestamp could hide a later write), and these were just made.
+    for file in ["big/a.bin", "big/deep/b.bin"] {
+        std::fs::File::options()
+            .write(true)
+            .open(dir.join(file))
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() - Duration::from_secs(60))
+            .unwrap();
+    }
 
     let (mut first, full) = time_to_seeding(&dir, &torrent, &url);
     assert_eq!(

@@ -4,15 +4,16 @@
 //!
 //! The file is a header line, `piecemeal-resume <SHA-1 of the rest, hex>`, then a JSON body:
 //! `{"version":1,"info_hash":"..","piece_count":N,"pieces":"<bitfield, hex>","files":[{"length":..,
-//! "mtime_ns":..} or null (absent), ..]}`. It is replaced atomically ([`save`]: a temporary file
+//! "mtime_ns":..} or null (absent), ..],"stamped_at_ns":..}`. It is replaced atomically ([`save`]: a temporary file
 //! in the same folder, fsynced, renamed over the old one, then the folder fsynced), so a reader
 //! sees the old record or the new one. A missing, torn (checksum), foreign (another info hash),
 //! other-version or ill-shaped record means a full check ([`CheckPlan::everything`]).
 //!
 //! **Never claim a piece that is not on disk.** The caller ([`crate::peer::resume_saving`])
-//! takes the verified set *after* those pieces' `pwrite`s returned (a piece is marked verified
-//! only once written), then fsyncs the files written since the last record, then saves the
-//! record. A SIGKILL keeps written bytes (they are in the page cache) and leaves either record;
+//! stamps the files, then takes the verified set (a piece is marked verified only once its
+//! `pwrite`s returned), then fsyncs the files written since the last record, then saves the
+//! record. A piece written after the stamps changes its file's modification time, or falls in
+//! the racy window ([`ResumeRecord::is_racy`]), so its file is hashed at the next start. A SIGKILL keeps written bytes (they are in the page cache) and leaves either record;
 //! a power loss cannot lose bytes a record claims, since they were on disk before the record
 //! was renamed in. Pieces written after the record are simply not claimed: their files' stamps
 //! changed, so the pieces touching those files are hashed again at start.
@@ -80,6 +81,8 @@ pub struct ResumeRecord {
     pub pieces: Bitfield,
     /// Each file's stamp when the record was taken, in `info` order.
     pub files: Vec<Option<FileStamp>>,
+    /// When the stamps were taken, nanoseconds since the Unix epoch.
+    pub stamped_at_ns: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -89,6 +92,7 @@ struct Body {
     piece_count: usize,
     pieces: String,
     files: Vec<Option<FileStamp>>,
+    stamped_at_ns: u64,
 }
 
 /// Why a record cannot be used (each means a full check), or could not be written.
@@ -140,6 +144,7 @@ impl ResumeRecord {
             piece_count: self.pieces.len(),
             pieces: hex(self.pieces.as_bytes()),
             files: self.files.clone(),
+            stamped_at_ns: self.stamped_at_ns,
         };
         let json = serde_json::to_vec(&body).expect("a record serialises");
         let sum = sha1_smol::Sha1::from(&json).digest().to_string();
@@ -183,8 +188,32 @@ impl ResumeRecord {
             info_hash: *info_hash,
             pieces,
             files: body.files,
+            stamped_at_ns: body.stamped_at_ns,
         })
     }
+
+    /// Whether a file's recorded stamp is `racy`: modified so shortly before the stamps were
+    /// taken that a later write could have left the same modification time (timestamps tick
+    /// coarsely: a kernel tick on ext4, a second or two on older filesystems). Such a file is
+    /// hashed again at start, however it looks.
+    pub fn is_racy(&self, stamp: &Option<FileStamp>) -> bool {
+        stamp.is_some_and(|s| s.mtime_ns.saturating_add(RACY_NS) > self.stamped_at_ns)
+    }
+
+    /// Whether any file's stamp is racy (a later save, past [`RACY_NS`], would settle it).
+    pub fn has_racy_files(&self) -> bool {
+        self.files.iter().any(|s| self.is_racy(s))
+    }
+}
+
+/// How recent a modification (before the stamps were taken) makes a file's stamp racy.
+pub const RACY_NS: u64 = 2_000_000_000;
+
+/// The current time for [`ResumeRecord::stamped_at_ns`].
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// Where the record of torrent `info_hash` lives in the peer folder `dir`.
@@ -200,12 +229,12 @@ pub fn load(path: &Path, info_hash: &InfoHash, info: &Info) -> Result<ResumeReco
 }
 
 /// The start-up check for files whose stamps are `now`: trust the record's pieces except those
-/// touching a file whose stamp changed, which are hashed again.
+/// touching a file whose stamp changed or was racy, which are hashed again.
 pub fn plan(record: &ResumeRecord, now: &[Option<FileStamp>], info: &Info) -> CheckPlan {
     let mut to_hash = Bitfield::new(info.piece_count());
     let mut offset = 0u64;
     for ((entry, then), now) in info.files.iter().zip(&record.files).zip(now) {
-        if then != now && entry.length > 0 {
+        if (then != now || record.is_racy(then)) && entry.length > 0 {
             let first = offset / info.piece_length;
             let last = (offset + entry.length - 1) / info.piece_length;
             for index in first..=last {

@@ -37,6 +37,7 @@ fn record(info_hash: InfoHash) -> ResumeRecord {
         info_hash,
         pieces: Bitfield::with_pieces(4, &[0, 1, 3]),
         files: vec![stamp(20, 5), stamp(0, 6), stamp(30, 7)],
+        stamped_at_ns: 7 + RACY_NS,
     }
 }
 
@@ -150,6 +151,7 @@ fn a_matching_record_skips_hashing_and_a_touched_file_is_hashed_again() {
         info_hash: hash,
         pieces: storage.verify(&info),
         files: storage.stamps(),
+        stamped_at_ns: now_ns() + RACY_NS,
     };
     assert_eq!(rec.pieces.ones().collect::<Vec<_>>(), vec![0, 1, 3]);
     // Damage piece 0 but put f0's modification time back: the record is trusted as it stands,
@@ -180,4 +182,23 @@ fn a_matching_record_skips_hashing_and_a_touched_file_is_hashed_again() {
         storage.check(&info, &checking).ones().collect::<Vec<_>>(),
         vec![1, 3]
     );
+}
+
+#[test]
+fn a_file_modified_just_before_the_stamps_is_hashed_again() {
+    let (info, hash, _) = torrent();
+    let mut rec = record(hash);
+    assert!(!rec.has_racy_files());
+    // Every file was modified within the racy window before the stamps: a write just after
+    // them could have left the same modification time, so all are hashed, stamps unchanged.
+    rec.stamped_at_ns = 7 + 1_000_000;
+    assert!(rec.has_racy_files());
+    let plan = plan(&rec, &rec.files, &info);
+    assert_eq!(plan.to_hash.ones().collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+    // With f0 modified long before, only f2 is racy (f1 is empty): piece 0 stays trusted.
+    rec.files[0] = stamp(20, 0);
+    rec.stamped_at_ns = RACY_NS + 1;
+    let plan = super::plan(&rec, &rec.files, &info);
+    assert_eq!(plan.to_hash.ones().collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(plan.trusted.ones().collect::<Vec<_>>(), vec![0]);
 }
