@@ -4,4 +4,4 @@ pub mod storage;
 mod verify;
 
 pub use storage::{Storage, StorageError};
-pub use verify::piece_matches;
+pub use verify::{check, piece_matches, stored_piece_matches};

@@ -9,7 +9,6 @@
 //! nor cut at open: it is opened if it exists, and created (sparse, empty up to the bytes
 //! written) only when a piece it shares with a wanted file is written.
 
-use super::piece_matches;
 use crate::bitfield::Bitfield;
 use crate::metainfo::Info;
 use std::fmt;
@@ -156,17 +155,27 @@ impl Storage {
     /// file not yet fully written) are an error, so only data on disk is ever served.
     pub fn read(&self, index: u32, begin: u32, len: u32) -> Result<Vec<u8>, StorageError> {
         let mut out = vec![0u8; len as usize];
-        let start = index as u64 * self.piece_length + begin as u64;
-        self.each_span(start, len as u64, "read", |file, offset, range| {
-            let file = file.handle.get().ok_or(io::ErrorKind::NotFound)?;
-            file.read_exact_at(&mut out[range], offset)
-        })?;
+        self.read_into(index, begin, &mut out)?;
         Ok(out)
     }
 
-    /// Writes a whole (verified) piece into the files it spans.
+    /// [`read`](Self::read) into `out` (as many bytes as it holds).
+    pub fn read_into(&self, index: u32, begin: u32, out: &mut [u8]) -> Result<(), StorageError> {
+        let start = index as u64 * self.piece_length + begin as u64;
+        self.each_span(start, out.len() as u64, "read", |file, offset, range| {
+            let file = file.handle.get().ok_or(io::ErrorKind::NotFound)?;
+            file.read_exact_at(&mut out[range], offset)
+        })
+    }
+
+    /// Writes a whole piece into the files it spans.
     pub fn write_piece(&self, index: u32, data: &[u8]) -> Result<(), StorageError> {
-        let start = index as u64 * self.piece_length;
+        self.write(index, 0, data)
+    }
+
+    /// Writes `data` at `begin` within piece `index`, into the files it spans.
+    pub fn write(&self, index: u32, begin: u32, data: &[u8]) -> Result<(), StorageError> {
+        let start = index as u64 * self.piece_length + begin as u64;
         self.each_span(start, data.len() as u64, "write", |file, offset, range| {
             let handle = match file.handle.get() {
                 Some(handle) => handle,
@@ -205,17 +214,9 @@ impl Storage {
 
     /// Hashes every piece on disk and returns the set that matches `info`. Pieces whose bytes
     /// are missing (short or absent files) are simply not in the set.
+    /// Hashed with every core: see [`check`](super::verify::check).
     pub fn verify(&self, info: &Info) -> Bitfield {
-        let mut have = Bitfield::new(info.piece_count());
-        for index in 0..info.piece_count() {
-            let size = info.piece_size(index) as u32;
-            if let Ok(data) = self.read(index as u32, 0, size)
-                && piece_matches(info, index, &data)
-            {
-                have.set(index);
-            }
-        }
-        have
+        super::verify::check(self, info, &Bitfield::full(info.piece_count()))
     }
 
     /// Total bytes of the torrent.
@@ -264,6 +265,7 @@ fn create(path: &Path) -> Result<File, StorageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::disk::piece_matches;
     use crate::metainfo::FileEntry;
 
     fn info_for(content: &[&[u8]], piece_length: u64) -> (Info, Vec<u8>) {

@@ -14,6 +14,7 @@ use crate::peer::announcing::AnnounceTask;
 use crate::peer::choker::DEFAULT_UPLOAD_SLOTS;
 use crate::peer::connection_limits::{ConnectionLimits, DEFAULT_PER_PROCESS, DEFAULT_PER_TORRENT};
 use crate::peer::dial::dial;
+use crate::peer::hash_pool::HashPool;
 use crate::peer::listener;
 use crate::peer::peer_manager;
 use crate::peer::picker::Picker;
@@ -183,6 +184,7 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
         config.max_connections_per_torrent,
         config.max_connections,
     ));
+    let hashers = HashPool::start().map_err(PeerError::Io)?;
     let mut torrents = Vec::new();
     let mut receivers = Vec::new();
     let mut registry = HashMap::new();
@@ -196,7 +198,7 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
         })?;
         let storage =
             Storage::open_selected(&meta.info, &config.dir, &files).map_err(PeerError::Storage)?;
-        // Resume: only pieces whose hash matches what is on disk count as ours.
+        // Resume: only pieces whose hash matches what is on disk count as ours (every core hashes).
         let have = storage.verify(&meta.info);
         let wanted = selection::wanted_pieces(&meta.info, &files);
         log::info!(
@@ -219,6 +221,7 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
             .with_connection_limits(connection_limits.clone()),
         );
         connection_limits.register(&torrent);
+        hashers.attach(&torrent);
         torrent.peers.set_upload_slots(config.upload_slots);
         if registry.insert(info_hash, torrent.clone()).is_some() {
             return Err(PeerError::DuplicateTorrent(path.clone()));

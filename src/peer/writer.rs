@@ -89,6 +89,19 @@ impl Outbox {
         self.push(Item::Message(message));
     }
 
+    /// Queues messages under one lock, with one wake-up of the writer; whether there were any.
+    pub fn send_all(&self, messages: impl IntoIterator<Item = Message>) -> bool {
+        let mut queue = lock(&self.queue);
+        let before = queue.items.len();
+        queue.items.extend(messages.into_iter().map(Item::Message));
+        let any = queue.items.len() > before;
+        drop(queue);
+        if any {
+            self.changed.notify_all();
+        }
+        any
+    }
+
     /// Queues a block to serve; `false` (and nothing queued) when [`MAX_QUEUED_BLOCKS`] are
     /// waiting already.
     pub fn serve(&self, request: BlockRequest) -> bool {
@@ -283,12 +296,20 @@ fn write_batch(
                         return Ok(());
                     }
                 }
-                match torrent.storage.read(index, begin, length) {
-                    Ok(data) => {
-                        Message::Piece { index, begin, data }.encode_into(buf);
-                        served += length as u64;
+                // Read from disk straight behind the message's header: no copy in between.
+                let start = buf.len();
+                buf.extend_from_slice(&(9 + length).to_be_bytes());
+                buf.push(7); // `piece`
+                buf.extend_from_slice(&index.to_be_bytes());
+                buf.extend_from_slice(&begin.to_be_bytes());
+                buf.resize(buf.len() + length as usize, 0);
+                let data = buf.len() - length as usize..;
+                match torrent.storage.read_into(index, begin, &mut buf[data]) {
+                    Ok(()) => served += length as u64,
+                    Err(e) => {
+                        buf.truncate(start);
+                        log::warn!("{}: {e}", torrent.meta.info.name);
                     }
-                    Err(e) => log::warn!("{}: {e}", torrent.meta.info.name),
                 }
             }
         }

@@ -8,7 +8,7 @@ peers=ip:port=bytes,...`) it can also stand in for piecemeal during the
 harness's --self-check, which validates the harness against real programs only.
 
     lt_peer.py peer --dir DIR --torrent FILE [--port N] [--tracker URL]
-                    [--connect IP:PORT ...] [--exit-when-done] [--internet]
+                    [--connect IP:PORT ...] [--exit-when-done] [--internet] [--high-performance]
     lt_peer.py show FILE.torrent          (prints `Hash: <hex>` like piecemeal show)
     lt_peer.py create PATH --announce URL --output FILE [--piece-length BYTES]
 
@@ -49,11 +49,12 @@ def log(msg):
     print(f"[lt_peer {time.monotonic():.2f}] {msg}", file=sys.stderr, flush=True)
 
 
-def session_for(bind, port, internet=False):
+def session_for(bind, port, internet=False, fast=False):
     """A loopback-only libtorrent session with nothing that could leave the machine.
 
     With `internet`, loopback peers are not in libtorrent's "local" peer class (never choked,
     no rate limits, its own queueing) but in the global one, as peers on the internet are.
+    With `fast`, libtorrent's high-performance preset (`high_performance_seed`) comes first.
     """
     mask = (
         lt.alert.category_t.error_notification
@@ -65,8 +66,10 @@ def session_for(bind, port, internet=False):
         # alone misses peers that disconnect the instant we complete.
         | lt.alert.category_t.block_progress_notification
     )
+    preset = lt.high_performance_seed() if fast else {}
     ses = lt.session(
         {
+            **preset,
             "listen_interfaces": f"{bind}:{port}",
             "outgoing_interfaces": bind,
             "enable_dht": False,
@@ -142,7 +145,7 @@ def cmd_peer(args):
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    ses = session_for(args.bind, args.port, args.internet)
+    ses = session_for(args.bind, args.port, args.internet, args.high_performance)
     port = wait_listening(ses, time.monotonic() + 10)
     print(f"listening on {args.bind}:{port}", flush=True)
 
@@ -275,6 +278,7 @@ def main():
     p.add_argument("--connect", action="append", default=[])
     p.add_argument("--exit-when-done", action="store_true")
     p.add_argument("--internet", action="store_true", help="treat loopback peers as internet peers")
+    p.add_argument("--high-performance", action="store_true", help="libtorrent's high-performance preset")
     s = sub.add_parser("show")
     s.add_argument("torrent")
     k = sub.add_parser("check")
