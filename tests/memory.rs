@@ -49,6 +49,7 @@ fn a_leecher_fetching_16_mib_pieces_from_four_seeders_stays_small() {
     let mut client = peer(&client_dir, &[&torrent], &extra);
     let line = client.wait_for("complete", Duration::from_secs(120));
     let peak = peak_rss_mib(client.child.id());
+    eprintln!("leecher peak RSS: {peak:.1} MiB");
     let sources = support::field(&line, "peers").split(',').count();
     assert!(
         sources >= 2,
