@@ -1,6 +1,6 @@
 //! The threads that hash written pieces, one per core, shared by every torrent of the process.
 //!
-//! A connection that wrote a piece's last block hands the piece over ([`HashQueue::submit`])
+//! A connection that wrote a piece's last block hands the piece over (`HashQueue::submit`)
 //! and goes back to reading its socket, so one fast connection keeps every core busy: the
 //! connection thread receives and writes, the pool hashes. A job is a few bytes (the piece is
 //! read back from the files, see [`piece_sink`](crate::peer::piece_sink)), so the queue is

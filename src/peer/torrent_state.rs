@@ -100,6 +100,8 @@ pub struct TorrentState {
     pub shutdown: Arc<AtomicBool>,
     /// Pieces in the order they were verified; connections send `have` for new entries.
     have_log: RwLock<Vec<u32>>,
+    /// The have log's length, so a connection that is up to date takes no lock per message.
+    have_log_len: AtomicUsize,
     /// Bytes served to other peers.
     pub uploaded: AtomicU64,
     /// Verified bytes fetched by this process (not counting discarded copies).
@@ -157,6 +159,7 @@ impl TorrentState {
             peer_id,
             shutdown,
             have_log: RwLock::new(Vec::new()),
+            have_log_len: AtomicUsize::new(0),
             uploaded: AtomicU64::new(0),
             downloaded: AtomicU64::new(0),
             left_at_start,
@@ -219,6 +222,9 @@ impl TorrentState {
 
     /// Pieces verified since `from` in the have log, and the new position.
     pub fn haves_since(&self, from: usize) -> (Vec<u32>, usize) {
+        if self.have_log_len.load(Ordering::SeqCst) == from {
+            return (Vec::new(), from);
+        }
         let log = read(&self.have_log);
         (log[from.min(log.len())..].to_vec(), log.len())
     }
@@ -294,7 +300,10 @@ impl TorrentState {
         // `left` drops before the have log grows and before `Completed` is sent, so the
         // `completed` announce (and any announce after it) carries the true figure.
         self.left.fetch_sub(size, Ordering::SeqCst);
-        write(&self.have_log).push(index);
+        let mut log = write(&self.have_log);
+        log.push(index);
+        self.have_log_len.store(log.len(), Ordering::SeqCst);
+        drop(log);
         self.downloaded.fetch_add(size, Ordering::SeqCst);
         let link = self.connected.link_of(from);
         let mut stats = lock(&self.stats);

@@ -30,7 +30,7 @@ use crate::peer::torrent_state::TorrentState;
 use crate::wire::{MAX_BLOCK, Message};
 use std::collections::VecDeque;
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
@@ -71,6 +71,8 @@ pub struct Outbox {
     changed: Condvar,
     /// Block bytes written so far (the peer manager's upload rate).
     sent: AtomicU64,
+    /// Set with `Queue::failed`, so the loop checks for a failure without the lock.
+    failing: AtomicBool,
 }
 
 impl Outbox {
@@ -152,6 +154,9 @@ impl Outbox {
 
     /// Why the writer stopped, if it failed (taken once).
     pub fn take_failure(&self) -> Option<io::Error> {
+        if !self.failing.load(Ordering::Acquire) {
+            return None;
+        }
         lock(&self.queue).failure.take()
     }
 
@@ -229,6 +234,7 @@ impl Outbox {
         let mut queue = lock(&self.queue);
         queue.finished = true;
         queue.failed = failure.is_some();
+        self.failing.store(queue.failed, Ordering::Release);
         queue.failure = failure;
         drop(queue);
         self.changed.notify_all();
