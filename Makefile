@@ -27,8 +27,10 @@ lab-test: build
 	bash tests/lab/install.sh
 	python3 tests/lab/lab_test.py --bin $(BIN)
 
+# 1 GiB, one seeder -> one leecher: piecemeal and libtorrent side by side (scripts/bench_transfer.py).
 bench: build
-	$(CARGO) bench --bench transfer
+	bash tests/interop/install.sh
+	python3 scripts/bench_transfer.py --bin $(BIN)
 
 # piecemeal and libtorrent swarms against the Kurose-Ross bound; plots in $(BENCH_SWARM_OUT).
 BENCH_SWARM_OUT := $(or $(CARGO_TARGET_DIR),target)/bench-swarm

@@ -8,4 +8,4 @@ mod verify;
 
 pub use file_pool::FilePool;
 pub use storage::{Storage, StorageError};
-pub use verify::piece_matches;
+pub use verify::{check, piece_matches, stored_piece_matches};

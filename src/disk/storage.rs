@@ -13,7 +13,6 @@
 //! only when a piece it shares with a wanted file is written.
 
 use super::file_pool::{Access, DEFAULT_MAX_OPEN_FILES, FilePool};
-use super::piece_matches;
 use super::resume::{CheckPlan, FileStamp};
 use crate::bitfield::Bitfield;
 use crate::metainfo::Info;
@@ -162,17 +161,27 @@ impl Storage {
     /// file not yet fully written) are an error, so only data on disk is ever served.
     pub fn read(&self, index: u32, begin: u32, len: u32) -> Result<Vec<u8>, StorageError> {
         let mut out = vec![0u8; len as usize];
-        let start = index as u64 * self.piece_length + begin as u64;
-        self.each_span(start, len as u64, "read", |file, offset, range| {
-            self.handle(file, Access::Read)?
-                .read_exact_at(&mut out[range], offset)
-        })?;
+        self.read_into(index, begin, &mut out)?;
         Ok(out)
     }
 
-    /// Writes a whole (verified) piece into the files it spans.
+    /// [`read`](Self::read) into `out` (as many bytes as it holds).
+    pub fn read_into(&self, index: u32, begin: u32, out: &mut [u8]) -> Result<(), StorageError> {
+        let start = index as u64 * self.piece_length + begin as u64;
+        self.each_span(start, out.len() as u64, "read", |file, offset, range| {
+            self.handle(file, Access::Read)?
+                .read_exact_at(&mut out[range], offset)
+        })
+    }
+
+    /// Writes a whole piece into the files it spans.
     pub fn write_piece(&self, index: u32, data: &[u8]) -> Result<(), StorageError> {
-        let start = index as u64 * self.piece_length;
+        self.write(index, 0, data)
+    }
+
+    /// Writes `data` at `begin` within piece `index`, into the files it spans.
+    pub fn write(&self, index: u32, begin: u32, data: &[u8]) -> Result<(), StorageError> {
+        let start = index as u64 * self.piece_length + begin as u64;
         self.each_span(start, data.len() as u64, "write", |file, offset, range| {
             self.handle(file, Access::Write)?
                 .write_all_at(&data[range], offset)?;
@@ -203,23 +212,18 @@ impl Storage {
         Ok(())
     }
 
-    /// Hashes every piece on disk and returns the set that matches `info`. Pieces whose bytes
-    /// are missing (short or absent files) are simply not in the set.
+    /// Hashes every piece on disk (with every core) and returns the set that matches `info`.
+    /// Pieces whose bytes are missing (short or absent files) are simply not in the set.
     pub fn verify(&self, info: &Info) -> Bitfield {
         self.check(info, &CheckPlan::everything(info.piece_count()))
     }
 
-    /// The start-up check: hashes the pieces `plan` lists to hash and returns those that match,
-    /// with the ones `plan` already trusts (from a resume record).
+    /// The start-up check: hashes (with every core) the pieces `plan` lists to hash and returns
+    /// those that match, with the ones `plan` already trusts (from a resume record).
     pub fn check(&self, info: &Info, plan: &CheckPlan) -> Bitfield {
-        let mut have = plan.trusted.clone();
-        for index in plan.to_hash.ones() {
-            let size = info.piece_size(index) as u32;
-            if let Ok(data) = self.read(index as u32, 0, size)
-                && piece_matches(info, index, &data)
-            {
-                have.set(index);
-            }
+        let mut have = super::verify::check(self, info, &plan.to_hash);
+        for index in plan.trusted.ones() {
+            have.set(index);
         }
         have
     }
@@ -303,6 +307,7 @@ fn prepare(path: &Path, length: u64) -> Result<(), StorageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::disk::piece_matches;
     use crate::metainfo::FileEntry;
 
     fn info_for(content: &[&[u8]], piece_length: u64) -> (Info, Vec<u8>) {

@@ -20,10 +20,10 @@ use crate::peer::fast::{self, Answer, Fast};
 use crate::peer::peer_manager::PeerSlot;
 use crate::peer::pipeline::{BlockRequest, Pipeline};
 use crate::peer::snub::{self, Snub, Verdict};
-use crate::peer::torrent_state::{Stored, TorrentState};
+use crate::peer::torrent_state::{HASH_STRIKES, TorrentState};
 use crate::peer::window::DEFAULT_PEER_REQQ;
 use crate::peer::writer::{self, MAX_QUEUED_BLOCKS, Outbox};
-use crate::wire::{Handshake, MAX_BLOCK, Message, MessageReader, max_message_len};
+use crate::wire::{Frame, Handshake, MAX_BLOCK, Message, MessageReader, max_message_len};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -39,8 +39,6 @@ const IDLE_LIMIT: Duration = Duration::from_secs(150);
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(20);
 /// After a clean end, how long the last queued messages may take to go out.
 const LINGER: Duration = Duration::from_secs(1);
-/// Pieces failing their hash from one peer before it is dropped and banned.
-const HASH_STRIKES: u32 = 3;
 
 /// Who writes what the loop queues.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -68,7 +66,9 @@ struct Conn<'a, S> {
     interest_stale: bool,
     pipeline: Pipeline,
     have_pos: usize,
-    hash_failures: u32,
+    /// The torrent's [`strike_count`](TorrentState::strike_count) when this peer's strikes
+    /// were last looked up.
+    strikes_seen: usize,
     last_received: Instant,
     last_sent: Instant,
     /// Whether the peer leaves our requests unanswered ([`snub`]).
@@ -166,7 +166,7 @@ fn run_loop<S: Read + Write>(
         interest_stale: true,
         pipeline: Pipeline::new(DEFAULT_PEER_REQQ),
         have_pos: 0,
-        hash_failures: 0,
+        strikes_seen: 0,
         last_received: Instant::now(),
         last_sent: Instant::now(),
         snub: Snub::new(snub::timeout()),
@@ -223,8 +223,13 @@ impl<S: Read + Write> Conn<'_, S> {
                 }
                 self.throttled_until = None;
             }
-            match reader.read(&mut self.stream) {
-                Ok(message) => {
+            match reader.read_frame(&mut self.stream) {
+                Ok(Frame::Block { index, begin, data }) => {
+                    self.last_received = Instant::now();
+                    self.receive(index, begin, data)?;
+                    self.throttle(data.len());
+                }
+                Ok(Frame::Message(message)) => {
                     self.last_received = Instant::now();
                     self.handle(message)?;
                 }
@@ -244,8 +249,14 @@ impl<S: Read + Write> Conn<'_, S> {
     }
 
     fn queue(&mut self, message: Message) {
-        self.outbox.send(message);
-        self.last_sent = Instant::now();
+        self.queue_all([message]);
+    }
+
+    /// Queues messages with one lock and one wake-up of the writer.
+    fn queue_all(&mut self, messages: impl IntoIterator<Item = Message>) {
+        if self.outbox.send_all(messages) {
+            self.last_sent = Instant::now();
+        }
     }
 
     /// Reports a failed write; writes what is queued when the loop writes inline.
@@ -295,6 +306,7 @@ impl<S: Read + Write> Conn<'_, S> {
         if self.last_sent.elapsed() > KEEPALIVE_EVERY {
             self.queue(Message::KeepAlive);
         }
+        self.check_strikes()?;
         self.flush()
     }
 
@@ -337,9 +349,15 @@ impl<S: Read + Write> Conn<'_, S> {
                 let Some(index) = self.torrent.picker.take(from, &holding) else {
                     break;
                 };
-                let size = self.torrent.meta.info.piece_size(index as usize) as u32;
-                self.pipeline.add_piece(index, size);
+                // Not handed to us again in this refill, whether we keep it or not.
                 holding.push(index);
+                let Some(epoch) = self.torrent.sink.epoch(index) else {
+                    // An endgame copy of a piece being hashed: nothing left to fetch.
+                    self.torrent.picker.put_back(index);
+                    continue;
+                };
+                let size = self.torrent.meta.info.piece_size(index as usize) as u32;
+                self.pipeline.add_piece(index, size, epoch);
             }
         }
         let now = Instant::now();
@@ -347,13 +365,11 @@ impl<S: Read + Write> Conn<'_, S> {
         if !requests.is_empty() {
             self.snub.on_requests(now);
         }
-        for r in requests {
-            self.queue(Message::Request {
-                index: r.index,
-                begin: r.begin,
-                length: r.length,
-            });
-        }
+        self.queue_all(requests.into_iter().map(|r| Message::Request {
+            index: r.index,
+            begin: r.begin,
+            length: r.length,
+        }));
     }
 
     /// Charges `bytes` received to the download limits and holds further reads until they
@@ -365,6 +381,22 @@ impl<S: Read + Write> Conn<'_, S> {
             self.last_received += wait;
             self.snub.excuse(wait);
         }
+    }
+
+    /// Ends the connection once pieces with this peer's blocks in them failed their hash
+    /// [`HASH_STRIKES`] times (the hashing counts the strikes), banning the peer.
+    fn check_strikes(&mut self) -> Result<(), ConnError> {
+        let count = self.torrent.strike_count();
+        if count == self.strikes_seen {
+            return Ok(());
+        }
+        self.strikes_seen = count;
+        let strikes = self.torrent.strikes(self.remote);
+        if strikes < HASH_STRIKES {
+            return Ok(());
+        }
+        self.torrent.ban(self.remote, self.remote_id);
+        Err(ConnError::BadPieces(strikes))
     }
 
     fn handle(&mut self, message: Message) -> Result<(), ConnError> {
@@ -492,9 +524,13 @@ impl<S: Read + Write> Conn<'_, S> {
         self.flush()
     }
 
+    /// A block arrived: one we asked for is written straight to its place on disk (the only
+    /// copy of it we make), and a piece whose last block this was goes to be hashed.
     fn receive(&mut self, index: u32, begin: u32, data: &[u8]) -> Result<(), ConnError> {
         let in_flight = self.pipeline.in_flight();
-        let done = self.pipeline.on_block(index, begin, data, Instant::now());
+        let landed = self
+            .pipeline
+            .on_block(index, begin, data.len(), Instant::now());
         // Only a block we asked for shows the peer is answering: junk must not keep a snubbing
         // peer's requests (and the pieces behind them) alive.
         if self.pipeline.in_flight() < in_flight {
@@ -507,28 +543,28 @@ impl<S: Read + Write> Conn<'_, S> {
             }
             self.release_stalled();
         }
-        let Some((index, piece)) = done else {
+        let Some(landed) = landed else {
             return Ok(());
         };
-        match self.torrent.store_piece(index, &piece, self.remote) {
-            Ok(Stored::Verified) | Ok(Stored::Duplicate) => Ok(()),
-            Ok(Stored::HashMismatch) => {
-                self.hash_failures += 1;
-                log::warn!(
-                    "{}: piece {index} from {} failed its hash ({} so far)",
-                    self.torrent.meta.info.name,
-                    self.remote,
-                    self.hash_failures
-                );
-                if self.hash_failures >= HASH_STRIKES {
-                    self.torrent.ban(self.remote, self.remote_id);
-                    return Err(ConnError::BadPieces(self.hash_failures));
-                }
-                Ok(())
+        let first_from = landed.first.then_some(self.remote);
+        if !self
+            .torrent
+            .write_block(index, landed.epoch, begin, data, first_from)
+        {
+            // Closed under us (another copy is being hashed, or failed and reopened), or the
+            // disk failed: the piece is not ours to finish.
+            if landed.done {
+                self.torrent.picker.put_back(index);
+            } else {
+                self.give_up(index);
             }
-            // The torrent has recorded the failure and stops downloading; keep serving.
-            Err(_) => Ok(()),
+            return Ok(());
         }
+        if landed.done {
+            self.torrent.piece_written(index, landed.epoch, self.remote);
+            self.check_strikes()?;
+        }
+        Ok(())
     }
 }
 

@@ -40,24 +40,32 @@
 //! # Piece states
 //!
 //! ```text
-//!              take                                        finish (first verified copy)
-//!   missing ──────────────▶ in flight ───────────────────────────────────────────▶ verified
-//!   (queued) ◀──────────────  (held by 1 connection,                                (in `have`
-//!              put_back by     2 at most in the endgame)                             for good)
-//!              the last holder
+//!              take                 last block written         finish (hash matched)
+//!   missing ──────────────▶ in flight ──────────────▶ hashing ──────────────────▶ verified
+//!   (queued) ◀──────────────  (held by 1 connection,   (closed to writes,          (in `have`
+//!              put_back by     2 at most in the        queued for a hash           for good)
+//!              the last holder endgame)                thread)
+//!                ◀──────────────────────────────────────────┘ put_back (hash failed)
 //! ```
+//!
+//! Hashing is still "in flight" to the picker: the connection that wrote the last block keeps
+//! its hold, and the hash thread lets go for it ([`Picker::finish`] or [`Picker::put_back`]).
+//! So a piece being hashed is neither queued (missing) nor in `have` (verified), and is not
+//! lost if its hash fails. Which pieces take block writes (and which are closed while hashed
+//! or for good) is kept beside this, in [`piece_sink`](crate::peer::piece_sink).
 //!
 //! - missing → in flight: [`Picker::take`] hands a queued piece to one connection. Only once
 //!   the queue is empty (the endgame) may a piece already in flight be handed out again, up to
 //!   two holders, so one slow peer cannot hold back the end of a download. The caller says
 //!   which pieces it holds, and is never handed one of those again.
 //! - in flight → missing: [`Picker::put_back`], by each holder that lets go: the piece failed its
-//!   hash or could not be written ([`TorrentState::store_piece`]), or the connection ended for
+//!   hash ([`TorrentState::verify_written`], on a hash thread) or a block could not be written,
+//!   or another holder closed it for hashing first, or the connection ended for
 //!   any reason (its [`Pipeline`](crate::peer::pipeline::Pipeline) pieces go back in
 //!   [`connection::run`]), or was choked (a choking peer must not hold pieces until it
 //!   unchokes). It is queued again only when its last holder let go.
-//! - in flight → verified: [`Picker::finish`], after the piece verified and was written. Only
-//!   the first copy counts (`finish` returns `true` once); [`TorrentState::store_piece`] then
+//! - in flight → verified: [`Picker::finish`], after the piece was written and its hash
+//!   matched. Only the first copy counts (`finish` returns `true` once); [`TorrentState::verify_written`] then
 //!   adds it to the have log. Other holders drop their copy when they see it there (a
 //!   `put_back` that does not queue a verified piece) or find it a duplicate when it arrives.
 //!
@@ -76,7 +84,7 @@
 //! The state sits behind one mutex, taken for single steps only (see the lock rules in
 //! [`torrent_state`](crate::peer::torrent_state)).
 //!
-//! [`TorrentState::store_piece`]: crate::peer::torrent_state::TorrentState::store_piece
+//! [`TorrentState::verify_written`]: crate::peer::torrent_state::TorrentState::verify_written
 //! [`connection::run`]: crate::peer::connection::run
 
 use crate::bitfield::Bitfield;

@@ -1,6 +1,10 @@
 //! The request pipeline of one connection: which blocks of which pieces are asked for, which
 //! have arrived, and when a piece is whole and ready to verify.
 //!
+//! It keeps no piece data: each block is written to its place on disk as it arrives (see
+//! [`piece_sink`](crate::peer::piece_sink)), so a piece in flight costs a few bytes per block
+//! here whatever its size.
+//!
 //! What counts is the number of requests in flight, not the number of pieces: the connection
 //! keeps [`Window::target`] requests outstanding (sized from the peer's measured rate, see
 //! [`window`](crate::peer::window)), asking for the blocks of the pieces it holds oldest piece
@@ -22,7 +26,9 @@ enum Block {
 
 struct PartialPiece {
     index: u32,
-    data: Vec<u8>,
+    size: u32,
+    /// The piece's write epoch when this connection took it (see [`Landed::epoch`]).
+    epoch: u32,
     blocks: Vec<Block>,
     received: usize,
 }
@@ -37,7 +43,7 @@ impl PartialPiece {
         BlockRequest {
             index: self.index,
             begin,
-            length: BLOCK_SIZE.min(self.data.len() as u32 - begin),
+            length: BLOCK_SIZE.min(self.size - begin),
         }
     }
 }
@@ -51,6 +57,17 @@ pub struct BlockRequest {
     pub begin: u32,
     /// Bytes asked for.
     pub length: u32,
+}
+
+/// A requested block that arrived, as [`Pipeline::on_block`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Landed {
+    /// The epoch given to [`Pipeline::add_piece`], for the write.
+    pub epoch: u32,
+    /// The first block of the piece this connection received.
+    pub first: bool,
+    /// The last one: the piece is whole and no longer held here.
+    pub done: bool,
 }
 
 /// The pieces one connection is fetching.
@@ -94,13 +111,14 @@ impl Pipeline {
         self.in_flight + self.missing < self.target()
     }
 
-    /// Starts fetching piece `index` of `size` bytes.
-    pub fn add_piece(&mut self, index: u32, size: u32) {
+    /// Starts fetching piece `index` of `size` bytes, taken at write epoch `epoch`.
+    pub fn add_piece(&mut self, index: u32, size: u32, epoch: u32) {
         let count = size.div_ceil(BLOCK_SIZE) as usize;
         self.missing += count;
         self.pieces.push(PartialPiece {
             index,
-            data: vec![0; size as usize],
+            size,
+            epoch,
             blocks: vec![Block::Missing; count],
             received: 0,
         });
@@ -135,39 +153,36 @@ impl Pipeline {
         out
     }
 
-    /// Stores a received block (arriving at `now`). Returns the whole piece when this was its
-    /// last block. Blocks nobody asked for (late after a choke, or from a confused peer) are
-    /// ignored.
-    pub fn on_block(
-        &mut self,
-        index: u32,
-        begin: u32,
-        data: &[u8],
-        now: Instant,
-    ) -> Option<(u32, Vec<u8>)> {
+    /// Records a received block of `len` bytes (arriving at `now`); `None` for a block nobody
+    /// asked for (late after a choke, or from a confused peer, or of the wrong length), which
+    /// the caller drops. A piece whose last block this was is no longer held.
+    pub fn on_block(&mut self, index: u32, begin: u32, len: usize, now: Instant) -> Option<Landed> {
         let pos = self.pieces.iter().position(|p| p.index == index)?;
         let piece = &mut self.pieces[pos];
         let slot = begin
             .is_multiple_of(BLOCK_SIZE)
             .then_some((begin / BLOCK_SIZE) as usize)?;
-        let expected = BLOCK_SIZE.min((piece.data.len() as u32).saturating_sub(begin)) as usize;
+        let expected = BLOCK_SIZE.min(piece.size.saturating_sub(begin)) as usize;
         let Some(&Block::Requested(asked)) = piece.blocks.get(slot) else {
             return None;
         };
-        if data.len() != expected {
+        if len != expected {
             return None;
         }
-        piece.data[begin as usize..begin as usize + expected].copy_from_slice(data);
         piece.blocks[slot] = Block::Received;
         piece.received += 1;
         self.in_flight -= 1;
         self.window
             .on_block(expected, now.saturating_duration_since(asked), now);
-        if piece.received < piece.blocks.len() {
-            return None;
+        let landed = Landed {
+            epoch: piece.epoch,
+            first: piece.received == 1,
+            done: piece.received == piece.blocks.len(),
+        };
+        if landed.done {
+            self.pieces.remove(pos);
         }
-        let piece = self.pieces.remove(pos);
-        Some((piece.index, piece.data))
+        Some(landed)
     }
 
     /// The peer choked us: it dropped our requests. Every piece held here is given up, with
@@ -263,6 +278,9 @@ mod tests {
         }
     }
 
+    /// A whole block's length.
+    const B: usize = BLOCK_SIZE as usize;
+
     fn now() -> Instant {
         Instant::now()
     }
@@ -273,10 +291,10 @@ mod tests {
     }
 
     #[test]
-    fn keeps_the_pipeline_full_and_assembles_pieces() {
+    fn keeps_the_pipeline_full_and_reports_the_first_and_last_block() {
         let mut p = Pipeline::new(3);
         assert!(p.wants_piece());
-        p.add_piece(7, 2 * BLOCK_SIZE + 10);
+        p.add_piece(7, 2 * BLOCK_SIZE + 10, 4);
         let reqs = p.next_requests(now(), any);
         assert_eq!(
             reqs,
@@ -287,18 +305,21 @@ mod tests {
             ]
         );
         assert!(!p.wants_piece(), "pipeline full");
-        assert_eq!(p.on_block(7, 2 * BLOCK_SIZE, &[5; 10], now()), None);
-        assert!(p.wants_piece());
-        assert_eq!(p.on_block(7, 0, &[1; BLOCK_SIZE as usize], now()), None);
-        let (index, data) = p
-            .on_block(7, BLOCK_SIZE, &[2; BLOCK_SIZE as usize], now())
-            .unwrap();
-        assert_eq!(index, 7);
-        assert_eq!(data.len(), 2 * BLOCK_SIZE as usize + 10);
+        let landed = |first, done| {
+            Some(Landed {
+                epoch: 4,
+                first,
+                done,
+            })
+        };
         assert_eq!(
-            (data[0], data[BLOCK_SIZE as usize], data[data.len() - 1]),
-            (1, 2, 5)
+            p.on_block(7, 2 * BLOCK_SIZE, 10, now()),
+            landed(true, false)
         );
+        assert!(p.wants_piece());
+        assert_eq!(p.on_block(7, 0, B, now()), landed(false, false));
+        assert_eq!(p.pieces(), vec![7]);
+        assert_eq!(p.on_block(7, BLOCK_SIZE, B, now()), landed(false, true));
         assert_eq!(p.in_flight(), 0);
         assert!(p.pieces().is_empty());
     }
@@ -306,9 +327,9 @@ mod tests {
     #[test]
     fn takes_pieces_until_the_window_is_full_and_finishes_older_pieces_first() {
         let mut p = Pipeline::new(4);
-        p.add_piece(1, 3 * BLOCK_SIZE);
+        p.add_piece(1, 3 * BLOCK_SIZE, 0);
         assert!(p.wants_piece(), "3 blocks cannot fill a window of 4");
-        p.add_piece(2, 3 * BLOCK_SIZE);
+        p.add_piece(2, 3 * BLOCK_SIZE, 0);
         assert!(!p.wants_piece(), "6 blocks can");
         let reqs = p.next_requests(now(), any);
         assert_eq!(reqs.iter().filter(|r| r.index == 1).count(), 3);
@@ -320,7 +341,7 @@ mod tests {
                 .collect::<Vec<_>>()
         );
         assert!(!p.wants_piece(), "piece 2 still has blocks to ask for");
-        p.on_block(1, 0, &[0; BLOCK_SIZE as usize], now());
+        p.on_block(1, 0, B, now());
         assert_eq!(
             p.next_requests(now(), any),
             vec![req(2, BLOCK_SIZE, BLOCK_SIZE)]
@@ -332,7 +353,7 @@ mod tests {
         let mut p = Pipeline::new(MAX);
         let mut index = 0;
         while p.wants_piece() {
-            p.add_piece(index, BLOCK_SIZE);
+            p.add_piece(index, BLOCK_SIZE, 0);
             index += 1;
         }
         let reqs = p.next_requests(now(), any);
@@ -343,43 +364,36 @@ mod tests {
     #[test]
     fn ignores_unrequested_or_wrongly_sized_blocks() {
         let mut p = Pipeline::new(8);
-        p.add_piece(1, BLOCK_SIZE * 2);
+        p.add_piece(1, BLOCK_SIZE * 2, 0);
         p.next_requests(now(), any);
-        assert_eq!(p.on_block(2, 0, &[0; BLOCK_SIZE as usize], now()), None);
-        assert_eq!(p.on_block(1, 5, &[0; BLOCK_SIZE as usize], now()), None);
-        assert_eq!(p.on_block(1, 0, &[0; 10], now()), None);
+        assert_eq!(p.on_block(2, 0, B, now()), None);
+        assert_eq!(p.on_block(1, 5, B, now()), None);
+        assert_eq!(p.on_block(1, 0, 10, now()), None);
         assert_eq!(p.in_flight(), 2);
-        p.on_block(1, 0, &[0; BLOCK_SIZE as usize], now());
-        assert_eq!(
-            p.on_block(1, 0, &[0; BLOCK_SIZE as usize], now()),
-            None,
-            "duplicate"
-        );
+        p.on_block(1, 0, B, now());
+        assert_eq!(p.on_block(1, 0, B, now()), None, "duplicate");
         assert_eq!(p.in_flight(), 1);
     }
 
     #[test]
     fn choke_gives_up_every_piece_and_abandon_cancels() {
         let mut p = Pipeline::new(8);
-        p.add_piece(1, BLOCK_SIZE * 2);
-        p.add_piece(2, BLOCK_SIZE * 2);
+        p.add_piece(1, BLOCK_SIZE * 2, 0);
+        p.add_piece(2, BLOCK_SIZE * 2, 0);
         p.next_requests(now(), any);
-        p.on_block(1, 0, &[0; BLOCK_SIZE as usize], now());
+        p.on_block(1, 0, B, now());
         assert_eq!(p.on_choke(), vec![1, 2]);
         assert_eq!(p.in_flight(), 0);
         assert!(p.pieces().is_empty());
         assert!(p.wants_piece());
         assert_eq!(p.next_requests(now(), any), vec![]);
         // A block that was on its way when the choke came is not wanted any more.
-        assert_eq!(
-            p.on_block(1, BLOCK_SIZE, &[0; BLOCK_SIZE as usize], now()),
-            None
-        );
+        assert_eq!(p.on_block(1, BLOCK_SIZE, B, now()), None);
 
-        p.add_piece(1, BLOCK_SIZE * 3);
-        p.add_piece(3, BLOCK_SIZE);
+        p.add_piece(1, BLOCK_SIZE * 3, 0);
+        p.add_piece(3, BLOCK_SIZE, 0);
         assert_eq!(p.next_requests(now(), any).len(), 4);
-        p.on_block(1, 0, &[0; BLOCK_SIZE as usize], now());
+        p.on_block(1, 0, B, now());
         let cancels = vec![
             req(1, BLOCK_SIZE, BLOCK_SIZE),
             req(1, 2 * BLOCK_SIZE, BLOCK_SIZE),
@@ -399,21 +413,18 @@ mod tests {
         // 16 KiB pieces answered at 32 MiB/s for two seconds.
         while at < start + std::time::Duration::from_secs(2) {
             while p.wants_piece() {
-                p.add_piece(index, BLOCK_SIZE);
+                p.add_piece(index, BLOCK_SIZE, 0);
                 index += 1;
             }
             let asked = p.next_requests(at, any);
             for r in asked {
                 at += std::time::Duration::from_micros(488);
-                assert!(
-                    p.on_block(r.index, 0, &[0; BLOCK_SIZE as usize], at)
-                        .is_some()
-                );
+                assert!(p.on_block(r.index, 0, B, at).is_some_and(|l| l.done));
             }
         }
         assert_eq!(p.window().target(), MAX);
         while p.wants_piece() {
-            p.add_piece(index, BLOCK_SIZE);
+            p.add_piece(index, BLOCK_SIZE, 0);
             index += 1;
         }
         assert_eq!(p.next_requests(at, any).len(), MAX);
@@ -422,9 +433,9 @@ mod tests {
     #[test]
     fn a_rejected_block_is_asked_again_and_idle_pieces_are_released() {
         let mut p = Pipeline::new(10);
-        p.add_piece(1, 2 * BLOCK_SIZE);
-        p.add_piece(2, BLOCK_SIZE);
-        p.add_piece(3, BLOCK_SIZE);
+        p.add_piece(1, 2 * BLOCK_SIZE, 0);
+        p.add_piece(2, BLOCK_SIZE, 0);
+        p.add_piece(3, BLOCK_SIZE, 0);
         assert_eq!(
             p.next_requests(now(), |i| i != 3).len(),
             3,
@@ -448,11 +459,8 @@ mod tests {
             p.next_requests(now(), any),
             vec![req(1, BLOCK_SIZE, BLOCK_SIZE)]
         );
-        assert_eq!(p.on_block(1, 0, &[1; BLOCK_SIZE as usize], now()), None);
-        assert!(
-            p.on_block(1, BLOCK_SIZE, &[2; BLOCK_SIZE as usize], now())
-                .is_some()
-        );
+        assert!(p.on_block(1, 0, B, now()).is_some_and(|l| !l.done));
+        assert!(p.on_block(1, BLOCK_SIZE, B, now()).is_some_and(|l| l.done));
     }
 
     #[test]
@@ -460,7 +468,7 @@ mod tests {
         let mut p = Pipeline::new(250);
         p.set_cap(Some(1));
         assert!(p.wants_piece());
-        p.add_piece(4, 3 * BLOCK_SIZE);
+        p.add_piece(4, 3 * BLOCK_SIZE, 0);
         assert!(!p.wants_piece());
         assert_eq!(p.next_requests(now(), any), vec![req(4, 0, BLOCK_SIZE)]);
         assert_eq!(p.next_requests(now(), any), vec![]);

@@ -17,6 +17,7 @@ use crate::peer::announcing::AnnounceTask;
 use crate::peer::choker::DEFAULT_UPLOAD_SLOTS;
 use crate::peer::connection_limits::{ConnectionLimits, DEFAULT_PER_PROCESS, DEFAULT_PER_TORRENT};
 use crate::peer::dial::dial;
+use crate::peer::hash_pool::HashPool;
 use crate::peer::listener;
 use crate::peer::magnet_fetch::{self, MagnetFetchError, Resolved};
 use crate::peer::metadata_peer::Us;
@@ -228,6 +229,7 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
         config.max_connections_per_torrent,
         config.max_connections,
     ));
+    let hashers = HashPool::start().map_err(PeerError::Io)?;
     let mut torrents = Vec::new();
     let mut receivers = Vec::new();
     let mut registry = HashMap::new();
@@ -251,7 +253,8 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
         })?;
         let storage = Storage::open_selected(&meta.info, &config.dir, &files, &pool)
             .map_err(PeerError::Storage)?;
-        // Resume: the pieces a valid record vouches for, and those whose hash matches.
+        // Resume: the pieces a valid record vouches for, and those whose hash matches (every core
+        // hashes).
         let record = resume::path_for(&config.dir, &info_hash);
         let checking = Instant::now();
         let plan = start_plan(&record, &meta, &storage);
@@ -280,6 +283,7 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
             .with_connection_limits(connection_limits.clone()),
         );
         connection_limits.register(&torrent);
+        hashers.attach(&torrent);
         for (addr, id) in banned {
             torrent.ban(addr, id);
         }

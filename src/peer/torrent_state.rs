@@ -2,16 +2,19 @@
 //! its announce thread and the progress display.
 //!
 //! How a piece goes from missing to verified is written down in [`picker`](crate::peer::picker);
-//! [`TorrentState::store_piece`] is where a fetched piece is verified, written and recorded.
+//! [`TorrentState::write_block`] is where a fetched block goes to disk,
+//! [`TorrentState::piece_written`] where a whole piece is sent to be hashed, and
+//! [`TorrentState::verify_written`] where it is hashed (on a [`HashPool`](crate::peer::hash_pool::HashPool) thread) and recorded.
 //!
 //! # Locks
 //!
 //! The shared parts behind locks are the picker's piece states (a mutex inside [`Picker`]), the
 //! have log (an `RwLock`: every connection reads it each tick, a verified piece writes it), and
-//! the mutexes of the per-peer stats, the dialled and banned sets, the open connections
-//! ([`OpenConnections`]), the storage failure and the feed's listening addresses ([`PeerFeed`]).
-//! [`Storage`] needs none: it does positioned reads and writes (its file pool's lock is its own,
-//! held for bookkeeping only).
+//! the mutexes of the per-peer stats, the hash strikes, the dialled and banned sets, the open
+//! connections ([`OpenConnections`]), the storage failure and the feed's listening addresses
+//! ([`PeerFeed`]), and the senders list of the [`PieceSink`]. [`Storage`] needs none: it does
+//! positioned reads and writes (its file pool's lock is its own, held for bookkeeping only); the
+//! sink's write epochs keep a block off a piece being hashed or verified.
 //!
 //! The rule that keeps them free of deadlocks: **at most one of these locks is held at a time**,
 //! and none across disk or socket I/O, a send to the announce thread, or a call into another
@@ -20,7 +23,7 @@
 //! is taken: each operand of `&&` drops its temporaries). The picker holds its mutex only for
 //! its own bookkeeping and a send on its unbounded queue, which never blocks. A change that
 //! must hold two at once takes them in this order and documents it here: picker state, have
-//! log, stats, banned, dialled, connected, failure, the feed's listening addresses.
+//! log, stats, sink senders, strikes, banned, dialled, connected, failure, the feed's listening addresses.
 //!
 //! One ordering between them matters without nesting: a piece enters the picker's `have`
 //! ([`Picker::finish`]) before the have log, and a new connection reads the log position
@@ -28,21 +31,23 @@
 //! verified in between is then in both the bitfield and the `have` messages that follow (one
 //! redundant `have`), never in neither.
 
-use crate::disk::storage::{Storage, StorageError};
+use crate::disk::storage::Storage;
 use crate::lock::{lock, read, write};
 use crate::metainfo::Metainfo;
 use crate::peer::choker::DEFAULT_UPLOAD_SLOTS;
 use crate::peer::connection_limits::ConnectionLimits;
 use crate::peer::error::ConnError;
+use crate::peer::hash_pool::HashQueue;
 use crate::peer::open_connections::{Direction, Link, OpenConnections};
 use crate::peer::peer_feed::PeerFeed;
 use crate::peer::peer_manager::PeerManager;
 use crate::peer::picker::Picker;
+use crate::peer::piece_sink::PieceSink;
 use crate::peer::rate_limit::{RateLimits, TorrentLimits};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Instant;
 
 /// Bytes and verified pieces received from one remote peer.
@@ -54,12 +59,15 @@ pub struct PeerStats {
     pub pieces: u64,
 }
 
-/// What became of a piece handed to [`TorrentState::store_piece`].
+/// Pieces failing their hash with a peer's blocks in them before it is dropped and banned.
+pub const HASH_STRIKES: u32 = 3;
+
+/// What became of a written piece hashed by [`TorrentState::verify_written`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stored {
-    /// Verified and written: the piece is ours now.
+    /// Verified: the piece is ours now.
     Verified,
-    /// Verified, but another connection stored it first.
+    /// Verified, but recorded already.
     Duplicate,
     /// The data does not match the piece's SHA-1.
     HashMismatch,
@@ -81,12 +89,21 @@ pub struct TorrentState {
     pub storage: Storage,
     /// Which pieces are verified, and which to fetch next.
     pub picker: Picker,
+    /// Which pieces take blocks now, and who wrote into them.
+    pub sink: PieceSink,
+    /// Where written pieces are hashed (unset: on the connection thread that wrote them).
+    hash_queue: OnceLock<HashQueue>,
+    /// Pieces failed by address, and how many strikes were counted in all.
+    strikes: Mutex<HashMap<SocketAddr, u32>>,
+    strike_count: AtomicUsize,
     /// This process's peer id (the same for every torrent).
     pub peer_id: [u8; 20],
     /// Set once, when the process shuts down.
     pub shutdown: Arc<AtomicBool>,
     /// Pieces in the order they were verified; connections send `have` for new entries.
     have_log: RwLock<Vec<u32>>,
+    /// The have log's length, so a connection that is up to date takes no lock per message.
+    have_log_len: AtomicUsize,
     /// Bytes served to other peers.
     pub uploaded: AtomicU64,
     /// Verified bytes fetched by this process (not counting discarded copies).
@@ -147,12 +164,17 @@ impl TorrentState {
             .map(size)
             .sum();
         TorrentState {
+            sink: PieceSink::new(&picker.have()),
+            hash_queue: OnceLock::new(),
+            strikes: Mutex::new(HashMap::new()),
+            strike_count: AtomicUsize::new(0),
             meta,
             storage,
             picker,
             peer_id,
             shutdown,
             have_log: RwLock::new(Vec::new()),
+            have_log_len: AtomicUsize::new(0),
             uploaded: AtomicU64::new(0),
             downloaded: AtomicU64::new(0),
             left_at_start,
@@ -228,6 +250,9 @@ impl TorrentState {
 
     /// Pieces verified since `from` in the have log, and the new position.
     pub fn haves_since(&self, from: usize) -> (Vec<u32>, usize) {
+        if self.have_log_len.load(Ordering::SeqCst) == from {
+            return (Vec::new(), from);
+        }
         let log = read(&self.have_log);
         (log[from.min(log.len())..].to_vec(), log.len())
     }
@@ -237,41 +262,81 @@ impl TorrentState {
         read(&self.have_log).len()
     }
 
-    /// Verifies and stores a piece fetched from `from`. The first verified copy of a piece is
-    /// written; later copies (endgame) are discarded. A write failure also stops the download
-    /// of this torrent (see [`failure`](Self::failure)) while what is on disk stays intact.
-    pub fn store_piece(
+    /// Hashes written pieces on `pool`'s threads (see [`HashPool::attach`](crate::peer::hash_pool::HashPool::attach)).
+    pub(crate) fn use_hash_queue(&self, queue: HashQueue) {
+        let _ = self.hash_queue.set(queue);
+    }
+
+    /// Writes a block of piece `index`, fetched at write epoch `epoch` (see
+    /// [`PieceSink`]); `first_from` names the peer on its first block of the piece. `false`
+    /// when the block was not written: the piece was closed or reopened since (the caller lets
+    /// go of it), or the write failed, which stops this torrent's download (see
+    /// [`failure`](Self::failure)) and keeps what is on disk.
+    pub fn write_block(
         &self,
         index: u32,
+        epoch: u32,
+        begin: u32,
         data: &[u8],
-        from: SocketAddr,
-    ) -> Result<Stored, StorageError> {
-        if !crate::disk::piece_matches(&self.meta.info, index as usize, data) {
-            self.picker.put_back(index);
-            return Ok(Stored::HashMismatch);
-        }
-        if self.picker.has(index) {
-            self.picker.put_back(index);
-            return Ok(Stored::Duplicate);
-        }
-        if let Err(e) = self.storage.write_piece(index, data) {
-            self.picker.put_back(index);
+        first_from: Option<SocketAddr>,
+    ) -> bool {
+        let written = self
+            .sink
+            .write(&self.storage, index, epoch, begin, data, first_from);
+        written.unwrap_or_else(|e| {
             lock(&self.failure).get_or_insert_with(|| e.to_string());
-            return Err(e);
+            false
+        })
+    }
+
+    /// Every block of piece `index` (taken at `epoch`) is written, the last by `from`: the
+    /// piece is closed and hashed, on the hash pool if there is one, or else here and now.
+    /// `false` when another holder closed it first: the piece is let go of (put back).
+    pub fn piece_written(&self, index: u32, epoch: u32, from: SocketAddr) -> bool {
+        if !self.sink.close(index, epoch) {
+            self.picker.put_back(index);
+            return false;
         }
+        match self.hash_queue.get() {
+            Some(queue) => queue.submit(index, from),
+            None => {
+                self.verify_written(index, from, &mut Vec::new());
+            }
+        }
+        true
+    }
+
+    /// Hashes the closed piece `index` from disk (`buf` is scratch space). A match is
+    /// recorded: the picker's verified set, the have log, the byte counts, `from`'s stats. A
+    /// mismatch reopens the piece, puts it back on the work queue and counts a strike against
+    /// every peer that wrote into it.
+    pub fn verify_written(&self, index: u32, from: SocketAddr, buf: &mut Vec<u8>) -> Stored {
+        let info = &self.meta.info;
+        if !crate::disk::stored_piece_matches(&self.storage, info, index as usize, buf) {
+            let senders = self.sink.reopen(index);
+            for addr in &senders {
+                self.strike(index, *addr);
+            }
+            self.picker.put_back(index);
+            return Stored::HashMismatch;
+        }
+        self.sink.verified(index);
         if !self.picker.finish(index) {
-            return Ok(Stored::Duplicate);
+            return Stored::Duplicate;
         }
+        let size = info.piece_size(index as usize);
         // `left` drops before the have log grows and before `Completed` is sent, so the
         // `completed` announce (and any announce after it) carries the true figure.
-        self.left.fetch_sub(data.len() as u64, Ordering::SeqCst);
-        write(&self.have_log).push(index);
-        self.downloaded
-            .fetch_add(data.len() as u64, Ordering::SeqCst);
+        self.left.fetch_sub(size, Ordering::SeqCst);
+        let mut log = write(&self.have_log);
+        log.push(index);
+        self.have_log_len.store(log.len(), Ordering::SeqCst);
+        drop(log);
+        self.downloaded.fetch_add(size, Ordering::SeqCst);
         let link = self.connected.link_of(from);
         let mut stats = lock(&self.stats);
         let (s, known) = stats.entry(from).or_default();
-        s.bytes += data.len() as u64;
+        s.bytes += size;
         s.pieces += 1;
         *known = known.or(link);
         drop(stats);
@@ -283,7 +348,60 @@ impl TorrentState {
                 let _ = self.events.send(TorrentEvent::Completed);
             }
         }
-        Ok(Stored::Verified)
+        Stored::Verified
+    }
+
+    /// Counts a failed piece against `addr`; at [`HASH_STRIKES`] it is banned (by address,
+    /// and by peer id while it is connected; its connection sees [`strikes`](Self::strikes)
+    /// and ends).
+    fn strike(&self, index: u32, addr: SocketAddr) {
+        let count = {
+            let mut strikes = lock(&self.strikes);
+            let count = strikes.entry(addr).or_default();
+            *count += 1;
+            *count
+        };
+        self.strike_count.fetch_add(1, Ordering::SeqCst);
+        log::warn!(
+            "{}: piece {index} with blocks from {addr} failed its hash ({count} so far)",
+            self.meta.info.name
+        );
+        if count >= HASH_STRIKES {
+            let peer_id = self.connected.link_of(addr).map(|l| l.peer_id);
+            let mut banned = lock(&self.banned);
+            banned.0.insert(addr);
+            banned.1.extend(peer_id);
+        }
+    }
+
+    /// Failed pieces `addr` wrote into.
+    pub fn strikes(&self, addr: SocketAddr) -> u32 {
+        lock(&self.strikes).get(&addr).copied().unwrap_or(0)
+    }
+
+    /// Strikes counted against anyone so far: a connection looks up its own only when this
+    /// changed.
+    pub fn strike_count(&self) -> usize {
+        self.strike_count.load(Ordering::SeqCst)
+    }
+
+    /// Fetches, writes and hashes a whole piece as a connection would, from `from`, right here.
+    #[cfg(test)]
+    pub(crate) fn store_piece(&self, index: u32, data: &[u8], from: SocketAddr) -> Stored {
+        let Some(epoch) = self.sink.epoch(index) else {
+            self.picker.put_back(index);
+            return Stored::Duplicate;
+        };
+        if !self.write_block(index, epoch, 0, data, Some(from)) {
+            self.picker.put_back(index);
+            return Stored::Duplicate;
+        }
+        let mut buf = Vec::new();
+        if !self.sink.close(index, epoch) {
+            self.picker.put_back(index);
+            return Stored::Duplicate;
+        }
+        self.verify_written(index, from, &mut buf)
     }
 
     /// The storage failure that stopped this torrent's download, if any.
@@ -411,19 +529,13 @@ mod tests {
         let f = Fixture::new(3, &[]);
         let piece = f.state.picker.take(&Bitfield::full(3), &[]).unwrap();
         let data = f.piece(piece);
-        assert_eq!(
-            f.state.store_piece(piece, data, addr(1)).unwrap(),
-            Stored::Verified
-        );
+        assert_eq!(f.state.store_piece(piece, data, addr(1)), Stored::Verified);
         assert_eq!(
             f.state.storage.read(piece, 0, data.len() as u32).unwrap(),
             data
         );
         // An endgame copy that arrives later is discarded.
-        assert_eq!(
-            f.state.store_piece(piece, data, addr(2)).unwrap(),
-            Stored::Duplicate
-        );
+        assert_eq!(f.state.store_piece(piece, data, addr(2)), Stored::Duplicate);
         assert_eq!(f.state.haves_since(0), (vec![piece], 1));
         assert_eq!(f.state.haves_since(1), (vec![], 1));
         assert_eq!(f.state.downloaded.load(Ordering::SeqCst), data.len() as u64);
@@ -447,8 +559,7 @@ mod tests {
         let junk = vec![1u8; PIECE as usize];
         assert_eq!(
             f.state
-                .store_piece(piece, &junk[..f.piece(piece).len()], addr(1))
-                .unwrap(),
+                .store_piece(piece, &junk[..f.piece(piece).len()], addr(1)),
             Stored::HashMismatch
         );
         assert_eq!(f.state.haves_since(0), (vec![], 0));
@@ -466,9 +577,7 @@ mod tests {
                 let f = &f;
                 s.spawn(move || {
                     for piece in 0..4 {
-                        f.state
-                            .store_piece(piece, f.piece(piece), addr(port))
-                            .unwrap();
+                        f.state.store_piece(piece, f.piece(piece), addr(port));
                     }
                 });
             }
@@ -494,9 +603,9 @@ mod tests {
         let f = Fixture::wanting(4, &[0], Some(&[1, 3]));
         let wanted = PIECE as u64 + PIECE as u64 / 2;
         assert_eq!(f.state.wanted_progress(), (0, wanted));
-        f.state.store_piece(3, f.piece(3), addr(1)).unwrap();
+        f.state.store_piece(3, f.piece(3), addr(1));
         assert_eq!(f.state.wanted_progress(), (PIECE as u64 / 2, wanted));
-        f.state.store_piece(1, f.piece(1), addr(1)).unwrap();
+        f.state.store_piece(1, f.piece(1), addr(1));
         assert_eq!(f.state.wanted_progress(), (wanted, wanted));
         assert!(f.state.is_complete());
         assert_eq!(f.state.left(), PIECE as u64, "piece 2 is still missing");
@@ -515,13 +624,13 @@ mod tests {
         // A piece failing its hash, and the last (short) piece twice: only verified,
         // first copies count.
         let junk = vec![9u8; PIECE as usize];
-        f.state.store_piece(0, &junk, addr(1)).unwrap();
+        f.state.store_piece(0, &junk, addr(1));
         assert_eq!(f.state.left(), start);
-        f.state.store_piece(3, f.piece(3), addr(1)).unwrap();
-        f.state.store_piece(3, f.piece(3), addr(2)).unwrap();
+        f.state.store_piece(3, f.piece(3), addr(1));
+        f.state.store_piece(3, f.piece(3), addr(2));
         assert_eq!(f.state.left(), start - PIECE as u64 / 2);
         for piece in [0, 2] {
-            f.state.store_piece(piece, f.piece(piece), addr(1)).unwrap();
+            f.state.store_piece(piece, f.piece(piece), addr(1));
         }
         assert_eq!(f.state.left(), 0);
         assert!(f.state.is_complete());
@@ -546,9 +655,7 @@ mod tests {
             .state
             .admit(link(50001, [b'x'; 20], Direction::Incoming), None);
         for (piece, port) in [(0, 50000), (1, 6881), (2, 50000), (3, 50001)] {
-            f.state
-                .store_piece(piece, f.piece(piece), addr(port))
-                .unwrap();
+            f.state.store_piece(piece, f.piece(piece), addr(port));
         }
         let stats = f.state.peer_stats();
         let credited: Vec<(u16, u64)> = stats.iter().map(|(a, s)| (a.port(), s.pieces)).collect();
@@ -620,5 +727,80 @@ mod tests {
         assert!(!f.state.claim_dial(addr(1)));
         assert!(f.state.is_banned(&[2; 20]));
         assert!(!f.state.is_banned(&[1; 20]));
+    }
+
+    #[test]
+    fn a_piece_being_hashed_is_neither_missing_nor_verified_until_the_pool_hashed_it() {
+        let f = Fixture::new(3, &[]);
+        let all = Bitfield::full(3);
+        let piece = f.state.picker.take(&all, &[]).unwrap();
+        let epoch = f.state.sink.epoch(piece).unwrap();
+        let data = f.piece(piece);
+        assert!(f.state.write_block(piece, epoch, 0, data, Some(addr(1))));
+        // What `piece_written` does before it queues the piece for a hash thread.
+        assert!(f.state.sink.close(piece, epoch));
+        assert!(!f.state.picker.has(piece), "not verified");
+        let others: Vec<u32> = (0..2)
+            .map(|_| f.state.picker.take(&all, &[piece]).unwrap())
+            .collect();
+        assert!(!others.contains(&piece), "not queued as missing");
+        // The endgame may offer it again, but it takes no blocks.
+        assert_eq!(f.state.sink.epoch(piece), None);
+        assert!(
+            !f.state
+                .write_block(piece, epoch, 0, &[0; 10], Some(addr(2)))
+        );
+        assert_eq!(
+            f.state.verify_written(piece, addr(1), &mut Vec::new()),
+            Stored::Verified
+        );
+        assert!(f.state.picker.has(piece));
+
+        // With a pool attached, another thread hashes and records it.
+        let pool = crate::peer::hash_pool::HashPool::start().unwrap();
+        pool.attach(&f.state);
+        let next = others[0];
+        let epoch = f.state.sink.epoch(next).unwrap();
+        assert!(
+            f.state
+                .write_block(next, epoch, 0, f.piece(next), Some(addr(1)))
+        );
+        assert!(f.state.piece_written(next, epoch, addr(1)));
+        let deadline = Instant::now() + std::time::Duration::from_secs(20);
+        while !f.state.picker.has(next) {
+            assert!(Instant::now() < deadline, "the hash pool never verified it");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(f.state.haves_since(0), (vec![piece, next], 2));
+        assert_eq!(f.state.peer_stats()[&addr(1)].pieces, 2);
+    }
+
+    #[test]
+    fn a_failed_piece_counts_against_every_peer_that_wrote_into_it() {
+        let f = Fixture::new(3, &[]);
+        let junk = vec![0xEE; 100];
+        for round in 1..=HASH_STRIKES {
+            let piece = f.state.picker.take(&Bitfield::with_pieces(3, &[0]), &[]);
+            assert_eq!(piece, Some(0), "the failed piece is queued again");
+            let epoch = f.state.sink.epoch(0).unwrap();
+            // An honest peer writes the piece; an endgame copy from another adds junk.
+            assert!(f.state.write_block(0, epoch, 0, f.piece(0), Some(addr(1))));
+            assert!(f.state.write_block(0, epoch, 0, &junk, Some(addr(2))));
+            assert!(f.state.piece_written(0, epoch, addr(1)));
+            assert_eq!(
+                (f.state.strikes(addr(1)), f.state.strikes(addr(2))),
+                (round, round)
+            );
+            assert!(
+                !f.state.write_block(0, epoch, 0, &junk, None),
+                "a stale holder's blocks are refused"
+            );
+        }
+        assert!(!f.state.picker.has(0));
+        assert!(
+            !f.state.claim_dial(addr(2)),
+            "banned at {HASH_STRIKES} strikes"
+        );
+        assert!(f.state.strike_count() >= 2 * HASH_STRIKES as usize);
     }
 }

@@ -30,7 +30,7 @@ use crate::peer::torrent_state::TorrentState;
 use crate::wire::{MAX_BLOCK, Message};
 use std::collections::VecDeque;
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
@@ -71,6 +71,8 @@ pub struct Outbox {
     changed: Condvar,
     /// Block bytes written so far (the peer manager's upload rate).
     sent: AtomicU64,
+    /// Set with `Queue::failed`, so the loop checks for a failure without the lock.
+    failing: AtomicBool,
 }
 
 impl Outbox {
@@ -87,6 +89,19 @@ impl Outbox {
     /// Queues a message.
     pub fn send(&self, message: Message) {
         self.push(Item::Message(message));
+    }
+
+    /// Queues messages under one lock, with one wake-up of the writer; whether there were any.
+    pub fn send_all(&self, messages: impl IntoIterator<Item = Message>) -> bool {
+        let mut queue = lock(&self.queue);
+        let before = queue.items.len();
+        queue.items.extend(messages.into_iter().map(Item::Message));
+        let any = queue.items.len() > before;
+        drop(queue);
+        if any {
+            self.changed.notify_all();
+        }
+        any
     }
 
     /// Queues a block to serve; `false` (and nothing queued) when [`MAX_QUEUED_BLOCKS`] are
@@ -147,6 +162,9 @@ impl Outbox {
 
     /// Why the writer stopped, if it failed (taken once).
     pub fn take_failure(&self) -> Option<io::Error> {
+        if !self.failing.load(Ordering::Acquire) {
+            return None;
+        }
         lock(&self.queue).failure.take()
     }
 
@@ -224,6 +242,7 @@ impl Outbox {
         let mut queue = lock(&self.queue);
         queue.finished = true;
         queue.failed = failure.is_some();
+        self.failing.store(queue.failed, Ordering::Release);
         queue.failure = failure;
         drop(queue);
         self.changed.notify_all();
@@ -291,12 +310,20 @@ fn write_batch(
                         return Ok(());
                     }
                 }
-                match torrent.storage.read(index, begin, length) {
-                    Ok(data) => {
-                        Message::Piece { index, begin, data }.encode_into(buf);
-                        served += length as u64;
+                // Read from disk straight behind the message's header: no copy in between.
+                let start = buf.len();
+                buf.extend_from_slice(&(9 + length).to_be_bytes());
+                buf.push(7); // `piece`
+                buf.extend_from_slice(&index.to_be_bytes());
+                buf.extend_from_slice(&begin.to_be_bytes());
+                buf.resize(buf.len() + length as usize, 0);
+                let data = buf.len() - length as usize..;
+                match torrent.storage.read_into(index, begin, &mut buf[data]) {
+                    Ok(()) => served += length as u64,
+                    Err(e) => {
+                        buf.truncate(start);
+                        log::warn!("{}: {e}", torrent.meta.info.name);
                     }
-                    Err(e) => log::warn!("{}: {e}", torrent.meta.info.name),
                 }
             }
         }

@@ -19,7 +19,7 @@ use std::io;
 
 pub use handshake::{Handshake, read_handshake, write_handshake};
 pub use message::{Message, max_message_len};
-pub use reader::MessageReader;
+pub use reader::{Frame, MessageReader};
 
 /// The block size requested from peers (the de-facto standard).
 pub const BLOCK_SIZE: u32 = 16 * 1024;

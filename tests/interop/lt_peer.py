@@ -9,7 +9,7 @@ harness's --self-check, which validates the harness against real programs only.
 
     lt_peer.py peer --dir DIR (--torrent FILE | --magnet URI) [--port N] [--tracker URL]
                     [--connect IP:PORT ...] [--exit-when-done] [--internet]
-                    [--unchoke-slots N] [--upload-limit BYTES_PER_S]
+                    [--unchoke-slots N] [--upload-limit BYTES_PER_S] [--high-performance]
 
 With --magnet it prints `metadata <hash> <name> secs=..` once the metadata is in, and
 either way `first-piece <hash> <name> secs=..` at its first verified piece, as piecemeal does.
@@ -53,11 +53,12 @@ def log(msg):
     print(f"[lt_peer {time.monotonic():.2f}] {msg}", file=sys.stderr, flush=True)
 
 
-def session_for(bind, port, internet=False):
+def session_for(bind, port, internet=False, fast=False):
     """A loopback-only libtorrent session with nothing that could leave the machine.
 
     With `internet`, loopback peers are not in libtorrent's "local" peer class (never choked,
     no rate limits, its own queueing) but in the global one, as peers on the internet are.
+    With `fast`, libtorrent's high-performance preset (`high_performance_seed`) comes first.
     """
     mask = (
         lt.alert.category_t.error_notification
@@ -69,8 +70,10 @@ def session_for(bind, port, internet=False):
         # alone misses peers that disconnect the instant we complete.
         | lt.alert.category_t.block_progress_notification
     )
+    preset = lt.high_performance_seed() if fast else {}
     ses = lt.session(
         {
+            **preset,
             "listen_interfaces": f"{bind}:{port}",
             "outgoing_interfaces": bind,
             "enable_dht": False,
@@ -146,7 +149,7 @@ def cmd_peer(args):
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    ses = session_for(args.bind, args.port, args.internet)
+    ses = session_for(args.bind, args.port, args.internet, args.high_performance)
     if args.unchoke_slots is not None:
         ses.apply_settings({"unchoke_slots_limit": args.unchoke_slots})
     if args.upload_limit:
@@ -308,6 +311,7 @@ def main():
     p.add_argument("--internet", action="store_true", help="treat loopback peers as internet peers")
     p.add_argument("--unchoke-slots", type=int, help="libtorrent's unchoke_slots_limit")
     p.add_argument("--upload-limit", type=int, default=0, help="upload bytes/s to loopback peers")
+    p.add_argument("--high-performance", action="store_true", help="libtorrent's high-performance preset")
     s = sub.add_parser("show")
     s.add_argument("torrent")
     k = sub.add_parser("check")

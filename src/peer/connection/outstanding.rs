@@ -101,13 +101,11 @@ impl<S: Read + Write> Conn<'_, S> {
             return;
         };
         self.torrent.picker.put_back(index);
-        for r in cancels {
-            self.queue(Message::Cancel {
-                index: r.index,
-                begin: r.begin,
-                length: r.length,
-            });
-        }
+        self.queue_all(cancels.into_iter().map(|r| Message::Cancel {
+            index: r.index,
+            begin: r.begin,
+            length: r.length,
+        }));
     }
 }
 
