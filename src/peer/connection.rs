@@ -16,6 +16,7 @@
 use crate::bitfield::Bitfield;
 use crate::peer::error::ConnError;
 use crate::peer::peer_manager::PeerSlot;
+use crate::peer::peer_stream::PeerStream;
 use crate::peer::pipeline::{BlockRequest, Pipeline};
 use crate::peer::torrent_state::{Stored, TorrentState};
 use crate::peer::window::DEFAULT_PEER_REQQ;
@@ -88,27 +89,28 @@ struct Conn<'a, S> {
 /// sides are complete. Pieces it was fetching go back to the picker whatever happens, and its
 /// writer thread has ended when this returns.
 pub fn run(
-    stream: TcpStream,
+    stream: PeerStream,
     torrent: &TorrentState,
     remote: SocketAddr,
     remote_id: [u8; 20],
 ) -> Result<(), ConnError> {
     // The read time-out is the loop's tick.
-    stream.set_read_timeout(Some(TICK))?;
-    stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
-    let _ = stream.set_nodelay(true);
-    let sending = stream.try_clone()?;
+    let socket = stream.socket().try_clone()?;
+    socket.set_read_timeout(Some(TICK))?;
+    socket.set_write_timeout(Some(WRITE_TIMEOUT))?;
+    let _ = socket.set_nodelay(true);
+    let (reading, mut sending) = stream.split();
     let outbox = Outbox::new();
     std::thread::scope(|s| {
         let writer = std::thread::Builder::new()
             .name(format!("send-{remote}"))
-            .spawn_scoped(s, || writer::run(&outbox, &sending, torrent))?;
+            .spawn_scoped(s, || writer::run(&outbox, &mut sending, torrent))?;
         let ending = Ending {
             outbox: &outbox,
-            stream: &stream,
+            stream: &socket,
         };
         let result = run_loop(
-            &stream,
+            reading,
             torrent,
             remote,
             remote_id,
@@ -123,7 +125,7 @@ pub fn run(
         if outbox.failed() {
             // The peer stopped reading: reset the connection rather than leave megabytes in
             // the kernel's send buffer for a peer that will not take them.
-            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+            let _ = socket2::SockRef::from(&socket).set_linger(Some(Duration::ZERO));
         }
         drop(ending);
         let _ = writer.join();

@@ -2,9 +2,11 @@
 //! then runs the connection loop (the download side of a torrent).
 
 use crate::peer::connection;
+use crate::peer::encryption::{self, Encryption};
 use crate::peer::error::{ConnError, outcome};
 use crate::peer::handshake::{self, HANDSHAKE_TIMEOUT};
 use crate::peer::open_connections::{Direction, Link};
+use crate::peer::peer_stream::PeerStream;
 use crate::peer::torrent_state::TorrentState;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -54,19 +56,36 @@ fn connect(torrent: &TorrentState, addr: SocketAddr) -> Result<(), ConnError> {
         peer_id: remote_id,
         direction: Direction::Outgoing,
     };
-    let _admitted = torrent.admit(link, stream.try_clone().ok())?;
+    let _admitted = torrent.admit(link, stream.socket().try_clone().ok())?;
     log::info!("{}: connected to {addr}", torrent.meta.info.name);
     connection::run(stream, torrent, addr, remote_id)
 }
 
-/// Connects to `addr` and exchanges handshakes; returns the stream and the remote peer id.
+/// Connects to `addr` and exchanges handshakes as `--encryption` says; returns the stream and
+/// the remote peer id.
 fn shake_hands(
     torrent: &TorrentState,
     addr: SocketAddr,
-) -> Result<(TcpStream, [u8; 20]), ConnError> {
-    let mut stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
-    stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
-    stream.set_write_timeout(Some(connection::WRITE_TIMEOUT))?;
+) -> Result<(PeerStream, [u8; 20]), ConnError> {
+    match try_handshake(torrent, addr, torrent.encryption) {
+        Err(ConnError::Encryption(e)) if torrent.encryption == Encryption::Prefer => {
+            log::debug!("{addr}: {e}; trying plaintext");
+            try_handshake(torrent, addr, Encryption::Off)
+        }
+        result => result,
+    }
+}
+
+/// One connection to `addr` and its handshakes, encrypted as `policy` says.
+fn try_handshake(
+    torrent: &TorrentState,
+    addr: SocketAddr,
+    policy: Encryption,
+) -> Result<(PeerStream, [u8; 20]), ConnError> {
+    let socket = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
+    socket.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
+    socket.set_write_timeout(Some(connection::WRITE_TIMEOUT))?;
+    let mut stream = encryption::initiate(socket, &torrent.meta.info_hash, policy)?;
     let remote_id = handshake::initiate(&mut stream, torrent, addr)?;
     Ok((stream, remote_id))
 }

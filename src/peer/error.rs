@@ -4,6 +4,7 @@
 use crate::bitfield::BitfieldError;
 use crate::metainfo::InfoHash;
 use crate::wire::WireError;
+use crate::wire::mse::MseError;
 use std::fmt;
 use std::time::Duration;
 
@@ -34,6 +35,8 @@ pub enum ConnError {
     TooManyConnections(usize),
     /// The peer was banned earlier for sending bad data.
     Banned,
+    /// The encrypted handshake failed, or the policy refused the connection.
+    Encryption(MseError),
 }
 
 impl fmt::Display for ConnError {
@@ -64,6 +67,7 @@ impl fmt::Display for ConnError {
             }
             ConnError::OurOwnPeer => write!(f, "that is this peer itself"),
             ConnError::Banned => write!(f, "banned for sending bad data"),
+            ConnError::Encryption(e) => write!(f, "{e}"),
         }
     }
 }
@@ -73,6 +77,7 @@ impl std::error::Error for ConnError {
         match self {
             ConnError::Wire(e) => Some(e),
             ConnError::BadBitfield(e) => Some(e),
+            ConnError::Encryption(e) => Some(e),
             _ => None,
         }
     }
@@ -81,6 +86,12 @@ impl std::error::Error for ConnError {
 impl From<WireError> for ConnError {
     fn from(e: WireError) -> Self {
         ConnError::Wire(e)
+    }
+}
+
+impl From<MseError> for ConnError {
+    fn from(e: MseError) -> Self {
+        ConnError::Encryption(e)
     }
 }
 

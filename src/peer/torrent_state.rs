@@ -31,6 +31,7 @@ use crate::lock::{lock, read, write};
 use crate::metainfo::Metainfo;
 use crate::peer::choker::DEFAULT_UPLOAD_SLOTS;
 use crate::peer::connection_limits::ConnectionLimits;
+use crate::peer::encryption::Encryption;
 use crate::peer::error::ConnError;
 use crate::peer::open_connections::{Direction, Link, OpenConnections};
 use crate::peer::peer_manager::PeerManager;
@@ -116,6 +117,8 @@ pub struct TorrentState {
     pub rate_limits: TorrentLimits,
     /// How many connections this torrent and the process keep open.
     limits: Arc<ConnectionLimits>,
+    /// Whether its outgoing connections are encrypted (`--encryption`).
+    pub encryption: Encryption,
 }
 
 impl TorrentState {
@@ -153,12 +156,19 @@ impl TorrentState {
             events,
             rate_limits: TorrentLimits::default(),
             limits: Arc::new(ConnectionLimits::default()),
+            encryption: Encryption::default(),
         }
     }
 
     /// Puts this torrent under the process's rate limits.
     pub fn with_global_limits(mut self, global: Arc<RateLimits>) -> TorrentState {
         self.rate_limits = TorrentLimits::new(global);
+        self
+    }
+
+    /// Dials this torrent's peers with the `--encryption` policy.
+    pub fn with_encryption(mut self, encryption: Encryption) -> TorrentState {
+        self.encryption = encryption;
         self
     }
 

@@ -9,7 +9,7 @@ use super::{HANDSHAKE_LEN, WireError};
 const PROTOCOL: &[u8; 19] = b"BitTorrent protocol";
 
 /// Whether a handshake's first 20 bytes name the BitTorrent protocol.
-fn names_protocol(prefix: &[u8]) -> bool {
+pub fn names_protocol(prefix: &[u8]) -> bool {
     prefix[0] == 19 && &prefix[1..20] == PROTOCOL
 }
 
