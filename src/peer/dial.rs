@@ -57,7 +57,11 @@ fn connect(torrent: &TorrentState, addr: SocketAddr) -> Result<(), ConnError> {
         direction: Direction::Outgoing,
     };
     let _admitted = torrent.admit(link, stream.socket().try_clone().ok())?;
-    log::info!("{}: connected to {addr}", torrent.meta.info.name);
+    log::info!(
+        "{}: connected to {addr}{}",
+        torrent.meta.info.name,
+        stream.describe()
+    );
     connection::run(stream, torrent, addr, remote_id)
 }
 

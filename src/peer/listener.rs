@@ -129,7 +129,11 @@ fn accept_handshake(
         direction: Direction::Incoming,
     };
     let admitted = torrent.admit(link, stream.socket().try_clone().ok())?;
-    log::info!("{}: incoming peer {addr}", torrent.meta.info.name);
+    log::info!(
+        "{}: incoming peer {addr}{}",
+        torrent.meta.info.name,
+        stream.describe()
+    );
     let result = connection::run(stream, torrent, addr, remote_id);
     drop(admitted);
     log::info!(

@@ -77,9 +77,13 @@ impl PeerStream {
         &self.read.socket
     }
 
-    /// Whether the payload is encrypted.
-    pub fn is_encrypted(&self) -> bool {
-        self.read.cipher.is_some()
+    /// " (RC4)" when the payload is encrypted, for log lines.
+    pub fn describe(&self) -> &'static str {
+        if self.read.cipher.is_some() {
+            " (RC4)"
+        } else {
+            ""
+        }
     }
 
     /// The two halves, to be used from two threads.
