@@ -9,6 +9,7 @@ harness's --self-check, which validates the harness against real programs only.
 
     lt_peer.py peer --dir DIR --torrent FILE [--port N] [--tracker URL]
                     [--connect IP:PORT ...] [--exit-when-done] [--internet]
+                    [--encryption forced]
     lt_peer.py show FILE.torrent          (prints `Hash: <hex>` like piecemeal show)
     lt_peer.py create PATH --announce URL --output FILE [--piece-length BYTES]
 
@@ -49,11 +50,13 @@ def log(msg):
     print(f"[lt_peer {time.monotonic():.2f}] {msg}", file=sys.stderr, flush=True)
 
 
-def session_for(bind, port, internet=False):
+def session_for(bind, port, internet=False, encryption="default"):
     """A loopback-only libtorrent session with nothing that could leave the machine.
 
     With `internet`, loopback peers are not in libtorrent's "local" peer class (never choked,
     no rate limits, its own queueing) but in the global one, as peers on the internet are.
+    With encryption "forced", every connection in and out must be RC4-encrypted (MSE);
+    "default" keeps libtorrent's own policy (encrypted first, plaintext allowed).
     """
     mask = (
         lt.alert.category_t.error_notification
@@ -95,6 +98,14 @@ def session_for(bind, port, internet=False):
         everyone = lt.ip_filter()
         everyone.add_rule("0.0.0.0", "255.255.255.255", 1 << lt.session.global_peer_class_id)
         ses.set_peer_class_filter(everyone)
+    if encryption == "forced":
+        ses.apply_settings(
+            {
+                "out_enc_policy": int(lt.enc_policy.forced),
+                "in_enc_policy": int(lt.enc_policy.forced),
+                "allowed_enc_level": int(lt.enc_level.rc4),
+            }
+        )
     return ses
 
 
@@ -123,10 +134,17 @@ def parse_addr(text):
     return (host, int(port))
 
 
-def take_alerts(ses, ti, per_peer):
-    """Log the interesting alerts and credit each finished block to the peer that sent it."""
+def take_alerts(ses, ti, per_peer, first_block=None):
+    """Log the interesting alerts and credit each finished block to the peer that sent it.
+
+    With `first_block` (a dict holding "since", a monotonic time), the first block prints
+    `first_byte secs=S`, S counted from "since".
+    """
     for a in ses.pop_alerts():
         if isinstance(a, lt.block_finished_alert):
+            if first_block is not None and "printed" not in first_block:
+                first_block["printed"] = True
+                print(f"first_byte secs={time.monotonic() - first_block['since']:.3f}", flush=True)
             key = f"{a.endpoint[0]}:{a.endpoint[1]}"
             per_peer[key] = per_peer.get(key, 0) + block_len(ti, a.piece_index, a.block_index)
         elif isinstance(a, LOGGED_ALERTS):
@@ -142,7 +160,7 @@ def cmd_peer(args):
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    ses = session_for(args.bind, args.port, args.internet)
+    ses = session_for(args.bind, args.port, args.internet, args.encryption)
     port = wait_listening(ses, time.monotonic() + 10)
     print(f"listening on {args.bind}:{port}", flush=True)
 
@@ -158,6 +176,7 @@ def cmd_peer(args):
     connects = [parse_addr(c) for c in args.connect]
 
     started = time.monotonic()
+    first_block = {"since": started}
     was_seed_at_start = None
     completed = False
     last_dial = 0.0
@@ -165,7 +184,7 @@ def cmd_peer(args):
     polled = {}  # "ip:port" -> the largest payload count its connection reported
     next_status = 0.0
     while not stop["flag"]:
-        take_alerts(ses, ti, per_peer)
+        take_alerts(ses, ti, per_peer, first_block)
         st = h.status()
         if st.state in (lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data):
             ses.wait_for_alert(int(POLL_SECS * 1000))
@@ -180,6 +199,8 @@ def cmd_peer(args):
             polled[key] = max(polled.get(key, 0), p.total_download)
         now = time.monotonic()
         if connects and now - last_dial >= RECONNECT_SECS:
+            if last_dial == 0.0:
+                first_block["since"] = now  # time to first byte counts from the first dial
             connected = {(p.ip[0], p.ip[1]) for p in h.get_peer_info()}
             for addr in connects:
                 if addr not in connected:
@@ -192,7 +213,7 @@ def cmd_peer(args):
             completed = True
             # Alerts for the last blocks can trail the state change by a moment.
             ses.wait_for_alert(300)
-            take_alerts(ses, ti, per_peer)
+            take_alerts(ses, ti, per_peer, first_block)
             secs = now - started
             got = 0 if was_seed_at_start else st.total_payload_download
             credit = {k: max(per_peer.get(k, 0), polled.get(k, 0)) for k in set(per_peer) | set(polled)}
@@ -275,6 +296,7 @@ def main():
     p.add_argument("--connect", action="append", default=[])
     p.add_argument("--exit-when-done", action="store_true")
     p.add_argument("--internet", action="store_true", help="treat loopback peers as internet peers")
+    p.add_argument("--encryption", choices=["default", "forced"], default="default", help="MSE policy")
     s = sub.add_parser("show")
     s.add_argument("torrent")
     k = sub.add_parser("check")
