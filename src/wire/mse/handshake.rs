@@ -1,7 +1,7 @@
 //! The MSE handshake of either side over any `Read + Write` stream, as a straight sequence of
 //! bounded reads (see the module above for the messages).
 //!
-//! Reads go through [`Input`], which keeps what was read ahead (a peer may send its payload
+//! Reads go through `Input`, which keeps what was read ahead (a peer may send its payload
 //! right behind the handshake), never buffers more than the handshake can legally take plus one
 //! read, and checks the deadline before every read. The marker searches give up once the
 //! padding before the marker would exceed [`MAX_PAD`].
