@@ -111,7 +111,10 @@ impl Seeding {
 
 /// A peer on one torrent.
 fn peer(dir: &Path, torrent: &Path, extra: &[&str]) -> Proc {
-    support::peer(dir, &[torrent], extra)
+    // The raw peers here speak plaintext BitTorrent and nothing else, so the peer under test
+    // does too; tests/encryption.rs feeds hostile input to the encrypted handshake.
+    let args = [&["--encryption", "off"], extra].concat();
+    support::peer(dir, &[torrent], &args)
 }
 
 /// A hand-driven remote peer.
