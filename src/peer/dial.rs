@@ -8,6 +8,7 @@ use crate::peer::handshake::{self, HANDSHAKE_TIMEOUT};
 use crate::peer::open_connections::{Direction, Link};
 use crate::peer::peer_stream::PeerStream;
 use crate::peer::torrent_state::TorrentState;
+use crate::wire::Handshake;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,12 +49,12 @@ pub fn dial(torrent: &Arc<TorrentState>, addr: SocketAddr) {
 
 /// Connects to `addr`, exchanges handshakes and runs the connection until it ends.
 fn connect(torrent: &TorrentState, addr: SocketAddr) -> Result<(), ConnError> {
-    let (stream, remote_id) = shake_hands(torrent, addr)?;
+    let (stream, theirs) = shake_hands(torrent, addr)?;
     // Admitted before it starts, so an incoming twin of this connection (a simultaneous open)
     // is refused before it does work it would lose.
     let link = Link {
         addr,
-        peer_id: remote_id,
+        peer_id: theirs.peer_id,
         direction: Direction::Outgoing,
     };
     let _admitted = torrent.admit(link, stream.socket().try_clone().ok())?;
@@ -62,15 +63,15 @@ fn connect(torrent: &TorrentState, addr: SocketAddr) -> Result<(), ConnError> {
         torrent.meta.info.name,
         stream.describe()
     );
-    connection::run(stream, torrent, addr, remote_id)
+    connection::run(stream, torrent, addr, &theirs)
 }
 
 /// Connects to `addr` and exchanges handshakes as `--encryption` says; returns the stream and
-/// the remote peer id.
+/// the remote's handshake.
 fn shake_hands(
     torrent: &TorrentState,
     addr: SocketAddr,
-) -> Result<(PeerStream, [u8; 20]), ConnError> {
+) -> Result<(PeerStream, Handshake), ConnError> {
     match try_handshake(torrent, addr, torrent.encryption) {
         Err(ConnError::Encryption(e)) if torrent.encryption == Encryption::Prefer => {
             log::debug!("{addr}: {e}; trying plaintext");
@@ -85,11 +86,11 @@ fn try_handshake(
     torrent: &TorrentState,
     addr: SocketAddr,
     policy: Encryption,
-) -> Result<(PeerStream, [u8; 20]), ConnError> {
+) -> Result<(PeerStream, Handshake), ConnError> {
     let socket = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
     socket.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
     socket.set_write_timeout(Some(connection::WRITE_TIMEOUT))?;
     let mut stream = encryption::initiate(socket, &torrent.meta.info_hash, policy)?;
-    let remote_id = handshake::initiate(&mut stream, torrent, addr)?;
-    Ok((stream, remote_id))
+    let theirs = handshake::initiate(&mut stream, torrent, addr)?;
+    Ok((stream, theirs))
 }

@@ -122,10 +122,10 @@ fn accept_handshake(
     stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
     stream.set_write_timeout(Some(connection::WRITE_TIMEOUT))?;
     let (mut stream, torrents) = encryption::accept(stream, torrents, encryption)?;
-    let (torrent, remote_id) = handshake::answer(&mut stream, &torrents)?;
+    let (torrent, theirs) = handshake::answer(&mut stream, &torrents)?;
     let link = Link {
         addr,
-        peer_id: remote_id,
+        peer_id: theirs.peer_id,
         direction: Direction::Incoming,
     };
     let admitted = torrent.admit(link, stream.socket().try_clone().ok())?;
@@ -134,7 +134,7 @@ fn accept_handshake(
         torrent.meta.info.name,
         stream.describe()
     );
-    let result = connection::run(stream, torrent, addr, remote_id);
+    let result = connection::run(stream, torrent, addr, &theirs);
     drop(admitted);
     log::info!(
         "{}: peer {addr} left: {}",
