@@ -4,6 +4,7 @@
 use crate::bitfield::BitfieldError;
 use crate::metainfo::InfoHash;
 use crate::wire::WireError;
+use crate::wire::extended::ExtError;
 use crate::wire::mse::MseError;
 use std::fmt;
 use std::time::Duration;
@@ -35,6 +36,8 @@ pub enum ConnError {
     TooManyConnections(usize),
     /// The peer was banned earlier for sending bad data.
     Banned,
+    /// An extended handshake (BEP 10) that cannot be parsed.
+    Extension(ExtError),
     /// The encrypted handshake failed, or the policy refused the connection.
     Encryption(MseError),
 }
@@ -67,6 +70,7 @@ impl fmt::Display for ConnError {
             }
             ConnError::OurOwnPeer => write!(f, "that is this peer itself"),
             ConnError::Banned => write!(f, "banned for sending bad data"),
+            ConnError::Extension(e) => write!(f, "{e}"),
             ConnError::Encryption(e) => write!(f, "{e}"),
         }
     }
@@ -77,6 +81,7 @@ impl std::error::Error for ConnError {
         match self {
             ConnError::Wire(e) => Some(e),
             ConnError::BadBitfield(e) => Some(e),
+            ConnError::Extension(e) => Some(e),
             ConnError::Encryption(e) => Some(e),
             _ => None,
         }
