@@ -11,8 +11,8 @@
 pub mod extended;
 mod handshake;
 mod message;
-pub mod pex;
 pub mod mse;
+pub mod pex;
 mod reader;
 
 use std::fmt;
