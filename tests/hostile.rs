@@ -111,7 +111,10 @@ impl Seeding {
 
 /// A peer on one torrent.
 fn peer(dir: &Path, torrent: &Path, extra: &[&str]) -> Proc {
-    support::peer(dir, &[torrent], extra)
+    // The raw peers here speak plaintext BitTorrent and nothing else, so the peer under test
+    // does too; tests/encryption.rs feeds hostile input to the encrypted handshake.
+    let args = [&["--encryption", "off"], extra].concat();
+    support::peer(dir, &[torrent], &args)
 }
 
 /// A hand-driven remote peer.
@@ -1228,6 +1231,7 @@ fn a_peer_that_answers_requests_only_with_junk_is_dropped_as_snubbing() {
     command.args(["peer", "--dir", dir.to_str().unwrap(), "--port", "0"]);
     command.args(["--bind", "127.0.0.1", "--torrent", torrent_s]);
     command.args(["--tracker", &dead_tracker, "--connect", &chatter_s]);
+    command.args(["--encryption", "off"]); // as `peer` here: the evil seeder is plaintext only
     // The snub time-out is 60 s; this test shortens it to 4 s.
     command.env("PIECEMEAL_SNUB_TIMEOUT", "4");
     let _client = Proc::spawn(command);

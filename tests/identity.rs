@@ -35,19 +35,7 @@ impl Raw {
 
     /// Accepts one connection on `listener` (bounded) and answers its handshake.
     fn accept(listener: &TcpListener, meta: &Metainfo, peer_id: [u8; 20]) -> Raw {
-        listener.set_nonblocking(true).unwrap();
-        let deadline = Instant::now() + ANSWER;
-        let stream = loop {
-            match listener.accept() {
-                Ok((stream, _)) => break stream,
-                Err(_) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(10))
-                }
-                Err(e) => panic!("no connection within {ANSWER:?}: {e}"),
-            }
-        };
-        stream.set_nonblocking(false).unwrap();
-        Raw::handshake(stream, meta, peer_id)
+        Raw::handshake(support::accept_plaintext(listener, ANSWER), meta, peer_id)
     }
 
     fn handshake(mut stream: TcpStream, meta: &Metainfo, peer_id: [u8; 20]) -> Raw {

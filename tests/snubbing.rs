@@ -41,7 +41,7 @@ fn snubber(meta: &Metainfo) -> (SocketAddr, std::thread::JoinHandle<Seen>) {
     let addr = listener.local_addr().unwrap();
     let (info_hash, pieces) = (meta.info_hash.0, meta.info.piece_count());
     let thread = std::thread::spawn(move || {
-        let (mut stream, _) = listener.accept().unwrap();
+        let mut stream = support::accept_plaintext(&listener, Duration::from_secs(30));
         stream
             .set_read_timeout(Some(Duration::from_millis(200)))
             .unwrap();

@@ -177,7 +177,7 @@ fn lying_seeder(meta: &Metainfo) -> (std::net::SocketAddr, std::thread::JoinHand
     let pieces = meta.info.piece_count();
     let info_hash = meta.info_hash.0;
     let handle = std::thread::spawn(move || {
-        let (mut stream, _) = listener.accept().unwrap();
+        let mut stream = support::accept_plaintext(&listener, Duration::from_secs(30));
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();

@@ -18,6 +18,7 @@ use crate::peer::error::ConnError;
 use crate::peer::extension::Extensions;
 use crate::peer::fast::{self, Answer, Fast};
 use crate::peer::peer_manager::PeerSlot;
+use crate::peer::peer_stream::PeerStream;
 use crate::peer::pipeline::{BlockRequest, Pipeline};
 use crate::peer::snub::{self, Snub, Verdict};
 use crate::peer::torrent_state::{HASH_STRIKES, TorrentState};
@@ -91,26 +92,27 @@ struct Conn<'a, S> {
 /// extensions it speaks). Pieces it was fetching go back to the picker whatever happens, and
 /// its writer thread has ended when this returns.
 pub fn run(
-    stream: TcpStream,
+    stream: PeerStream,
     torrent: &TorrentState,
     remote: SocketAddr,
     theirs: &Handshake,
 ) -> Result<(), ConnError> {
     // The read time-out is the loop's tick.
-    stream.set_read_timeout(Some(TICK))?;
-    stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
-    let _ = stream.set_nodelay(true);
-    let sending = stream.try_clone()?;
+    let socket = stream.socket().try_clone()?;
+    socket.set_read_timeout(Some(TICK))?;
+    socket.set_write_timeout(Some(WRITE_TIMEOUT))?;
+    let _ = socket.set_nodelay(true);
+    let (reading, mut sending) = stream.split();
     let outbox = Outbox::new();
     std::thread::scope(|s| {
         let writer = std::thread::Builder::new()
             .name(format!("send-{remote}"))
-            .spawn_scoped(s, || writer::run(&outbox, &sending, torrent))?;
+            .spawn_scoped(s, || writer::run(&outbox, &mut sending, torrent))?;
         let ending = Ending {
             outbox: &outbox,
-            stream: &stream,
+            stream: &socket,
         };
-        let result = run_loop(&stream, torrent, remote, theirs, &outbox, Sending::Thread);
+        let result = run_loop(reading, torrent, remote, theirs, &outbox, Sending::Thread);
         // After a clean end the last messages (a `have`, `not interested`) may go out.
         if result.is_ok() && !torrent.is_shutting_down() {
             outbox.close(true);
@@ -119,7 +121,7 @@ pub fn run(
         if outbox.failed() {
             // The peer stopped reading: reset the connection rather than leave megabytes in
             // the kernel's send buffer for a peer that will not take them.
-            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+            let _ = socket2::SockRef::from(&socket).set_linger(Some(Duration::ZERO));
         }
         drop(ending);
         let _ = writer.join();

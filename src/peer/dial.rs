@@ -2,9 +2,11 @@
 //! then runs the connection loop (the download side of a torrent).
 
 use crate::peer::connection;
+use crate::peer::encryption::{self, Encryption};
 use crate::peer::error::{ConnError, outcome};
 use crate::peer::handshake::{self, HANDSHAKE_TIMEOUT};
 use crate::peer::open_connections::{Direction, Link};
+use crate::peer::peer_stream::PeerStream;
 use crate::peer::torrent_state::TorrentState;
 use crate::wire::Handshake;
 use std::net::{SocketAddr, TcpStream};
@@ -55,19 +57,40 @@ fn connect(torrent: &TorrentState, addr: SocketAddr) -> Result<(), ConnError> {
         peer_id: theirs.peer_id,
         direction: Direction::Outgoing,
     };
-    let _admitted = torrent.admit(link, stream.try_clone().ok())?;
-    log::info!("{}: connected to {addr}", torrent.meta.info.name);
+    let _admitted = torrent.admit(link, stream.socket().try_clone().ok())?;
+    log::info!(
+        "{}: connected to {addr}{}",
+        torrent.meta.info.name,
+        stream.describe()
+    );
     connection::run(stream, torrent, addr, &theirs)
 }
 
-/// Connects to `addr` and exchanges handshakes; returns the stream and the remote's handshake.
+/// Connects to `addr` and exchanges handshakes as `--encryption` says; returns the stream and
+/// the remote's handshake.
 fn shake_hands(
     torrent: &TorrentState,
     addr: SocketAddr,
-) -> Result<(TcpStream, Handshake), ConnError> {
-    let mut stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
-    stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
-    stream.set_write_timeout(Some(connection::WRITE_TIMEOUT))?;
+) -> Result<(PeerStream, Handshake), ConnError> {
+    match try_handshake(torrent, addr, torrent.encryption) {
+        Err(ConnError::Encryption(e)) if torrent.encryption == Encryption::Prefer => {
+            log::debug!("{addr}: {e}; trying plaintext");
+            try_handshake(torrent, addr, Encryption::Off)
+        }
+        result => result,
+    }
+}
+
+/// One connection to `addr` and its handshakes, encrypted as `policy` says.
+fn try_handshake(
+    torrent: &TorrentState,
+    addr: SocketAddr,
+    policy: Encryption,
+) -> Result<(PeerStream, Handshake), ConnError> {
+    let socket = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
+    socket.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
+    socket.set_write_timeout(Some(connection::WRITE_TIMEOUT))?;
+    let mut stream = encryption::initiate(socket, &torrent.meta.info_hash, policy)?;
     let theirs = handshake::initiate(&mut stream, torrent, addr)?;
     Ok((stream, theirs))
 }

@@ -5,6 +5,7 @@ use crate::bitfield::BitfieldError;
 use crate::metainfo::InfoHash;
 use crate::wire::WireError;
 use crate::wire::extended::ExtError;
+use crate::wire::mse::MseError;
 use std::fmt;
 use std::time::Duration;
 
@@ -37,6 +38,8 @@ pub enum ConnError {
     Banned,
     /// An extended handshake (BEP 10) that cannot be parsed.
     Extension(ExtError),
+    /// The encrypted handshake failed, or the policy refused the connection.
+    Encryption(MseError),
 }
 
 impl fmt::Display for ConnError {
@@ -68,6 +71,7 @@ impl fmt::Display for ConnError {
             ConnError::OurOwnPeer => write!(f, "that is this peer itself"),
             ConnError::Banned => write!(f, "banned for sending bad data"),
             ConnError::Extension(e) => write!(f, "{e}"),
+            ConnError::Encryption(e) => write!(f, "{e}"),
         }
     }
 }
@@ -78,6 +82,7 @@ impl std::error::Error for ConnError {
             ConnError::Wire(e) => Some(e),
             ConnError::BadBitfield(e) => Some(e),
             ConnError::Extension(e) => Some(e),
+            ConnError::Encryption(e) => Some(e),
             _ => None,
         }
     }
@@ -86,6 +91,12 @@ impl std::error::Error for ConnError {
 impl From<WireError> for ConnError {
     fn from(e: WireError) -> Self {
         ConnError::Wire(e)
+    }
+}
+
+impl From<MseError> for ConnError {
+    fn from(e: MseError) -> Self {
+        ConnError::Encryption(e)
     }
 }
 

@@ -9,6 +9,7 @@
 use crate::metainfo::InfoHash;
 use crate::net::pool::ThreadPool;
 use crate::peer::connection;
+use crate::peer::encryption::{self, Encryption};
 use crate::peer::error::{ConnError, outcome};
 use crate::peer::handshake::{self, HANDSHAKE_TIMEOUT};
 use crate::peer::open_connections::{Direction, Link};
@@ -57,6 +58,7 @@ pub fn start(
     listeners: Vec<TcpListener>,
     torrents: Registry,
     workers: usize,
+    encryption: Encryption,
     shutdown: Arc<AtomicBool>,
 ) -> io::Result<JoinHandle<()>> {
     // Non-blocking accept lets the acceptor notice shutdown without a wake-up connection, and
@@ -79,7 +81,8 @@ pub fn start(
                             // it is the same peer as a.b.c.d (bans, stats, duplicates).
                             let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
                             let torrents = torrents.clone();
-                            if !pool.try_execute(move || serve(stream, addr, &torrents)) {
+                            if !pool.try_execute(move || serve(stream, addr, &torrents, encryption))
+                            {
                                 log::warn!(
                                     "{addr}: all {workers} upload workers busy, refusing connection"
                                 );
@@ -100,31 +103,37 @@ pub fn start(
         })
 }
 
-fn serve(stream: TcpStream, addr: SocketAddr, torrents: &Registry) {
-    // Info, not debug: a refused handshake (an encrypted one, say) is what a user
-    // looking into "why does this client not connect" needs to see.
-    if let Err(e) = accept_handshake(stream, addr, torrents) {
+fn serve(stream: TcpStream, addr: SocketAddr, torrents: &Registry, encryption: Encryption) {
+    // Info, not debug: a refused handshake (a plaintext one under --encryption require, say)
+    // is what a user looking into "why does this client not connect" needs to see.
+    if let Err(e) = accept_handshake(stream, addr, torrents, encryption) {
         log::info!("{addr}: handshake refused: {e}");
     }
 }
 
 /// Sets the socket up for the handshake, answers it, and runs the connection until it ends.
 fn accept_handshake(
-    mut stream: TcpStream,
+    stream: TcpStream,
     addr: SocketAddr,
     torrents: &Registry,
+    encryption: Encryption,
 ) -> Result<(), ConnError> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
     stream.set_write_timeout(Some(connection::WRITE_TIMEOUT))?;
-    let (torrent, theirs) = handshake::answer(&mut stream, torrents)?;
+    let (mut stream, torrents) = encryption::accept(stream, torrents, encryption)?;
+    let (torrent, theirs) = handshake::answer(&mut stream, &torrents)?;
     let link = Link {
         addr,
         peer_id: theirs.peer_id,
         direction: Direction::Incoming,
     };
-    let admitted = torrent.admit(link, stream.try_clone().ok())?;
-    log::info!("{}: incoming peer {addr}", torrent.meta.info.name);
+    let admitted = torrent.admit(link, stream.socket().try_clone().ok())?;
+    log::info!(
+        "{}: incoming peer {addr}{}",
+        torrent.meta.info.name,
+        stream.describe()
+    );
     let result = connection::run(stream, torrent, addr, &theirs);
     drop(admitted);
     log::info!(

@@ -17,6 +17,7 @@ use crate::peer::announcing::AnnounceTask;
 use crate::peer::choker::DEFAULT_UPLOAD_SLOTS;
 use crate::peer::connection_limits::{ConnectionLimits, DEFAULT_PER_PROCESS, DEFAULT_PER_TORRENT};
 use crate::peer::dial::dial;
+use crate::peer::encryption::Encryption;
 use crate::peer::hash_pool::HashPool;
 use crate::peer::listener;
 use crate::peer::magnet_fetch::{self, MagnetFetchError, Resolved};
@@ -105,6 +106,11 @@ pub struct PeerConfig {
     /// first), so a torrent of many files needs no descriptor per file.
     #[arg(long, default_value_t = DEFAULT_MAX_OPEN_FILES, value_parser = TypedValueParser::map(clap::value_parser!(u16).range(1..), usize::from))]
     pub max_open_files: usize,
+    /// Message stream encryption: `prefer` dials encrypted and falls back to plaintext,
+    /// `require` speaks RC4-encrypted connections only, `off` plaintext only. Incoming
+    /// connections may be either unless `require` or `off` says otherwise.
+    #[arg(long, value_enum, default_value_t = Encryption::Prefer)]
+    pub encryption: Encryption,
     /// Draw progress bars (stdout is a terminal) instead of plain lines.
     #[arg(skip)]
     pub bars: bool,
@@ -280,7 +286,8 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
                 tx,
             )
             .with_global_limits(limits.clone())
-            .with_connection_limits(connection_limits.clone()),
+            .with_connection_limits(connection_limits.clone())
+            .with_encryption(config.encryption),
         );
         connection_limits.register(&torrent);
         hashers.attach(&torrent);
@@ -304,6 +311,7 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
         // Admitted incoming connections are at most --max-connections: the rest of the
         // workers are always there for handshakes, so admitted idle peers pin none.
         config.max_connections + config.upload_workers,
+        config.encryption,
         shutdown.clone(),
     )
     .map_err(PeerError::Io)?;

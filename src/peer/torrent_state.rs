@@ -36,6 +36,7 @@ use crate::lock::{lock, read, write};
 use crate::metainfo::Metainfo;
 use crate::peer::choker::DEFAULT_UPLOAD_SLOTS;
 use crate::peer::connection_limits::ConnectionLimits;
+use crate::peer::encryption::Encryption;
 use crate::peer::error::ConnError;
 use crate::peer::hash_pool::HashQueue;
 use crate::peer::open_connections::{Direction, Link, OpenConnections};
@@ -142,6 +143,8 @@ pub struct TorrentState {
     limits: Arc<ConnectionLimits>,
     /// Peers learnt from peer exchange (and other sources than the tracker), to dial.
     pub feed: PeerFeed,
+    /// Whether its outgoing connections are encrypted (`--encryption`).
+    pub encryption: Encryption,
 }
 
 impl TorrentState {
@@ -194,12 +197,19 @@ impl TorrentState {
             rate_limits: TorrentLimits::default(),
             limits: Arc::new(ConnectionLimits::default()),
             feed: PeerFeed::default(),
+            encryption: Encryption::default(),
         }
     }
 
     /// Puts this torrent under the process's rate limits.
     pub fn with_global_limits(mut self, global: Arc<RateLimits>) -> TorrentState {
         self.rate_limits = TorrentLimits::new(global);
+        self
+    }
+
+    /// Dials this torrent's peers with the `--encryption` policy.
+    pub fn with_encryption(mut self, encryption: Encryption) -> TorrentState {
+        self.encryption = encryption;
         self
     }
 

@@ -13,7 +13,7 @@ const EXTENSION_BYTE: usize = 5;
 const EXTENSION_BIT: u8 = 0x10;
 
 /// Whether a handshake's first 20 bytes name the BitTorrent protocol.
-fn names_protocol(prefix: &[u8]) -> bool {
+pub fn names_protocol(prefix: &[u8]) -> bool {
     prefix[0] == 19 && &prefix[1..20] == PROTOCOL
 }
 

@@ -11,13 +11,14 @@
 pub mod extended;
 mod handshake;
 mod message;
+pub mod mse;
 pub mod pex;
 mod reader;
 
 use std::fmt;
 use std::io;
 
-pub use handshake::{Handshake, read_handshake, write_handshake};
+pub use handshake::{Handshake, names_protocol, read_handshake, write_handshake};
 pub use message::{Message, max_message_len};
 pub use reader::{Frame, MessageReader};
 
@@ -63,7 +64,7 @@ impl fmt::Display for WireError {
             WireError::BadProtocol => {
                 write!(
                     f,
-                    "not a BitTorrent handshake (an encrypted one? piecemeal speaks plaintext only)"
+                    "not a BitTorrent handshake (an encrypted one, with --encryption off?)"
                 )
             }
             WireError::TooLong { length, max } => {

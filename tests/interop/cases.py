@@ -655,3 +655,4 @@ CASES = [
 from cases_udp import CASES as _udp; CASES += _udp  # noqa: E402,E702
 from cases_choking import CASES as _choking; CASES += _choking  # noqa: E402, E702
 from cases_magnet import CASES as _magnet; CASES += _magnet  # noqa: E402,E702
+from cases_mse import CASES as _mse; CASES += _mse  # noqa: E402,E702

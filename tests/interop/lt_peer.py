@@ -10,6 +10,7 @@ harness's --self-check, which validates the harness against real programs only.
     lt_peer.py peer --dir DIR (--torrent FILE | --magnet URI) [--port N] [--tracker URL]
                     [--connect IP:PORT ...] [--exit-when-done] [--internet]
                     [--unchoke-slots N] [--upload-limit BYTES_PER_S] [--high-performance]
+                    [--encryption forced]
 
 With --magnet it prints `metadata <hash> <name> secs=..` once the metadata is in, and
 either way `first-piece <hash> <name> secs=..` at its first verified piece, as piecemeal does.
@@ -53,12 +54,14 @@ def log(msg):
     print(f"[lt_peer {time.monotonic():.2f}] {msg}", file=sys.stderr, flush=True)
 
 
-def session_for(bind, port, internet=False, fast=False):
+def session_for(bind, port, internet=False, fast=False, encryption="default"):
     """A loopback-only libtorrent session with nothing that could leave the machine.
 
     With `internet`, loopback peers are not in libtorrent's "local" peer class (never choked,
     no rate limits, its own queueing) but in the global one, as peers on the internet are.
     With `fast`, libtorrent's high-performance preset (`high_performance_seed`) comes first.
+    With encryption "forced", every connection in and out must be RC4-encrypted (MSE);
+    "default" keeps libtorrent's own policy (encrypted first, plaintext allowed).
     """
     mask = (
         lt.alert.category_t.error_notification
@@ -102,6 +105,14 @@ def session_for(bind, port, internet=False, fast=False):
         everyone = lt.ip_filter()
         everyone.add_rule("0.0.0.0", "255.255.255.255", 1 << lt.session.global_peer_class_id)
         ses.set_peer_class_filter(everyone)
+    if encryption == "forced":
+        ses.apply_settings(
+            {
+                "out_enc_policy": int(lt.enc_policy.forced),
+                "in_enc_policy": int(lt.enc_policy.forced),
+                "allowed_enc_level": int(lt.enc_level.rc4),
+            }
+        )
     return ses
 
 
@@ -130,10 +141,17 @@ def parse_addr(text):
     return (host, int(port))
 
 
-def take_alerts(ses, ti, per_peer):
-    """Log the interesting alerts and credit each finished block to the peer that sent it."""
+def take_alerts(ses, ti, per_peer, first_block=None):
+    """Log the interesting alerts and credit each finished block to the peer that sent it.
+
+    With `first_block` (a dict holding "since", a monotonic time), the first block prints
+    `first_byte secs=S`, S counted from "since".
+    """
     for a in ses.pop_alerts():
         if isinstance(a, lt.block_finished_alert) and ti is not None:
+            if first_block is not None and "printed" not in first_block:
+                first_block["printed"] = True
+                print(f"first_byte secs={time.monotonic() - first_block['since']:.3f}", flush=True)
             key = f"{a.endpoint[0]}:{a.endpoint[1]}"
             per_peer[key] = per_peer.get(key, 0) + block_len(ti, a.piece_index, a.block_index)
         elif isinstance(a, LOGGED_ALERTS):
@@ -149,7 +167,7 @@ def cmd_peer(args):
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    ses = session_for(args.bind, args.port, args.internet, args.high_performance)
+    ses = session_for(args.bind, args.port, args.internet, args.high_performance, args.encryption)
     if args.unchoke_slots is not None:
         ses.apply_settings({"unchoke_slots_limit": args.unchoke_slots})
     if args.upload_limit:
@@ -182,6 +200,7 @@ def cmd_peer(args):
     connects = [parse_addr(c) for c in args.connect]
     first_piece = False
 
+    first_block = {"since": started}
     was_seed_at_start = None
     completed = False
     last_dial = 0.0
@@ -189,7 +208,7 @@ def cmd_peer(args):
     polled = {}  # "ip:port" -> the largest payload count its connection reported
     next_status = 0.0
     while not stop["flag"]:
-        take_alerts(ses, ti, per_peer)
+        take_alerts(ses, ti, per_peer, first_block)
         st = h.status()
         if ti is None and st.has_metadata:
             ti = h.torrent_file()
@@ -212,6 +231,8 @@ def cmd_peer(args):
             polled[key] = max(polled.get(key, 0), p.total_download)
         now = time.monotonic()
         if connects and now - last_dial >= RECONNECT_SECS:
+            if last_dial == 0.0:
+                first_block["since"] = now  # time to first byte counts from the first dial
             connected = {(p.ip[0], p.ip[1]) for p in h.get_peer_info()}
             for addr in connects:
                 if addr not in connected:
@@ -224,7 +245,7 @@ def cmd_peer(args):
             completed = True
             # Alerts for the last blocks can trail the state change by a moment.
             ses.wait_for_alert(300)
-            take_alerts(ses, ti, per_peer)
+            take_alerts(ses, ti, per_peer, first_block)
             secs = now - started
             got = 0 if was_seed_at_start else st.total_payload_download
             credit = {k: max(per_peer.get(k, 0), polled.get(k, 0)) for k in set(per_peer) | set(polled)}
@@ -312,6 +333,7 @@ def main():
     p.add_argument("--unchoke-slots", type=int, help="libtorrent's unchoke_slots_limit")
     p.add_argument("--upload-limit", type=int, default=0, help="upload bytes/s to loopback peers")
     p.add_argument("--high-performance", action="store_true", help="libtorrent's high-performance preset")
+    p.add_argument("--encryption", choices=["default", "forced"], default="default", help="MSE policy")
     s = sub.add_parser("show")
     s.add_argument("torrent")
     k = sub.add_parser("check")

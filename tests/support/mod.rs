@@ -322,3 +322,41 @@ pub fn peer(dir: &Path, torrents: &[&Path], extra: &[&str]) -> Proc {
     args.extend(extra);
     Proc::start(&args)
 }
+
+/// Accepts, within `timeout`, the first connection on `listener` that opens with a plaintext
+/// BitTorrent handshake, and drops any that open otherwise: for a raw peer that speaks
+/// plaintext only, as a piecemeal peer dials encrypted first and, dropped, dials again in
+/// plaintext (`--encryption prefer`). The handshake is left unread.
+pub fn accept_plaintext(
+    listener: &std::net::TcpListener,
+    timeout: Duration,
+) -> std::net::TcpStream {
+    let deadline = Instant::now() + timeout;
+    listener.set_nonblocking(true).unwrap();
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "no plaintext handshake within {timeout:?}"
+        );
+        let Ok((stream, _)) = listener.accept() else {
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        };
+        stream.set_nonblocking(false).unwrap();
+        let mut first = [0u8; 20];
+        while Instant::now() < deadline {
+            stream
+                .set_read_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
+            match stream.peek(&mut first) {
+                Ok(20) => break,
+                Ok(0) => break,
+                _ => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+        if piecemeal::wire::names_protocol(&first) {
+            stream.set_read_timeout(None).unwrap();
+            return stream;
+        }
+    }
+}
