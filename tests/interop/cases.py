@@ -171,7 +171,7 @@ class Piecemeal:
             return start_opentracker(ctx, whitelist)
         proc = ctx.start(
             f"{self.label} tracker",
-            self._argv() + ["tracker", "--bind", f"{LOOPBACK}:0", "--interval", "5"],
+            self._argv() + ["tracker", "--bind", f"{LOOPBACK}:0", "--interval", "5", "--peer-timeout", "600"],
             env=self._env(),
         )
         m = ctx.wait_line(proc, r"^tracker listening on (\S+:\d+)\s*$", 20, "`tracker listening on ADDR`")

@@ -1,67 +1,117 @@
-//! Serving one connection: read one bounded request, answer it, close. A request that cannot
-//! be read still gets a reply when there is one to give (408, 413, 431, 400).
+//! A worker's part of a connection: answer the one complete request the waiting room handed
+//! over, then give a keep-alive connection back to the room or close it. A worker never waits
+//! for a client to send anything; it only writes (with a deadline).
 
 use super::routes::{Reply, Service, route};
-use crate::net::http::{self, HttpError};
+use super::waiting_room::Doorbell;
+use crate::net::http::{self, Request};
 use log::debug;
 use std::io::Read;
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Time allowed for writing a reply.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Serves one connection: one request, one reply, close.
-pub(super) fn serve(mut stream: TcpStream, service: &Service) {
-    let remote = match stream.peer_addr() {
-        Ok(addr) => addr,
-        Err(e) => {
-            debug!("connection gone before it was served: {e}");
-            return;
+/// One open connection to the tracker, in the room or with a worker.
+pub(super) struct Conn {
+    pub(super) stream: TcpStream,
+    pub(super) remote: SocketAddr,
+    /// Input received and not yet used: the start of the next request.
+    pub(super) buf: Vec<u8>,
+    _ticket: Ticket,
+}
+
+impl Conn {
+    pub(super) fn new(stream: TcpStream, remote: SocketAddr, ticket: Ticket) -> Conn {
+        Conn {
+            stream,
+            remote,
+            buf: Vec::new(),
+            _ticket: ticket,
         }
-    };
-    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
-    let _ = stream.set_nodelay(true);
-    let (reply, clean) = match http::read_request(&stream, &service.limits) {
-        Ok(request) => {
-            let reply = route(
-                &request,
-                remote.ip().to_canonical(),
-                service,
-                Instant::now(),
-            );
-            debug!(
-                "{remote} {} {} -> {}{}",
-                request.method,
-                request.path(),
-                reply.status,
-                reply
-                    .failure
-                    .as_deref()
-                    .map(|f| format!(" ({f})"))
-                    .unwrap_or_default()
-            );
-            (reply, true)
-        }
-        Err(e) => {
-            debug!("{remote}: bad request: {e}");
-            let reply = match e {
-                HttpError::HeadTooLarge(_) => Reply::json_failure(431, &e.to_string()),
-                HttpError::BodyTooLarge(_) => Reply::json_failure(413, &e.to_string()),
-                HttpError::Malformed(_) => Reply::json_failure(400, &e.to_string()),
-                HttpError::Timeout(_) => Reply::json_failure(408, &e.to_string()),
-                _ => return,
-            };
-            (reply, false)
-        }
-    };
-    if let Err(e) = http::write_response(&mut stream, reply.status, reply.content_type, &reply.body)
-    {
-        debug!("{remote}: cannot send reply: {e}");
+    }
+}
+
+/// Counts a connection as open for as long as it lives (the waiting room's cap).
+pub(super) struct Ticket(Arc<AtomicUsize>);
+
+impl Ticket {
+    pub(super) fn new(open: Arc<AtomicUsize>) -> Ticket {
+        open.fetch_add(1, Ordering::SeqCst);
+        Ticket(open)
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Answers `request`, then hands the connection back to the room if the client keeps it open.
+pub(super) fn serve(
+    mut conn: Conn,
+    request: Request,
+    keep_alive: bool,
+    service: &Service,
+    doorbell: &Doorbell,
+) {
+    let reply = route(
+        &request,
+        conn.remote.ip().to_canonical(),
+        service,
+        Instant::now(),
+    );
+    debug!(
+        "{} {} {} -> {}{}",
+        conn.remote,
+        request.method,
+        request.path(),
+        reply.status,
+        reply
+            .failure
+            .as_deref()
+            .map(|f| format!(" ({f})"))
+            .unwrap_or_default()
+    );
+    if !write(&mut conn, &reply, keep_alive) {
         return;
     }
-    if !clean {
-        linger(&mut stream);
+    if keep_alive && conn.stream.set_nonblocking(true).is_ok() {
+        doorbell.give_back(conn);
+    }
+}
+
+/// Sends an error reply to a request that could not be read, then closes.
+pub(super) fn refuse(mut conn: Conn, reply: Reply) {
+    if write(&mut conn, &reply, false) {
+        linger(&mut conn.stream);
+    }
+}
+
+/// Writes `reply` (blocking, bounded by [`WRITE_TIMEOUT`]); `false` if the client is gone.
+fn write(conn: &mut Conn, reply: &Reply, keep_alive: bool) -> bool {
+    let stream = &mut conn.stream;
+    if stream.set_nonblocking(false).is_err()
+        || stream.set_write_timeout(Some(WRITE_TIMEOUT)).is_err()
+    {
+        return false;
+    }
+    match http::write_reply(
+        stream,
+        reply.status,
+        reply.content_type,
+        &reply.body,
+        keep_alive,
+    ) {
+        Ok(()) => true,
+        Err(e) => {
+            debug!("{}: cannot send reply: {e}", conn.remote);
+            false
+        }
     }
 }
 
