@@ -648,3 +648,4 @@ CASES = [
     (6, "metainfo-mktorrent", case_metainfo_mktorrent, 60),
     (6, "metainfo-create", case_metainfo_create, 60),
 ]
+from cases_tracker import CASES as _tracker; CASES += _tracker  # noqa: E402
