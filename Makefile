@@ -37,6 +37,13 @@ bench-swarm: build
 	bash tests/lab/install.sh || true
 	python3 tests/lab/bench_swarm.py --bin $(BIN) --out $(BENCH_SWARM_OUT)
 
+# Debian's opentracker and piecemeal's tracker under the same load, side by side (HTTP, UDP).
+.PHONY: bench-tracker
+bench-tracker: build
+	bash tests/interop/install.sh
+	@set -e; for s in tests/bench/tracker_http.py tests/bench/tracker_udp.py; do \
+	  if [ -f $$s ]; then python3 $$s --bin $(BIN); fi; done
+
 # The assignment's scenario in three terminals: tracker, two seeders, a client with an empty folder.
 run-tracker: build
 	$(BIN) tracker --bind 127.0.0.1:6969
