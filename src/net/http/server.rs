@@ -83,18 +83,7 @@ pub fn read_request(stream: &TcpStream, limits: &Limits) -> Result<Request, Http
                 Err(e) => Err(HttpError::Malformed(e.to_string())),
             }
         })?;
-    if find_header(&headers, "transfer-encoding").is_some() {
-        return Err(HttpError::Malformed(
-            "chunked request bodies are not supported".into(),
-        ));
-    }
-    let length = match find_header(&headers, "content-length") {
-        Some(value) => content_length(value)?,
-        None => 0,
-    };
-    if length > limits.max_body {
-        return Err(HttpError::BodyTooLarge(limits.max_body));
-    }
+    let length = body_length(&headers, limits)?;
     let mut body = buf.split_off(head_len);
     body.truncate(length);
     if body.len() < length {
@@ -119,6 +108,24 @@ pub fn read_request(stream: &TcpStream, limits: &Limits) -> Result<Request, Http
         headers,
         body,
     })
+}
+
+/// The body length a request's headers announce, within `limits`; bodies must be framed by
+/// `Content-Length` (chunked request bodies are refused as malformed).
+fn body_length(headers: &[(String, Vec<u8>)], limits: &Limits) -> Result<usize, HttpError> {
+    if find_header(headers, "transfer-encoding").is_some() {
+        return Err(HttpError::Malformed(
+            "chunked request bodies are not supported".into(),
+        ));
+    }
+    let length = match find_header(headers, "content-length") {
+        Some(value) => content_length(value)?,
+        None => 0,
+    };
+    if length > limits.max_body {
+        return Err(HttpError::BodyTooLarge(limits.max_body));
+    }
+    Ok(length)
 }
 
 /// What [`parse_request`] found in a buffer holding the start of a connection's input.
@@ -158,18 +165,7 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Parsed, HttpError> {
         return Err(HttpError::HeadTooLarge(limits.max_head));
     }
     let headers = owned_headers(req.headers);
-    if find_header(&headers, "transfer-encoding").is_some() {
-        return Err(HttpError::Malformed(
-            "chunked request bodies are not supported".into(),
-        ));
-    }
-    let length = match find_header(&headers, "content-length") {
-        Some(value) => content_length(value)?,
-        None => 0,
-    };
-    if length > limits.max_body {
-        return Err(HttpError::BodyTooLarge(limits.max_body));
-    }
+    let length = body_length(&headers, limits)?;
     if buf.len() < head_len + length {
         let expects_continue = find_header(&headers, "expect")
             .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
