@@ -6,8 +6,9 @@ use super::routes::{Reply, Service, route};
 use super::waiting_room::Doorbell;
 use crate::net::http::{self, Request};
 use log::debug;
-use std::io::Read;
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -77,31 +78,26 @@ pub(super) fn serve(
             .map(|f| format!(" ({f})"))
             .unwrap_or_default()
     );
-    if !write(&mut conn, &reply, keep_alive) {
-        return;
-    }
-    if keep_alive && conn.stream.set_nonblocking(true).is_ok() {
+    if write(&mut conn, &reply, keep_alive) && keep_alive {
         doorbell.give_back(conn);
     }
 }
 
 /// Sends an error reply to a request that could not be read, then closes.
 pub(super) fn refuse(mut conn: Conn, reply: Reply) {
-    if write(&mut conn, &reply, false) {
+    if write(&mut conn, &reply, false) && conn.stream.set_nonblocking(false).is_ok() {
         linger(&mut conn.stream);
     }
 }
 
-/// Writes `reply` (blocking, bounded by [`WRITE_TIMEOUT`]); `false` if the client is gone.
+/// Writes `reply` within [`WRITE_TIMEOUT`]; `false` if the client is gone or does not read.
 fn write(conn: &mut Conn, reply: &Reply, keep_alive: bool) -> bool {
-    let stream = &mut conn.stream;
-    if stream.set_nonblocking(false).is_err()
-        || stream.set_write_timeout(Some(WRITE_TIMEOUT)).is_err()
-    {
-        return false;
-    }
+    let mut out = Patient {
+        stream: &conn.stream,
+        deadline: Instant::now() + WRITE_TIMEOUT,
+    };
     match http::write_reply(
-        stream,
+        &mut out,
         reply.status,
         reply.content_type,
         &reply.body,
@@ -112,6 +108,46 @@ fn write(conn: &mut Conn, reply: &Reply, keep_alive: bool) -> bool {
             debug!("{}: cannot send reply: {e}", conn.remote);
             false
         }
+    }
+}
+
+/// Writes to a non-blocking socket, waiting (until `deadline`) only when its buffer is full.
+/// A reply nearly always fits the socket buffer at once, so the common case is one `write`,
+/// with no switching the socket between blocking and non-blocking.
+struct Patient<'a> {
+    stream: &'a TcpStream,
+    deadline: Instant,
+}
+
+impl Write for Patient<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        loop {
+            match (&mut &*self.stream).write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                other => return other,
+            }
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            let mut fd = libc::pollfd {
+                fd: self.stream.as_raw_fd(),
+                events: libc::POLLOUT,
+                revents: 0,
+            };
+            let millis = i32::try_from(left.as_millis() + 1).unwrap_or(i32::MAX);
+            // SAFETY: one valid pollfd, exclusively borrowed for the call.
+            if unsafe { libc::poll(&mut fd, 1, millis) } < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
