@@ -93,6 +93,9 @@ struct TrackerArgs {
     /// Serve every info hash except those in FILE; reloaded on SIGHUP.
     #[arg(long, value_name = "FILE")]
     blacklist: Option<PathBuf>,
+    /// Threads answering UDP (BEP 15) announces on the same port; 0 turns UDP off.
+    #[arg(long, default_value_t = 2)]
+    udp_threads: usize,
 }
 
 impl TrackerArgs {
@@ -126,6 +129,7 @@ impl TrackerArgs {
             max_peers_per_swarm: self.max_peers_per_swarm,
             max_announces_per_ip: self.max_announces_per_ip,
             access,
+            udp_threads: self.udp_threads,
             ..TrackerConfig::default()
         }
     }

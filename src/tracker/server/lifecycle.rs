@@ -14,7 +14,7 @@ use crossbeam_channel::{RecvTimeoutError, Sender, bounded};
 use log::{debug, info, warn};
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,6 +54,8 @@ pub struct TrackerConfig {
     pub max_announces_per_ip: u32,
     /// A whitelist or blacklist of info hashes, reloaded by [`TrackerHandle::reload_access`].
     pub access: Option<(Mode, PathBuf)>,
+    /// Threads serving UDP (BEP 15) on the same port as HTTP, one socket each; 0 turns UDP off.
+    pub udp_threads: usize,
 }
 
 /// One and a half intervals, as opentracker (30 min interval, 45 min timeout): a peer may be
@@ -68,8 +70,9 @@ pub fn default_min_interval(interval: Duration) -> Duration {
 }
 
 impl Default for TrackerConfig {
-    /// Listens on 127.0.0.1:6969 with 4 workers, a 30-minute interval (15 minimum), a
-    /// 45-minute peer timeout swept every 30 s, the caps of the README, and 8 KiB bodies.
+    /// Listens on 127.0.0.1:6969 (TCP, and UDP with 2 threads) with 4 workers, a 30-minute
+    /// interval (15 minimum), a 45-minute peer timeout swept every 30 s, the caps of the README,
+    /// and 8 KiB bodies.
     fn default() -> TrackerConfig {
         let interval = Duration::from_secs(1800);
         TrackerConfig {
@@ -90,6 +93,7 @@ impl Default for TrackerConfig {
             max_peers_per_swarm: 50_000,
             max_announces_per_ip: 2_000,
             access: None,
+            udp_threads: 2,
         }
     }
 }
@@ -134,6 +138,7 @@ pub struct TrackerHandle {
     doorbell: Doorbell,
     room: Option<JoinHandle<()>>,
     expirer: Option<(Sender<()>, JoinHandle<()>)>,
+    udp: Vec<JoinHandle<()>>,
 }
 
 impl TrackerHandle {
@@ -163,6 +168,10 @@ impl TrackerHandle {
             drop(stop);
             let _ = expirer.join();
         }
+        // They see the flag within one read time-out.
+        for thread in self.udp.drain(..) {
+            let _ = thread.join();
+        }
         info!("tracker on {} stopped", self.local_addr);
     }
 }
@@ -181,14 +190,7 @@ pub fn start(config: TrackerConfig) -> Result<TrackerHandle, TrackerError> {
         None => AccessList::open(),
         Some((mode, path)) => AccessList::load(*mode, path).map_err(TrackerError::AccessList)?,
     };
-    let listener = TcpListener::bind(config.bind).map_err(|source| TrackerError::Bind {
-        addr: config.bind,
-        source,
-    })?;
-    let local_addr = listener.local_addr().map_err(|source| TrackerError::Bind {
-        addr: config.bind,
-        source,
-    })?;
+    let (listener, local_addr, udp_sockets) = listen(&config)?;
     let service = Arc::new(Service {
         swarms: Swarms::new(Caps {
             peer_timeout: config.peer_timeout,
@@ -214,6 +216,12 @@ pub fn start(config: TrackerConfig) -> Result<TrackerHandle, TrackerError> {
         stopping.clone(),
     )
     .map_err(TrackerError::Spawn)?;
+    let udp = super::udp::start(udp_sockets, service.clone(), stopping.clone())
+        .map_err(TrackerError::Spawn)?;
+    let stop_udp = |udp: Vec<JoinHandle<()>>| {
+        stopping.store(true, Ordering::SeqCst);
+        udp.into_iter().for_each(|t| drop(t.join()));
+    };
 
     let (stop_expiry, stopped) = bounded::<()>(0);
     let expiry_service = service.clone();
@@ -230,8 +238,14 @@ pub fn start(config: TrackerConfig) -> Result<TrackerHandle, TrackerError> {
                     debug!("expired {dropped} silent peers");
                 }
             }
-        })
-        .map_err(TrackerError::Spawn)?;
+        });
+    let expirer = match expirer {
+        Ok(expirer) => expirer,
+        Err(e) => {
+            stop_udp(udp);
+            return Err(TrackerError::Spawn(e));
+        }
+    };
 
     let room = std::thread::Builder::new()
         .name("tracker-room".into())
@@ -242,6 +256,7 @@ pub fn start(config: TrackerConfig) -> Result<TrackerHandle, TrackerError> {
             warn!("cannot start the tracker's waiting room: {e}");
             drop(stop_expiry);
             let _ = expirer.join();
+            stop_udp(udp);
             return Err(TrackerError::Spawn(e));
         }
     };
@@ -253,5 +268,27 @@ pub fn start(config: TrackerConfig) -> Result<TrackerHandle, TrackerError> {
         doorbell,
         room: Some(room),
         expirer: Some((stop_expiry, expirer)),
+        udp,
     })
+}
+
+/// Binds the TCP listener, then the UDP sockets on the same port number. When the port is left
+/// to the system, the UDP port of the number it picked may be taken: a few other numbers are
+/// tried.
+fn listen(
+    config: &TrackerConfig,
+) -> Result<(TcpListener, SocketAddr, Vec<UdpSocket>), TrackerError> {
+    let bind_error = |addr, source| TrackerError::Bind { addr, source };
+    let mut tries = if config.bind.port() == 0 { 5 } else { 1 };
+    loop {
+        let listener = TcpListener::bind(config.bind).map_err(|e| bind_error(config.bind, e))?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| bind_error(config.bind, e))?;
+        match super::udp::bind(local_addr, config.udp_threads) {
+            Ok(sockets) => return Ok((listener, local_addr, sockets)),
+            Err(e) if tries > 1 && e.kind() == io::ErrorKind::AddrInUse => tries -= 1,
+            Err(e) => return Err(bind_error(local_addr, e)),
+        }
+    }
 }

@@ -8,6 +8,8 @@
 //!   `peers6` per BEP 7) unless `compact=0`; errors are HTTP 200 with a bencoded
 //!   `failure reason`, which is where BitTorrent clients look for them.
 //! - `GET /scrape?info_hash=...` (BEP 48, `info_hash` repeatable).
+//! - UDP (BEP 15) connect, announce and scrape on the same port number, served by the threads
+//!   of [`udp`](self) into the same registry.
 //!
 //! - `GET /stats` (JSON, or HTML for browsers and at `GET /stats.html`): the status page.
 //!
@@ -40,6 +42,7 @@ mod status_page;
 pub mod swarm;
 #[cfg(test)]
 mod testing;
+mod udp;
 mod waiting_room;
 
 pub use access_list::{AccessListError, Mode as AccessMode};
