@@ -92,7 +92,7 @@ impl Room {
             returned,
             bell,
             open: Arc::new(AtomicUsize::new(0)),
-            max_open: max_open.max(1),
+            max_open: within_fd_limit(max_open).max(1),
             pool,
             service,
             doorbell: doorbell.clone(),
@@ -286,6 +286,26 @@ impl Room {
             }
         }
     }
+}
+
+/// `max_open`, lowered to leave 64 descriptors of the process's limit for everything else: at
+/// the limit `accept` fails while the listener stays readable, and the room would spin.
+fn within_fd_limit(max_open: usize) -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the valid, exclusively borrowed `limit`.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return max_open;
+    }
+    let allowed = usize::try_from(limit.rlim_cur)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(64);
+    if allowed < max_open {
+        warn!("only {allowed} connections fit the open-file limit (ulimit -n); capping at that");
+    }
+    max_open.min(allowed)
 }
 
 /// A pollfd waiting for input on `fd`.
