@@ -50,7 +50,7 @@ bench-tracker: build
 
 # The assignment's scenario in three terminals: tracker, two seeders, a client with an empty folder.
 run-tracker: build
-	$(BIN) tracker --bind 127.0.0.1:6969
+	$(BIN) tracker --bind 127.0.0.1:6969 --interval 60
 
 run-peers: build
 	bash -c 'trap "kill 0" INT TERM EXIT; \

@@ -152,7 +152,15 @@ fn help_works_for_every_subcommand() {
         (&["--help"], &["tracker", "peer", "create", "show"]),
         (
             &["tracker", "--help"],
-            &["--bind", "--interval", "--peer-timeout", "--workers"],
+            &[
+                "--bind",
+                "--interval",
+                "--peer-timeout",
+                "--workers",
+                "--trusted-proxy",
+                "--max-swarms",
+                "--whitelist",
+            ],
         ),
         (
             &["peer", "--help"],

@@ -101,7 +101,7 @@ const PEER_B: &str = "-PM0001-bbbbbbbbbbbb";
 fn json_peers_see_each_other_and_stopped_removes() {
     let tracker = start_default();
     let first = json_announce(&tracker, PEER_A, 7001, "started");
-    assert_eq!(first["interval"], 120);
+    assert_eq!(first["interval"], 1800);
     assert!(json_peers(&first).is_empty());
     let second = json_announce(&tracker, PEER_B, 7002, "started");
     assert_eq!(
@@ -163,98 +163,6 @@ fn malformed_requests_get_failure_reasons_and_server_keeps_serving() {
 }
 
 #[test]
-fn idle_and_trickling_connections_do_not_starve_real_requests() {
-    let deadline = Duration::from_millis(800);
-    let workers = 2;
-    let tracker = start(TrackerConfig {
-        workers,
-        limits: Limits {
-            deadline,
-            ..Limits::default()
-        },
-        ..TrackerConfig::default()
-    });
-    // Three times as many silent connections as workers, plus one sending a byte every 100 ms.
-    let idle: Vec<TcpStream> = (0..3 * workers)
-        .map(|_| TcpStream::connect(tracker.local_addr()).unwrap())
-        .collect();
-    let addr = tracker.local_addr();
-    let trickler = thread::spawn(move || {
-        let mut s = TcpStream::connect(addr).unwrap();
-        for &b in b"GET /announce HTTP/1.1\r\n".iter() {
-            if s.write_all(&[b]).is_err() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(100));
-        }
-    });
-    thread::sleep(Duration::from_millis(100));
-    let started = Instant::now();
-    let reply = json_announce(&tracker, PEER_A, 7001, "started");
-    let waited = started.elapsed();
-    assert!(reply["peers"].is_array());
-    // Every stalled connection is cut at the deadline: 7 of them on 2 workers take 4 rounds, plus
-    // slack for a loaded machine. Without the deadline the request would never be answered.
-    let bound = deadline * 4 + Duration::from_secs(3);
-    assert!(waited < bound, "answered after {waited:?}, bound {bound:?}");
-    drop(idle);
-    trickler.join().unwrap();
-    tracker.shutdown();
-}
-
-#[test]
-fn saturated_tracker_answers_503_instead_of_queueing_forever() {
-    let tracker = start(TrackerConfig {
-        workers: 1,
-        queue: 1,
-        limits: Limits {
-            deadline: Duration::from_secs(2),
-            ..Limits::default()
-        },
-        ..TrackerConfig::default()
-    });
-    let mut conns: Vec<TcpStream> = (0..4)
-        .map(|_| TcpStream::connect(tracker.local_addr()).unwrap())
-        .collect();
-    let mut busy = 0;
-    for conn in &mut conns {
-        conn.set_read_timeout(Some(Duration::from_millis(500)))
-            .unwrap();
-        let mut answer = Vec::new();
-        let _ = conn.read_to_end(&mut answer);
-        if answer.starts_with(b"HTTP/1.1 503") {
-            busy += 1;
-        }
-    }
-    assert!(busy >= 1, "no connection was refused");
-    drop(conns);
-    // Once the stalled connections are gone, the tracker serves again.
-    let url = announce_url(&tracker);
-    let body = json!({
-        "info_hash": "aa".repeat(20), "peer_id": PEER_A, "port": 7001,
-        "uploaded": 0, "downloaded": 0, "left": 10,
-    })
-    .to_string();
-    let give_up = Instant::now() + TIMEOUT;
-    loop {
-        let reply = http::request(
-            &url,
-            "POST",
-            Some(("application/json", body.as_bytes())),
-            TIMEOUT,
-        )
-        .unwrap();
-        if reply.status == 200 {
-            break;
-        }
-        assert_eq!(reply.status, 503);
-        assert!(Instant::now() < give_up, "still busy after {TIMEOUT:?}");
-        thread::sleep(Duration::from_millis(50));
-    }
-    tracker.shutdown();
-}
-
-#[test]
 fn bep3_compact_and_dictionary_replies() {
     let tracker = start_default();
     let info_hash = [0x5a; 20];
@@ -278,7 +186,7 @@ fn bep3_compact_and_dictionary_replies() {
     let mut expected = vec![127, 0, 0, 1];
     expected.extend_from_slice(&6001u16.to_be_bytes());
     assert_eq!(field(&compact, "peers").as_bytes(), Some(&expected[..]));
-    assert_eq!(field(&compact, "interval").as_int(), Some(120));
+    assert_eq!(field(&compact, "interval").as_int(), Some(1800));
 
     let dict = get_bencoded(
         &tracker,
@@ -307,10 +215,17 @@ fn bep3_compact_and_dictionary_replies() {
 fn scrape_reports_counts_per_torrent() {
     let tracker = start_default();
     let (one, two, unknown) = ([1u8; 20], [2u8; 20], [3u8; 20]);
+    // A download counts when a leecher the tracker knows completes, once however often it says so.
     get_bencoded(
         &tracker,
-        &bep3_target(&one, b"-XX0001-000000000001", 6001, 0, "&event=completed"),
+        &bep3_target(&one, b"-XX0001-000000000001", 6001, 9, "&event=started"),
     );
+    for _ in 0..3 {
+        get_bencoded(
+            &tracker,
+            &bep3_target(&one, b"-XX0001-000000000001", 6001, 0, "&event=completed"),
+        );
+    }
     get_bencoded(
         &tracker,
         &bep3_target(&one, b"-XX0001-000000000002", 6002, 9, ""),
@@ -415,8 +330,8 @@ fn announcer_speaks_both_protocols_to_our_tracker() {
 
     let first = json.announce(&a).unwrap();
     assert!(first.peers.is_empty());
-    assert_eq!(first.interval, Duration::from_secs(120));
-    assert_eq!(first.min_interval, Some(Duration::from_secs(30)));
+    assert_eq!(first.interval, Duration::from_secs(1800));
+    assert_eq!(first.min_interval, Some(Duration::from_secs(900)));
     let second = bep3.announce(&b).unwrap();
     assert_eq!(second.peers.len(), 1);
     assert_eq!(

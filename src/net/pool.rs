@@ -63,17 +63,27 @@ impl ThreadPool {
     /// when it was refused. Counting pending jobs, rather than looking at the channel, means a
     /// burst is never refused merely because idle workers have not woken up yet.
     pub fn try_execute(&self, job: impl FnOnce() + Send + 'static) -> bool {
+        self.try_execute_or_return((), move |()| job()).is_none()
+    }
+
+    /// Like [`ThreadPool::try_execute`] for a job that works on `value`: when the job is
+    /// refused, `value` comes back (e.g. a connection to answer some other way).
+    pub fn try_execute_or_return<T: Send + 'static>(
+        &self,
+        value: T,
+        job: impl FnOnce(T) + Send + 'static,
+    ) -> Option<T> {
         let Some(sender) = &self.sender else {
-            return false;
+            return Some(value);
         };
         if self.pending.fetch_add(1, Ordering::SeqCst) >= self.capacity {
             self.pending.fetch_sub(1, Ordering::SeqCst);
-            return false;
+            return Some(value);
         }
-        // On a send error the returned job drops its `Done`, which frees the place.
-        sender
-            .send((Box::new(job), Done(self.pending.clone())))
-            .is_ok()
+        // On a send error the returned job drops its `Done`, which frees the place; the
+        // channel only closes when the pool is dropped, so nothing is lost that matters.
+        let _ = sender.send((Box::new(move || job(value)), Done(self.pending.clone())));
+        None
     }
 }
 impl Drop for ThreadPool {

@@ -124,6 +124,8 @@ def start_opentracker(tmp, port, torrents):
 
 def start_piecemeal(binary, port, udp_threads):
     argv = [binary, "tracker", "--bind", f"{LOOPBACK}:{port}", "--udp-threads", str(udp_threads)]
+    # Every announce comes from 127.0.0.1: lift the per-address budget (default 2,000 per interval).
+    argv += ["--max-announces-per-ip", "0"]
     return argv, None
 
 

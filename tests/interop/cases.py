@@ -171,7 +171,7 @@ class Piecemeal:
             return start_opentracker(ctx, whitelist)
         proc = ctx.start(
             f"{self.label} tracker",
-            self._argv() + ["tracker", "--bind", f"{LOOPBACK}:0", "--interval", "5"],
+            self._argv() + ["tracker", "--bind", f"{LOOPBACK}:0", "--interval", "5", "--peer-timeout", "600"],
             env=self._env(),
         )
         m = ctx.wait_line(proc, r"^tracker listening on (\S+:\d+)\s*$", 20, "`tracker listening on ADDR`")
@@ -656,3 +656,4 @@ from cases_udp import CASES as _udp; CASES += _udp  # noqa: E402,E702
 from cases_choking import CASES as _choking; CASES += _choking  # noqa: E402, E702
 from cases_magnet import CASES as _magnet; CASES += _magnet  # noqa: E402,E702
 from cases_mse import CASES as _mse; CASES += _mse  # noqa: E402,E702
+from cases_tracker import CASES as _tracker; CASES += _tracker  # noqa: E402

@@ -6,7 +6,7 @@
 # reported here, and the cases that need it report themselves skipped with the reason.
 set -u
 
-PACKAGES="python3-libtorrent transmission-cli transmission-daemon opentracker mktorrent"
+PACKAGES="python3-libtorrent transmission-cli transmission-daemon opentracker mktorrent wrk"
 # How long to wait for another apt/dpkg (e.g. unattended-upgrades) to release its lock.
 LOCK_WAIT_SECS=300
 

@@ -151,7 +151,16 @@ pub fn run(args: &[&str]) -> (i32, String, String) {
 
 /// Starts a tracker on a free port; returns it with its announce URL.
 pub fn tracker() -> (Proc, String) {
-    let mut t = Proc::start(&["tracker", "--bind", "127.0.0.1:0", "--interval", "2"]);
+    // piecemeal peers re-announce every 5 s at the soonest: forget them only well after that.
+    let mut t = Proc::start(&[
+        "tracker",
+        "--bind",
+        "127.0.0.1:0",
+        "--interval",
+        "2",
+        "--peer-timeout",
+        "30",
+    ]);
     let addr = t.wait_listening("tracker listening on");
     (t, format!("http://{addr}/announce"))
 }

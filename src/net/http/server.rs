@@ -83,18 +83,7 @@ pub fn read_request(stream: &TcpStream, limits: &Limits) -> Result<Request, Http
                 Err(e) => Err(HttpError::Malformed(e.to_string())),
             }
         })?;
-    if find_header(&headers, "transfer-encoding").is_some() {
-        return Err(HttpError::Malformed(
-            "chunked request bodies are not supported".into(),
-        ));
-    }
-    let length = match find_header(&headers, "content-length") {
-        Some(value) => content_length(value)?,
-        None => 0,
-    };
-    if length > limits.max_body {
-        return Err(HttpError::BodyTooLarge(limits.max_body));
-    }
+    let length = body_length(&headers, limits)?;
     let mut body = buf.split_off(head_len);
     body.truncate(length);
     if body.len() < length {
@@ -121,10 +110,93 @@ pub fn read_request(stream: &TcpStream, limits: &Limits) -> Result<Request, Http
     })
 }
 
+/// The body length a request's headers announce, within `limits`; bodies must be framed by
+/// `Content-Length` (chunked request bodies are refused as malformed).
+fn body_length(headers: &[(String, Vec<u8>)], limits: &Limits) -> Result<usize, HttpError> {
+    if find_header(headers, "transfer-encoding").is_some() {
+        return Err(HttpError::Malformed(
+            "chunked request bodies are not supported".into(),
+        ));
+    }
+    let length = match find_header(headers, "content-length") {
+        Some(value) => content_length(value)?,
+        None => 0,
+    };
+    if length > limits.max_body {
+        return Err(HttpError::BodyTooLarge(limits.max_body));
+    }
+    Ok(length)
+}
+
+/// What [`parse_request`] found in a buffer holding the start of a connection's input.
+#[derive(Debug)]
+pub enum Parsed {
+    /// The request is not complete yet; `continue_now` is set when its head has just arrived
+    /// with `Expect: 100-continue` and the client waits for a go-ahead before sending the body.
+    Partial { continue_now: bool },
+    /// A whole request, the bytes it took from the buffer, and whether the client wants the
+    /// connection kept open for another (HTTP/1.1 without `Connection: close`).
+    Complete {
+        request: Request,
+        used: usize,
+        keep_alive: bool,
+    },
+}
+
+/// Parses one request from the front of `buf` without reading anything: the non-blocking
+/// counterpart of [`read_request`], for a server that gathers input from many connections
+/// itself. The same bounds apply (head size, body size, no chunked bodies).
+pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Parsed, HttpError> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut slots);
+    let head_len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() >= limits.max_head => {
+            return Err(HttpError::HeadTooLarge(limits.max_head));
+        }
+        Ok(httparse::Status::Partial) => {
+            return Ok(Parsed::Partial {
+                continue_now: false,
+            });
+        }
+        Err(e) => return Err(HttpError::Malformed(e.to_string())),
+    };
+    if head_len > limits.max_head {
+        return Err(HttpError::HeadTooLarge(limits.max_head));
+    }
+    let headers = owned_headers(req.headers);
+    let length = body_length(&headers, limits)?;
+    if buf.len() < head_len + length {
+        let expects_continue = find_header(&headers, "expect")
+            .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
+        // Only on the first look after the head arrived, i.e. when no body byte is here yet.
+        return Ok(Parsed::Partial {
+            continue_now: expects_continue && buf.len() == head_len,
+        });
+    }
+    let connection = find_header(&headers, "connection").unwrap_or_default();
+    let keep_alive = if req.version == Some(0) {
+        connection.eq_ignore_ascii_case(b"keep-alive")
+    } else {
+        !connection.eq_ignore_ascii_case(b"close")
+    };
+    Ok(Parsed::Complete {
+        request: Request {
+            method: req.method.unwrap_or_default().to_string(),
+            target: req.path.unwrap_or_default().to_string(),
+            headers,
+            body: buf[head_len..head_len + length].to_vec(),
+        },
+        used: head_len + length,
+        keep_alive,
+    })
+}
+
 fn reason_phrase(status: u16) -> &'static str {
     match status {
         200 => "OK",
         400 => "Bad Request",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
@@ -143,9 +215,22 @@ pub fn write_response(
     content_type: &str,
     body: &[u8],
 ) -> io::Result<()> {
+    write_reply(stream, status, content_type, body, false)
+}
+
+/// Writes a complete response, saying `Connection: keep-alive` when `keep_alive` (the caller
+/// then reads the next request from the stream) and `Connection: close` otherwise.
+pub fn write_reply(
+    stream: &mut impl Write,
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+    keep_alive: bool,
+) -> io::Result<()> {
+    let connection = if keep_alive { "keep-alive" } else { "close" };
     let head = format!(
         "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n",
+         Connection: {connection}\r\n\r\n",
         reason_phrase(status),
         body.len()
     );
@@ -269,6 +354,66 @@ mod tests {
         assert!(matches!(
             read_request(&stream, &Limits::default()),
             Err(HttpError::Closed)
+        ));
+    }
+
+    #[test]
+    fn parse_request_waits_for_head_and_body_then_reports_keep_alive() {
+        let limits = Limits::default();
+        let full = b"POST /a HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET";
+        for cut in [0, 10, 38, 40] {
+            assert!(matches!(
+                parse_request(&full[..cut], &limits),
+                Ok(Parsed::Partial { .. })
+            ));
+        }
+        match parse_request(full, &limits).unwrap() {
+            Parsed::Complete {
+                request,
+                used,
+                keep_alive,
+            } => {
+                assert_eq!((request.path(), &request.body[..]), ("/a", &b"abc"[..]));
+                assert_eq!(used, full.len() - 3);
+                assert!(keep_alive);
+            }
+            other => panic!("{other:?}"),
+        }
+        let old = b"GET / HTTP/1.0\r\n\r\n";
+        let close = b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n";
+        for text in [&old[..], &close[..]] {
+            assert!(matches!(
+                parse_request(text, &limits),
+                Ok(Parsed::Complete {
+                    keep_alive: false,
+                    ..
+                })
+            ));
+        }
+        let expect = b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n";
+        assert!(matches!(
+            parse_request(expect, &limits),
+            Ok(Parsed::Partial { continue_now: true })
+        ));
+    }
+
+    #[test]
+    fn parse_request_bounds_head_and_body() {
+        let limits = Limits::default();
+        let endless = vec![b'a'; 9000];
+        assert!(matches!(
+            parse_request(&endless, &limits),
+            Err(HttpError::Malformed(_) | HttpError::HeadTooLarge(_))
+        ));
+        let long = format!("GET /{} HTTP/1.1\r\nX: y", "a".repeat(9000));
+        assert!(matches!(
+            parse_request(long.as_bytes(), &limits),
+            Err(HttpError::HeadTooLarge(8192))
+        ));
+        let big = b"POST / HTTP/1.1\r\nContent-Length: 70000\r\n\r\n";
+        assert!(matches!(
+            parse_request(big, &limits),
+            Err(HttpError::BodyTooLarge(65536))
         ));
     }
 

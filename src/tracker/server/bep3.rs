@@ -1,20 +1,21 @@
 //! The BEP 3 announce: `GET /announce` with a query string, answered with a bencoded dictionary
 //! whose peers are compact (BEP 23, `peers6` per BEP 7) unless the client asks for `compact=0`.
 
-use super::params::{Query, peer_ip, twenty_bytes, valid_port};
+use super::params::{Origin, Query, twenty_bytes, valid_port};
 use super::routes::{Reply, Service, bytes, dict, int};
+use super::stats::Proto;
 use super::swarm::{AnnounceReply, PeerAnnounce};
 use crate::bencode::Value;
 use crate::metainfo::InfoHash;
 use crate::tracker::protocol::{Event, compact};
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Instant;
 
 /// Answers a BEP 3 announce; `Err` holds the failure reason.
 pub(super) fn bep3_announce(
     query: &str,
-    remote: IpAddr,
+    origin: &Origin,
     service: &Service,
     now: Instant,
 ) -> Result<Reply, String> {
@@ -31,19 +32,23 @@ pub(super) fn bep3_announce(
             .ok_or("event must be started, completed, stopped or empty")?,
     };
     let compact = query.get("compact") != Some(b"0");
+    let with_ids = query.get("no_peer_id") != Some(b"1");
     let announce = PeerAnnounce {
         peer_id,
-        addr: SocketAddr::new(peer_ip(query.get("ip"), remote), port),
+        addr: SocketAddr::new(origin.peer_ip(query.get("ip")), port),
         left,
         event,
         numwant: query.number("numwant")?,
     };
-    let reply = service.swarms.announce(info_hash, &announce, now);
-    Ok(Reply::bencoded(&bep3_reply(&reply, compact, service)))
+    let reply = service.announce(Proto::Http, info_hash, &announce, now)?;
+    Ok(Reply::bencoded(&bep3_reply(
+        &reply, compact, with_ids, service,
+    )))
 }
 
-/// The bencoded announce reply; compact peers go to `peers` (IPv4) and `peers6` (IPv6).
-fn bep3_reply(reply: &AnnounceReply, compact: bool, service: &Service) -> Value {
+/// The bencoded announce reply; compact peers go to `peers` (IPv4) and `peers6` (IPv6). The
+/// dictionary model leaves out peer ids when asked to (`no_peer_id=1`).
+fn bep3_reply(reply: &AnnounceReply, compact: bool, with_ids: bool, service: &Service) -> Value {
     let mut out = BTreeMap::new();
     let mut put = |key: &str, value: Value| out.insert(key.as_bytes().to_vec(), value);
     put("interval", int(service.interval.as_secs()));
@@ -61,11 +66,14 @@ fn bep3_reply(reply: &AnnounceReply, compact: bool, service: &Service) -> Value 
             .peers
             .iter()
             .map(|p| {
-                dict([
+                let mut peer = dict([
                     ("ip", bytes(p.addr.ip().to_string().as_bytes())),
-                    ("peer id", bytes(&p.peer_id)),
                     ("port", int(p.addr.port().into())),
-                ])
+                ]);
+                if let (true, Value::Dict(d)) = (with_ids, &mut peer) {
+                    d.insert(b"peer id".to_vec(), bytes(&p.peer_id));
+                }
+                peer
             })
             .collect();
         put("peers", Value::List(peers));
@@ -77,7 +85,7 @@ fn bep3_reply(reply: &AnnounceReply, compact: bool, service: &Service) -> Value 
 mod tests {
     use super::*;
     use crate::tracker::server::testing::{announce_target, field, get, service};
-    use std::net::Ipv6Addr;
+    use std::net::{IpAddr, Ipv6Addr};
 
     #[test]
     fn compact_reply_splits_ipv4_and_ipv6() {
@@ -113,8 +121,9 @@ mod tests {
     }
 
     #[test]
-    fn dictionary_reply_and_ip_override() {
-        let service = service();
+    fn ip_is_believed_only_from_trusted_proxies_and_ids_can_be_left_out() {
+        let mut service = service();
+        service.trusted_proxies = vec![IpAddr::from([127, 0, 0, 9])];
         get(
             &service,
             &announce_target(1, 1000, "&ip=192.0.2.7"),
@@ -122,35 +131,42 @@ mod tests {
         );
         get(
             &service,
-            &announce_target(2, 2000, "&ip=not-an-ip"),
-            IpAddr::from([127, 0, 0, 2]),
+            &announce_target(2, 2000, "&ip=192.0.2.8"),
+            IpAddr::from([127, 0, 0, 9]),
         );
-        let reply = get(
-            &service,
-            &announce_target(3, 3000, "&compact=0"),
-            IpAddr::from([127, 0, 0, 3]),
-        );
-        let peers = field(&reply, "peers").and_then(Value::as_list).unwrap();
-        let mut seen: Vec<(String, i64, Vec<u8>)> = peers
-            .iter()
-            .map(|p| {
-                (
-                    field(p, "ip").and_then(Value::as_str).unwrap().to_string(),
-                    field(p, "port").and_then(Value::as_int).unwrap(),
-                    field(p, "peer id")
-                        .and_then(Value::as_bytes)
-                        .unwrap()
-                        .to_vec(),
-                )
-            })
-            .collect();
-        seen.sort();
+        let peers_of = |extra: &str| {
+            let reply = get(
+                &service,
+                &announce_target(3, 3000, extra),
+                IpAddr::from([127, 0, 0, 3]),
+            );
+            let peers = field(&reply, "peers").and_then(Value::as_list).unwrap();
+            let mut seen: Vec<(String, i64, Option<Vec<u8>>)> = peers
+                .iter()
+                .map(|p| {
+                    (
+                        field(p, "ip").and_then(Value::as_str).unwrap().to_string(),
+                        field(p, "port").and_then(Value::as_int).unwrap(),
+                        field(p, "peer id")
+                            .and_then(Value::as_bytes)
+                            .map(<[u8]>::to_vec),
+                    )
+                })
+                .collect();
+            seen.sort();
+            seen
+        };
         assert_eq!(
-            seen,
+            peers_of("&compact=0"),
             vec![
-                ("127.0.0.2".to_string(), 2000, b"02".repeat(10)),
-                ("192.0.2.7".to_string(), 1000, b"01".repeat(10)),
+                ("127.0.0.1".to_string(), 1000, Some(b"01".repeat(10))),
+                ("192.0.2.8".to_string(), 2000, Some(b"02".repeat(10))),
             ]
+        );
+        assert!(
+            peers_of("&compact=0&no_peer_id=1")
+                .iter()
+                .all(|(_, _, id)| id.is_none())
         );
     }
 }

@@ -1,17 +1,25 @@
 //! The JSON API's announce: `POST /announce` with a JSON body, answered in JSON.
 
-use super::params::{peer_ip, valid_port};
+use super::params::{Origin, valid_port};
 use super::routes::{Reply, Service};
+use super::stats::Proto;
 use super::swarm::PeerAnnounce;
 use crate::metainfo::InfoHash;
 use crate::tracker::protocol::{
     Event, JsonAnnounce, JsonPeer, JsonReply, peer_id_from_json, peer_id_to_json,
 };
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Instant;
 
-/// Answers a JSON announce; a body that does not parse or validate gets a 400 with the reason.
-pub(super) fn json_announce(body: &[u8], remote: IpAddr, service: &Service, now: Instant) -> Reply {
+/// Answers a JSON announce; a body that does not parse or validate gets a 400 with the reason,
+/// a refused one (access list, limits) a 403. Peer ids stay in the reply: a peer is known by
+/// its address and id together, so knowing another's id gives no power over its entry.
+pub(super) fn json_announce(
+    body: &[u8],
+    origin: &Origin,
+    service: &Service,
+    now: Instant,
+) -> Reply {
     let parsed = serde_json::from_slice::<JsonAnnounce>(body)
         .map_err(|e| format!("invalid announce JSON: {e}"))
         .and_then(|req| {
@@ -27,7 +35,7 @@ pub(super) fn json_announce(body: &[u8], remote: IpAddr, service: &Service, now:
             let announce = PeerAnnounce {
                 peer_id,
                 addr: SocketAddr::new(
-                    peer_ip(req.ip.as_deref().map(str::as_bytes), remote),
+                    origin.peer_ip(req.ip.as_deref().map(str::as_bytes)),
                     valid_port(req.port)?,
                 ),
                 left: req.left,
@@ -40,7 +48,10 @@ pub(super) fn json_announce(body: &[u8], remote: IpAddr, service: &Service, now:
         Ok(parsed) => parsed,
         Err(reason) => return Reply::json_failure(400, &reason),
     };
-    let reply = service.swarms.announce(info_hash, &announce, now);
+    let reply = match service.announce(Proto::Http, info_hash, &announce, now) {
+        Ok(reply) => reply,
+        Err(reason) => return Reply::json_failure(403, &reason),
+    };
     let body = JsonReply {
         interval: service.interval.as_secs(),
         min_interval: Some(service.min_interval.as_secs()),

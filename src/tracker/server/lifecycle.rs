@@ -1,17 +1,21 @@
-//! Starting and stopping the tracker: its settings, the acceptor thread that hands connections
-//! to the worker pool (or refuses them with 503 when the pool is full), and the thread that
-//! sweeps silent peers out of the registry.
+//! Starting and stopping the tracker: its settings, the waiting-room thread that accepts
+//! connections and hands complete requests to the worker pool, and the thread that sweeps
+//! silent peers out of the registry.
 
-use super::connection::serve;
-use super::routes::{Service, json_failure};
-use super::swarm::Swarms;
-use crate::net::http::{self, Limits};
+use super::access_list::{AccessList, AccessListError, Mode};
+use super::address_limit::AddressLimit;
+use super::routes::Service;
+use super::stats::Stats;
+use super::swarm::{Caps, Swarms};
+use super::waiting_room::{Doorbell, Room};
+use crate::net::http::Limits;
 use crate::net::pool::ThreadPool;
 use crossbeam_channel::{RecvTimeoutError, Sender, bounded};
 use log::{debug, info, warn};
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -22,44 +26,73 @@ use std::time::{Duration, Instant};
 pub struct TrackerConfig {
     /// Address to listen on; port 0 picks a free port (see [`TrackerHandle::local_addr`]).
     pub bind: SocketAddr,
-    /// Worker threads serving requests.
+    /// Worker threads answering complete requests.
     pub workers: usize,
-    /// Accepted connections that may wait for a worker before new ones are refused with 503.
+    /// Complete requests that may wait for a worker before new ones are refused with 503.
     pub queue: usize,
+    /// Most connections open at once (idle, sending, or being answered); when full, the one
+    /// that has waited longest without a complete request is closed for a new one.
+    pub max_open: usize,
     /// How often peers should announce.
     pub interval: Duration,
     /// How often peers may announce at most (`min interval`).
     pub min_interval: Duration,
     /// Peers not heard from for this long are dropped. Should exceed `interval` with room for a
-    /// missed announce; [`default_peer_timeout`] gives `2 * interval + 30 s`.
+    /// late announce; [`default_peer_timeout`] gives one and a half intervals.
     pub peer_timeout: Duration,
     /// How often the registry is swept for silent peers.
     pub expire_every: Duration,
     /// Size and time bounds for each request.
     pub limits: Limits,
+    /// Addresses whose `ip=` parameter and `X-Forwarded-For` header are believed.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Most torrents tracked at once.
+    pub max_swarms: usize,
+    /// Most peers stored per torrent.
+    pub max_peers_per_swarm: usize,
+    /// Announces one address (an IPv6 /64) may make per interval; 0 for no limit.
+    pub max_announces_per_ip: u32,
+    /// A whitelist or blacklist of info hashes, reloaded by [`TrackerHandle::reload_access`].
+    pub access: Option<(Mode, PathBuf)>,
     /// Threads serving UDP (BEP 15) on the same port as HTTP, one socket each; 0 turns UDP off.
     pub udp_threads: usize,
 }
 
-/// `2 * interval + 30 s`: a peer may miss one announce (or be late) before it is dropped.
+/// One and a half intervals, as opentracker (30 min interval, 45 min timeout): a peer may be
+/// late by half an interval before it is dropped.
 pub fn default_peer_timeout(interval: Duration) -> Duration {
-    interval * 2 + Duration::from_secs(30)
+    interval * 3 / 2
+}
+
+/// Half the interval: clients may announce that much sooner when they need peers.
+pub fn default_min_interval(interval: Duration) -> Duration {
+    interval / 2
 }
 
 impl Default for TrackerConfig {
-    /// Listens on 127.0.0.1:6969 (TCP, and UDP with 2 threads) with 8 workers, a 2-minute interval (30 s minimum), a
-    /// 270 s peer timeout swept every 30 s, and [`Limits::default`] per request.
+    /// Listens on 127.0.0.1:6969 (TCP, and UDP with 2 threads) with 4 workers, a 30-minute
+    /// interval (15 minimum), a 45-minute peer timeout swept every 30 s, the caps of the README,
+    /// and 8 KiB bodies.
     fn default() -> TrackerConfig {
-        let interval = Duration::from_secs(120);
+        let interval = Duration::from_secs(1800);
         TrackerConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 6969)),
-            workers: 8,
-            queue: 64,
+            workers: 4,
+            queue: 1024,
+            max_open: 4096,
             interval,
-            min_interval: Duration::from_secs(30),
+            min_interval: default_min_interval(interval),
             peer_timeout: default_peer_timeout(interval),
             expire_every: Duration::from_secs(30),
-            limits: Limits::default(),
+            limits: Limits {
+                max_body: 8 * 1024,
+                ..Limits::default()
+            },
+            trusted_proxies: Vec::new(),
+            max_swarms: 200_000,
+            max_peers_per_swarm: 50_000,
+            max_announces_per_ip: 2_000,
+            access: None,
             udp_threads: 2,
         }
     }
@@ -72,6 +105,8 @@ pub enum TrackerError {
     Bind { addr: SocketAddr, source: io::Error },
     /// A thread could not be started.
     Spawn(io::Error),
+    /// The whitelist or blacklist could not be read.
+    AccessList(AccessListError),
 }
 
 impl fmt::Display for TrackerError {
@@ -81,6 +116,7 @@ impl fmt::Display for TrackerError {
                 write!(f, "cannot listen on {addr}: {source}")
             }
             TrackerError::Spawn(e) => write!(f, "cannot start tracker threads: {e}"),
+            TrackerError::AccessList(e) => write!(f, "{e}"),
         }
     }
 }
@@ -89,6 +125,7 @@ impl std::error::Error for TrackerError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             TrackerError::Bind { source, .. } | TrackerError::Spawn(source) => Some(source),
+            TrackerError::AccessList(e) => Some(e),
         }
     }
 }
@@ -96,8 +133,10 @@ impl std::error::Error for TrackerError {
 /// A running tracker. Dropping it shuts it down too.
 pub struct TrackerHandle {
     local_addr: SocketAddr,
+    service: Arc<Service>,
     stopping: Arc<AtomicBool>,
-    acceptor: Option<JoinHandle<()>>,
+    doorbell: Doorbell,
+    room: Option<JoinHandle<()>>,
     expirer: Option<(Sender<()>, JoinHandle<()>)>,
     udp: Vec<JoinHandle<()>>,
 }
@@ -108,6 +147,12 @@ impl TrackerHandle {
         self.local_addr
     }
 
+    /// Reads the whitelist or blacklist file again (on `SIGHUP`); on an error the list in use
+    /// stays. Returns how many info hashes it now holds.
+    pub fn reload_access(&self) -> Result<usize, AccessListError> {
+        self.service.access.reload()
+    }
+
     /// Stops accepting, lets the workers finish the requests they have, and joins every thread.
     pub fn shutdown(mut self) {
         self.stop();
@@ -115,11 +160,9 @@ impl TrackerHandle {
 
     fn stop(&mut self) {
         self.stopping.store(true, Ordering::SeqCst);
-        if let Some(acceptor) = self.acceptor.take() {
-            // The acceptor is blocked in accept(); a connection of our own wakes it up to see
-            // the flag.
-            let _ = TcpStream::connect_timeout(&wake_addr(self.local_addr), Duration::from_secs(1));
-            let _ = acceptor.join();
+        if let Some(room) = self.room.take() {
+            self.doorbell.ring();
+            let _ = room.join();
         }
         if let Some((stop, expirer)) = self.expirer.take() {
             drop(stop);
@@ -135,38 +178,44 @@ impl TrackerHandle {
 
 impl Drop for TrackerHandle {
     fn drop(&mut self) {
-        if self.acceptor.is_some() {
+        if self.room.is_some() {
             self.stop();
         }
     }
 }
 
-/// Where to connect to reach a listener: its own address, or loopback when it listens on all
-/// addresses.
-fn wake_addr(local: SocketAddr) -> SocketAddr {
-    match local.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => {
-            SocketAddr::from((Ipv4Addr::LOCALHOST, local.port()))
-        }
-        IpAddr::V6(ip) if ip.is_unspecified() => {
-            SocketAddr::from((Ipv6Addr::LOCALHOST, local.port()))
-        }
-        _ => local,
-    }
-}
-
 /// Binds and starts the tracker threads.
 pub fn start(config: TrackerConfig) -> Result<TrackerHandle, TrackerError> {
+    let access = match &config.access {
+        None => AccessList::open(),
+        Some((mode, path)) => AccessList::load(*mode, path).map_err(TrackerError::AccessList)?,
+    };
     let (listener, local_addr, udp_sockets) = listen(&config)?;
     let service = Arc::new(Service {
-        swarms: Swarms::new(config.peer_timeout),
+        swarms: Swarms::new(Caps {
+            peer_timeout: config.peer_timeout,
+            max_swarms: config.max_swarms,
+            max_peers_per_swarm: config.max_peers_per_swarm,
+        }),
         interval: config.interval,
         min_interval: config.min_interval,
         limits: config.limits.clone(),
+        trusted_proxies: config.trusted_proxies.clone(),
+        address_limit: AddressLimit::new(config.max_announces_per_ip, config.interval),
+        access,
+        stats: Stats::default(),
     });
     let pool = ThreadPool::new("tracker-worker", config.workers, config.queue)
         .map_err(TrackerError::Spawn)?;
     let stopping = Arc::new(AtomicBool::new(false));
+    let (room, doorbell) = Room::new(
+        listener,
+        config.max_open,
+        pool,
+        service.clone(),
+        stopping.clone(),
+    )
+    .map_err(TrackerError::Spawn)?;
     let udp = super::udp::start(udp_sockets, service.clone(), stopping.clone())
         .map_err(TrackerError::Spawn)?;
     let stop_udp = |udp: Vec<JoinHandle<()>>| {
@@ -182,7 +231,9 @@ pub fn start(config: TrackerConfig) -> Result<TrackerHandle, TrackerError> {
         .spawn(move || {
             // The sender is dropped on shutdown, which ends the wait at once.
             while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
-                let dropped = expiry_service.swarms.expire(Instant::now());
+                let now = Instant::now();
+                let dropped = expiry_service.swarms.expire(now);
+                expiry_service.address_limit.sweep(now);
                 if dropped > 0 {
                     debug!("expired {dropped} silent peers");
                 }
@@ -195,25 +246,27 @@ pub fn start(config: TrackerConfig) -> Result<TrackerHandle, TrackerError> {
             return Err(TrackerError::Spawn(e));
         }
     };
-    let acceptor_stopping = stopping.clone();
-    let acceptor = std::thread::Builder::new()
-        .name("tracker-accept".into())
-        .spawn(move || accept_loop(listener, pool, service, acceptor_stopping))
-        .map_err(TrackerError::Spawn);
-    let acceptor = match acceptor {
-        Ok(acceptor) => acceptor,
+
+    let room = std::thread::Builder::new()
+        .name("tracker-room".into())
+        .spawn(move || room.run());
+    let room = match room {
+        Ok(room) => room,
         Err(e) => {
+            warn!("cannot start the tracker's waiting room: {e}");
             drop(stop_expiry);
             let _ = expirer.join();
             stop_udp(udp);
-            return Err(e);
+            return Err(TrackerError::Spawn(e));
         }
     };
     info!("tracker listening on {local_addr}");
     Ok(TrackerHandle {
         local_addr,
+        service,
         stopping,
-        acceptor: Some(acceptor),
+        doorbell,
+        room: Some(room),
         expirer: Some((stop_expiry, expirer)),
         udp,
     })
@@ -237,68 +290,5 @@ fn listen(
             Err(e) if tries > 1 && e.kind() == io::ErrorKind::AddrInUse => tries -= 1,
             Err(e) => return Err(bind_error(local_addr, e)),
         }
-    }
-}
-
-/// Hands each accepted connection to the pool, or answers 503 itself when the pool is full,
-/// until `stopping` is set.
-fn accept_loop(
-    listener: TcpListener,
-    pool: ThreadPool,
-    service: Arc<Service>,
-    stopping: Arc<AtomicBool>,
-) {
-    for conn in listener.incoming() {
-        if stopping.load(Ordering::SeqCst) {
-            break;
-        }
-        let stream = match conn {
-            Ok(stream) => stream,
-            Err(e) => {
-                // Typically out of file descriptors: back off instead of spinning.
-                warn!("tracker accept failed: {e}");
-                std::thread::sleep(Duration::from_millis(50));
-                continue;
-            }
-        };
-        // A second handle lets the acceptor answer 503 if the pool refuses the connection.
-        let spare = stream.try_clone();
-        let service = service.clone();
-        if !pool.try_execute(move || serve(stream, &service)) {
-            warn!("tracker busy: refusing a connection");
-            if let Ok(mut spare) = spare {
-                // Never block the acceptor on a slow client: one nonblocking attempt.
-                let _ = spare.set_nonblocking(true);
-                let _ = http::write_response(
-                    &mut spare,
-                    503,
-                    "application/json",
-                    &json_failure("tracker busy, retry later"),
-                );
-            }
-        }
-    }
-    // Dropping the pool waits for requests in flight, each bounded by the request deadline.
-    drop(pool);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wake_addr_uses_loopback_for_wildcards() {
-        assert_eq!(
-            wake_addr("0.0.0.0:7".parse().unwrap()),
-            "127.0.0.1:7".parse().unwrap()
-        );
-        assert_eq!(
-            wake_addr("[::]:7".parse().unwrap()),
-            "[::1]:7".parse().unwrap()
-        );
-        assert_eq!(
-            wake_addr("127.0.0.5:7".parse().unwrap()),
-            "127.0.0.5:7".parse().unwrap()
-        );
     }
 }

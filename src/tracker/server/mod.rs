@@ -11,16 +11,24 @@
 //! - UDP (BEP 15) connect, announce and scrape on the same port number, served by the threads
 //!   of [`udp`](self) into the same registry.
 //!
-//! One acceptor thread hands each connection to a fixed pool of workers. Each request must
-//! arrive completely within [`Limits::deadline`](crate::net::http::Limits::deadline), so a
-//! client that sends nothing (or one byte a second) holds a worker for at most that long; when
-//! every worker is busy and the queue is full, new connections get an immediate 503.
+//! - `GET /stats` (JSON, or HTML for browsers and at `GET /stats.html`): the status page.
 //!
-//! Where things are: `lifecycle.rs` starts and stops the threads, `connection.rs` serves one
-//! connection, `routes.rs` sends a request to its handler (`json_api.rs`, `bep3.rs`,
-//! `scrape.rs`, with the parameter checks they share in `params.rs`), and [`swarm`] keeps the
-//! peers.
+//! One waiting-room thread (`waiting_room.rs`) accepts connections and watches every open one
+//! with `poll(2)`; only a connection whose whole request has arrived goes to one of a fixed
+//! pool of workers, which answers it and gives a keep-alive connection back. A client that
+//! sends nothing, or one byte a second, never holds a worker; each request must arrive within
+//! [`Limits::deadline`](crate::net::http::Limits::deadline) of the connection entering the
+//! room, and the number of open connections is capped.
+//!
+//! Where things are: `lifecycle.rs` starts and stops the threads, `connection.rs` is a
+//! worker's part of a connection, `routes.rs` sends a request to its handler (`json_api.rs`,
+//! `bep3.rs`, `scrape.rs`, `status_page.rs`, with the parameter checks they share in
+//! `params.rs`), `service.rs` holds what every protocol shares and its neutral announce and
+//! scrape (checking `access_list.rs` and `address_limit.rs`, counting in `stats.rs`), and
+//! [`swarm`] keeps the peers.
 
+mod access_list;
+mod address_limit;
 mod bep3;
 mod connection;
 mod json_api;
@@ -28,9 +36,16 @@ mod lifecycle;
 mod params;
 mod routes;
 mod scrape;
+mod service;
+pub mod stats;
+mod status_page;
 pub mod swarm;
 #[cfg(test)]
 mod testing;
 mod udp;
+mod waiting_room;
 
-pub use lifecycle::{TrackerConfig, TrackerError, TrackerHandle, default_peer_timeout, start};
+pub use access_list::{AccessListError, Mode as AccessMode};
+pub use lifecycle::{
+    TrackerConfig, TrackerError, TrackerHandle, default_min_interval, default_peer_timeout, start,
+};

@@ -1,16 +1,51 @@
 //! Checking what a request says: query strings, and the announce parameters that the JSON API
 //! and BEP 3 announces validate the same way.
 
-use crate::net::http;
+use super::service::Service;
+use crate::net::http::{self, Request};
 use std::net::IpAddr;
 
-/// The address other peers should use: the `ip` the peer asked for when it is an IP address,
-/// else the address it connected from.
-pub(super) fn peer_ip(requested: Option<&[u8]>, remote: IpAddr) -> IpAddr {
-    requested
-        .and_then(|ip| std::str::from_utf8(ip).ok())
-        .and_then(|ip| ip.parse::<IpAddr>().ok())
-        .map_or(remote, |ip| ip.to_canonical())
+/// Where a request comes from, as far as the tracker believes it.
+pub(super) struct Origin {
+    /// The address the connection (or packet) came from.
+    remote: IpAddr,
+    /// Whether `remote` is a trusted proxy, whose word on the peer's address counts.
+    trusted: bool,
+    /// The client a trusted proxy named in `X-Forwarded-For` (its last entry).
+    forwarded: Option<IpAddr>,
+}
+
+impl Origin {
+    /// The origin of `request`, which arrived from `remote`.
+    pub(super) fn of(request: &Request, remote: IpAddr, service: &Service) -> Origin {
+        let trusted = service.trusts(remote);
+        let forwarded = trusted
+            .then(|| request.header("x-forwarded-for"))
+            .flatten()
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|ip| ip.trim().parse::<IpAddr>().ok());
+        Origin {
+            remote,
+            trusted,
+            forwarded,
+        }
+    }
+
+    /// The address the peer is known and reached by: the `ip` it asked for when a trusted
+    /// proxy passes it on, else the client the proxy named, else where the request came from.
+    /// From anyone else `ip` is ignored: believing it would let a stranger point other peers
+    /// at an address of its choosing.
+    pub(super) fn peer_ip(&self, requested: Option<&[u8]>) -> IpAddr {
+        let requested = requested
+            .filter(|_| self.trusted)
+            .and_then(|ip| std::str::from_utf8(ip).ok())
+            .and_then(|ip| ip.parse::<IpAddr>().ok());
+        requested
+            .or(self.forwarded)
+            .unwrap_or(self.remote)
+            .to_canonical()
+    }
 }
 
 /// A listening port other peers can connect to: any but 0.

@@ -3,20 +3,14 @@
 
 use super::bep3::bep3_announce;
 use super::json_api::json_announce;
+use super::params::Origin;
 use super::scrape::scrape;
-use super::swarm::Swarms;
+pub(super) use super::service::Service;
+use super::status_page::{stats_html, stats_json};
 use crate::bencode::{self, Value};
-use crate::net::http::{Limits, Request};
+use crate::net::http::Request;
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
-
-/// What every worker needs to answer requests.
-pub(super) struct Service {
-    pub(super) swarms: Swarms,
-    pub(super) interval: Duration,
-    pub(super) min_interval: Duration,
-    pub(super) limits: Limits,
-}
+use std::time::Instant;
 
 /// An HTTP reply before it is written.
 pub(super) struct Reply {
@@ -75,9 +69,10 @@ pub(super) fn json_failure(reason: &str) -> Vec<u8> {
 /// Sends a request to the handler for its method and path; `remote` is the address the request
 /// came from and `now` the time of the announce.
 pub(super) fn route(request: &Request, remote: IpAddr, service: &Service, now: Instant) -> Reply {
+    let origin = || Origin::of(request, remote, service);
     match (request.method.as_str(), request.path()) {
-        ("POST", "/announce") => json_announce(&request.body, remote, service, now),
-        ("GET", "/announce") => match bep3_announce(request.query(), remote, service, now) {
+        ("POST", "/announce") => json_announce(&request.body, &origin(), service, now),
+        ("GET", "/announce") => match bep3_announce(request.query(), &origin(), service, now) {
             Ok(reply) => reply,
             Err(reason) => Reply::bencoded_failure(&reason),
         },
@@ -85,14 +80,26 @@ pub(super) fn route(request: &Request, remote: IpAddr, service: &Service, now: I
             Ok(reply) => reply,
             Err(reason) => Reply::bencoded_failure(&reason),
         },
-        (method, path @ ("/announce" | "/scrape")) => {
+        ("GET", "/stats") if wants_html(request) => stats_html(service, now),
+        ("GET", "/stats") => stats_json(service, now),
+        ("GET", "/stats.html") => stats_html(service, now),
+        (method, path @ ("/announce" | "/scrape" | "/stats" | "/stats.html")) => {
             Reply::json_failure(405, &format!("{method} is not allowed on {path}"))
         }
         (_, path) => Reply::json_failure(
             404,
-            &format!("no endpoint {path}; use POST /announce, GET /announce or GET /scrape"),
+            &format!(
+                "no endpoint {path}; use POST /announce, GET /announce, GET /scrape or GET /stats"
+            ),
         ),
     }
+}
+
+/// Whether a browser asks: `Accept` names `text/html` (curl and scripts send `*/*`).
+fn wants_html(request: &Request) -> bool {
+    request
+        .header("accept")
+        .is_some_and(|v| v.windows(9).any(|w| w.eq_ignore_ascii_case(b"text/html")))
 }
 
 /// A bencoded dictionary from text keys.

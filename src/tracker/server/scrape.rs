@@ -3,6 +3,7 @@
 
 use super::params::{Query, twenty_bytes};
 use super::routes::{Reply, Service, dict, int};
+use super::stats::Proto;
 use crate::bencode::Value;
 use crate::metainfo::InfoHash;
 
@@ -25,8 +26,7 @@ pub(super) fn scrape(query: &str, service: &Service) -> Result<Reply, String> {
         ));
     }
     let files = service
-        .swarms
-        .scrape(&hashes)
+        .scrape(Proto::Http, &hashes)
         .into_iter()
         .map(|(hash, stats)| {
             let entry = dict([

@@ -3,13 +3,19 @@
 //! Pure and thread-safe. Swarms are spread over a fixed number of shards, each behind its own
 //! mutex, so announces for different torrents rarely wait for each other. Time is passed in by
 //! the caller (`now`), which keeps expiry testable without sleeping.
+//!
+//! A peer is known by its address *and* its peer id, so a request from elsewhere that names
+//! the same peer id is a different peer: it cannot move, stop or complete someone else's entry.
+//! Memory is bounded by [`Caps`]: a torrent beyond `max_swarms` is refused, and a swarm at
+//! `max_peers_per_swarm` still answers newcomers but does not store them.
 
 use crate::lock::lock;
 use crate::metainfo::InfoHash;
 use crate::tracker::protocol::Event;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -19,6 +25,38 @@ pub const DEFAULT_NUMWANT: usize = 50;
 pub const MAX_NUMWANT: usize = 200;
 /// Number of independently locked shards.
 const SHARDS: usize = 16;
+
+/// Bounds on what the registry holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Caps {
+    /// Peers not heard from for this long are dropped by [`Swarms::expire`].
+    pub peer_timeout: Duration,
+    /// Most torrents tracked at once; announces for more are refused.
+    pub max_swarms: usize,
+    /// Most peers stored per torrent; more are answered but not stored.
+    pub max_peers_per_swarm: usize,
+}
+
+/// Why an announce was not recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// The registry already tracks `max_swarms` torrents.
+    TooManySwarms(usize),
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refused::TooManySwarms(max) => write!(
+                f,
+                "tracker full: it tracks its limit of {max} torrents, retry later"
+            ),
+        }
+    }
+}
+
+/// Who a peer is: where it announced from and the id it gave.
+type PeerKey = (IpAddr, [u8; 20]);
 
 /// One announce as the swarm sees it (already validated by the server).
 #[derive(Clone, Debug)]
@@ -65,7 +103,15 @@ struct PeerEntry {
     peer_id: [u8; 20],
     addr: SocketAddr,
     seeder: bool,
+    /// Whether this entry's `completed` was counted in `downloaded` already.
+    counted: bool,
     last_seen: Instant,
+}
+
+impl PeerEntry {
+    fn key(&self) -> PeerKey {
+        (self.addr.ip(), self.peer_id)
+    }
 }
 
 /// One torrent's swarm: its peers, kept in a vector (with an index by peer id) so a random subset
@@ -73,7 +119,7 @@ struct PeerEntry {
 #[derive(Debug, Default)]
 struct Swarm {
     peers: Vec<PeerEntry>,
-    index: HashMap<[u8; 20], usize>,
+    index: HashMap<PeerKey, usize>,
     seeders: u64,
     downloaded: u64,
 }
@@ -89,19 +135,22 @@ impl Swarm {
 
     fn remove_at(&mut self, position: usize) {
         let gone = self.peers.swap_remove(position);
-        self.index.remove(&gone.peer_id);
+        self.index.remove(&gone.key());
         if gone.seeder {
             self.seeders -= 1;
         }
         if let Some(moved) = self.peers.get(position) {
-            self.index.insert(moved.peer_id, position);
+            self.index.insert(moved.key(), position);
         }
     }
 
-    /// Inserts or refreshes a peer; returns its position.
-    fn upsert(&mut self, announce: &PeerAnnounce, now: Instant) -> usize {
+    /// Inserts or refreshes a peer; returns its position, or `None` when the swarm is full and
+    /// the peer new. A `completed` counts as a download once per entry, and only from an entry
+    /// that was a leecher here before: repeating it, or sending it with fresh ids, adds nothing.
+    fn upsert(&mut self, announce: &PeerAnnounce, now: Instant, max_peers: usize) -> Option<usize> {
         let seeder = announce.left == 0;
-        match self.index.get(&announce.peer_id) {
+        let key = (announce.addr.ip(), announce.peer_id);
+        match self.index.get(&key) {
             Some(&position) => {
                 let entry = &mut self.peers[position];
                 if entry.seeder != seeder {
@@ -111,31 +160,41 @@ impl Swarm {
                         self.seeders -= 1;
                     }
                 }
+                if announce.event == Event::Completed && !entry.seeder && !entry.counted {
+                    entry.counted = true;
+                    self.downloaded += 1;
+                }
                 entry.addr = announce.addr;
                 entry.seeder = seeder;
                 entry.last_seen = now;
-                position
+                Some(position)
             }
+            None if self.peers.len() >= max_peers => None,
             None => {
                 let position = self.peers.len();
                 self.peers.push(PeerEntry {
                     peer_id: announce.peer_id,
                     addr: announce.addr,
                     seeder,
+                    counted: false,
                     last_seen: now,
                 });
-                self.index.insert(announce.peer_id, position);
+                self.index.insert(key, position);
                 if seeder {
                     self.seeders += 1;
                 }
-                position
+                Some(position)
             }
         }
     }
 
-    /// Up to `want` peers other than the one at `exclude`, chosen uniformly at random.
-    fn sample(&self, exclude: usize, want: usize) -> Vec<SwarmPeer> {
-        let others = self.peers.len() - 1;
+    /// Up to `want` peers other than the one at `exclude` (if any), chosen uniformly at random.
+    fn sample(&self, exclude: Option<usize>, want: usize) -> Vec<SwarmPeer> {
+        // Without a requester to skip, "past it" is past the end: nothing shifts.
+        let (exclude, others) = match exclude {
+            Some(position) => (position, self.peers.len() - 1),
+            None => (self.peers.len(), self.peers.len()),
+        };
         let to_peer = |i: usize| {
             // Positions past the requester shift by one so it is never picked.
             let entry = &self.peers[if i >= exclude { i + 1 } else { i }];
@@ -163,17 +222,27 @@ impl Swarm {
 pub struct Swarms {
     shards: Vec<Mutex<HashMap<InfoHash, Swarm>>>,
     hasher: RandomState,
-    peer_timeout: Duration,
+    caps: Caps,
+    /// Torrents in all shards, kept apart so the cap needs no second lock.
+    swarm_count: AtomicUsize,
+}
+
+/// Torrents, seeders and leechers in the whole registry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub torrents: u64,
+    pub seeders: u64,
+    pub leechers: u64,
 }
 
 impl Swarms {
-    /// An empty registry in which peers not heard from for `peer_timeout` are dropped by
-    /// [`Swarms::expire`].
-    pub fn new(peer_timeout: Duration) -> Swarms {
+    /// An empty registry bounded by `caps`.
+    pub fn new(caps: Caps) -> Swarms {
         Swarms {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             hasher: RandomState::new(),
-            peer_timeout,
+            caps,
+            swarm_count: AtomicUsize::new(0),
         }
     }
 
@@ -191,49 +260,50 @@ impl Swarms {
         info_hash: InfoHash,
         announce: &PeerAnnounce,
         now: Instant,
-    ) -> AnnounceReply {
+    ) -> Result<AnnounceReply, Refused> {
         let mut shard = self.shard(&info_hash);
         if announce.event == Event::Stopped {
             let Some(swarm) = shard.get_mut(&info_hash) else {
-                return AnnounceReply {
+                return Ok(AnnounceReply {
                     complete: 0,
                     incomplete: 0,
                     peers: Vec::new(),
-                };
+                });
             };
-            if let Some(&position) = swarm.index.get(&announce.peer_id) {
+            if let Some(&position) = swarm.index.get(&(announce.addr.ip(), announce.peer_id)) {
                 swarm.remove_at(position);
             }
             let stats = swarm.stats();
             if swarm.peers.is_empty() {
                 shard.remove(&info_hash);
+                self.swarm_count.fetch_sub(1, Ordering::SeqCst);
             }
-            return AnnounceReply {
+            return Ok(AnnounceReply {
                 complete: stats.complete,
                 incomplete: stats.incomplete,
                 peers: Vec::new(),
-            };
+            });
         }
-        let swarm = shard.entry(info_hash).or_default();
-        let was_seeder = swarm
-            .index
-            .get(&announce.peer_id)
-            .is_some_and(|&p| swarm.peers[p].seeder);
-        let position = swarm.upsert(announce, now);
-        // Count a download once per peer: a seeder repeating `completed` is not a new one.
-        if announce.event == Event::Completed && !was_seeder {
-            swarm.downloaded += 1;
+        if !shard.contains_key(&info_hash) {
+            // Claim a place first, so concurrent announces in other shards cannot overshoot.
+            if self.swarm_count.fetch_add(1, Ordering::SeqCst) >= self.caps.max_swarms {
+                self.swarm_count.fetch_sub(1, Ordering::SeqCst);
+                return Err(Refused::TooManySwarms(self.caps.max_swarms));
+            }
+            shard.insert(info_hash, Swarm::default());
         }
+        let swarm = shard.get_mut(&info_hash).expect("inserted above");
+        let position = swarm.upsert(announce, now, self.caps.max_peers_per_swarm);
         let want = announce
             .numwant
             .map_or(DEFAULT_NUMWANT, |n| n as usize)
             .min(MAX_NUMWANT);
         let stats = swarm.stats();
-        AnnounceReply {
+        Ok(AnnounceReply {
             complete: stats.complete,
             incomplete: stats.incomplete,
             peers: swarm.sample(position, want),
-        }
+        })
     }
 
     /// Scrape numbers for each requested torrent, in request order; unknown torrents get zeros.
@@ -261,7 +331,7 @@ impl Swarms {
                 let mut position = 0;
                 while position < swarm.peers.len() {
                     let seen = swarm.peers[position].last_seen;
-                    if now.saturating_duration_since(seen) >= self.peer_timeout {
+                    if now.saturating_duration_since(seen) >= self.caps.peer_timeout {
                         swarm.remove_at(position);
                         dropped += 1;
                     } else {
@@ -272,7 +342,11 @@ impl Swarms {
                     swarm.peers.shrink_to_fit();
                     swarm.index.shrink_to_fit();
                 }
-                !swarm.peers.is_empty()
+                let keep = !swarm.peers.is_empty();
+                if !keep {
+                    self.swarm_count.fetch_sub(1, Ordering::SeqCst);
+                }
+                keep
             });
             if shard.capacity() > 4 * shard.len() + 16 {
                 shard.shrink_to_fit();
@@ -283,7 +357,21 @@ impl Swarms {
 
     /// Number of torrents with at least one peer.
     pub fn torrent_count(&self) -> usize {
-        self.shards.iter().map(|s| lock(s).len()).sum()
+        self.swarm_count.load(Ordering::SeqCst)
+    }
+
+    /// Torrents, seeders and leechers now, one shard at a time.
+    pub fn totals(&self) -> Totals {
+        let mut totals = Totals::default();
+        for shard in &self.shards {
+            for swarm in lock(shard).values() {
+                let stats = swarm.stats();
+                totals.torrents += 1;
+                totals.seeders += stats.complete;
+                totals.leechers += stats.incomplete;
+            }
+        }
+        totals
     }
 }
 
@@ -293,6 +381,19 @@ mod tests {
 
     fn hash(n: u8) -> InfoHash {
         InfoHash([n; 20])
+    }
+
+    fn announce(swarms: &Swarms, h: InfoHash, a: &PeerAnnounce, now: Instant) -> AnnounceReply {
+        swarms.announce(h, a, now).expect("under the caps")
+    }
+
+    /// A registry with roomy caps.
+    fn registry(peer_timeout: Duration) -> Swarms {
+        Swarms::new(Caps {
+            peer_timeout,
+            max_swarms: 1000,
+            max_peers_per_swarm: 1000,
+        })
     }
 
     fn peer(n: u16, left: u64, event: Event) -> PeerAnnounce {
@@ -309,14 +410,14 @@ mod tests {
 
     #[test]
     fn peers_see_each_other_but_not_themselves() {
-        let swarms = Swarms::new(Duration::from_secs(60));
+        let swarms = registry(Duration::from_secs(60));
         let now = Instant::now();
         let a = peer(1, 100, Event::Started);
         let b = peer(2, 0, Event::Started);
-        let first = swarms.announce(hash(1), &a, now);
+        let first = announce(&swarms, hash(1), &a, now);
         assert_eq!((first.complete, first.incomplete), (0, 1));
         assert!(first.peers.is_empty());
-        let second = swarms.announce(hash(1), &b, now);
+        let second = announce(&swarms, hash(1), &b, now);
         assert_eq!((second.complete, second.incomplete), (1, 1));
         assert_eq!(
             second.peers,
@@ -325,7 +426,7 @@ mod tests {
                 addr: a.addr
             }]
         );
-        let again = swarms.announce(hash(1), &a, now);
+        let again = announce(&swarms, hash(1), &a, now);
         assert_eq!(
             again.peers,
             vec![SwarmPeer {
@@ -334,37 +435,37 @@ mod tests {
             }]
         );
         // Another torrent is a separate swarm.
-        assert!(swarms.announce(hash(2), &b, now).peers.is_empty());
+        assert!(announce(&swarms, hash(2), &b, now).peers.is_empty());
     }
 
     #[test]
     fn stopped_removes_peer_and_empty_torrent() {
-        let swarms = Swarms::new(Duration::from_secs(60));
+        let swarms = registry(Duration::from_secs(60));
         let now = Instant::now();
-        swarms.announce(hash(1), &peer(1, 5, Event::Started), now);
-        swarms.announce(hash(1), &peer(2, 5, Event::Started), now);
-        let reply = swarms.announce(hash(1), &peer(1, 5, Event::Stopped), now);
+        announce(&swarms, hash(1), &peer(1, 5, Event::Started), now);
+        announce(&swarms, hash(1), &peer(2, 5, Event::Started), now);
+        let reply = announce(&swarms, hash(1), &peer(1, 5, Event::Stopped), now);
         assert_eq!(
             (reply.complete, reply.incomplete, reply.peers.len()),
             (0, 1, 0)
         );
-        let seen = swarms.announce(hash(1), &peer(2, 5, Event::None), now);
+        let seen = announce(&swarms, hash(1), &peer(2, 5, Event::None), now);
         assert!(seen.peers.is_empty());
-        swarms.announce(hash(1), &peer(2, 5, Event::Stopped), now);
+        announce(&swarms, hash(1), &peer(2, 5, Event::Stopped), now);
         assert_eq!(swarms.torrent_count(), 0);
         // Stopping on an unknown torrent creates nothing.
-        swarms.announce(hash(9), &peer(2, 5, Event::Stopped), now);
+        announce(&swarms, hash(9), &peer(2, 5, Event::Stopped), now);
         assert_eq!(swarms.torrent_count(), 0);
     }
 
     #[test]
     fn completion_moves_leecher_to_seeders_and_counts_once() {
-        let swarms = Swarms::new(Duration::from_secs(60));
+        let swarms = registry(Duration::from_secs(60));
         let now = Instant::now();
-        swarms.announce(hash(1), &peer(1, 5, Event::Started), now);
-        let done = swarms.announce(hash(1), &peer(1, 0, Event::Completed), now);
+        announce(&swarms, hash(1), &peer(1, 5, Event::Started), now);
+        let done = announce(&swarms, hash(1), &peer(1, 0, Event::Completed), now);
         assert_eq!((done.complete, done.incomplete), (1, 0));
-        swarms.announce(hash(1), &peer(1, 0, Event::Completed), now);
+        announce(&swarms, hash(1), &peer(1, 0, Event::Completed), now);
         let stats = swarms.scrape(&[hash(1), hash(2)]);
         assert_eq!(
             stats[0],
@@ -382,9 +483,9 @@ mod tests {
 
     /// A registry in which peers `0..count` have started on torrent 1 at `now`.
     fn crowd(count: u16, now: Instant) -> Swarms {
-        let swarms = Swarms::new(Duration::from_secs(60));
+        let swarms = registry(Duration::from_secs(60));
         for n in 0..count {
-            swarms.announce(hash(1), &peer(n, 1, Event::Started), now);
+            announce(&swarms, hash(1), &peer(n, 1, Event::Started), now);
         }
         swarms
     }
@@ -395,7 +496,7 @@ mod tests {
         let swarms = crowd(300, now);
         let mut me = peer(7, 1, Event::None);
         me.numwant = Some(10);
-        let reply = swarms.announce(hash(1), &me, now);
+        let reply = announce(&swarms, hash(1), &me, now);
         assert_eq!(reply.peers.len(), 10);
         let distinct: HashSet<_> = reply.peers.iter().map(|p| p.peer_id).collect();
         assert_eq!(distinct.len(), 10);
@@ -403,15 +504,15 @@ mod tests {
 
         me.numwant = None;
         assert_eq!(
-            swarms.announce(hash(1), &me, now).peers.len(),
+            announce(&swarms, hash(1), &me, now).peers.len(),
             DEFAULT_NUMWANT
         );
         me.numwant = Some(100_000);
-        let all = swarms.announce(hash(1), &me, now).peers;
+        let all = announce(&swarms, hash(1), &me, now).peers;
         assert_eq!(all.len(), MAX_NUMWANT);
         assert!(all.iter().all(|p| p.peer_id != me.peer_id));
         me.numwant = Some(0);
-        assert!(swarms.announce(hash(1), &me, now).peers.is_empty());
+        assert!(announce(&swarms, hash(1), &me, now).peers.is_empty());
     }
 
     #[test]
@@ -422,7 +523,7 @@ mod tests {
         me.numwant = Some(3);
         let mut seen = HashSet::new();
         for _ in 0..400 {
-            for p in swarms.announce(hash(1), &me, now).peers {
+            for p in announce(&swarms, hash(1), &me, now).peers {
                 seen.insert(p.peer_id);
             }
         }
@@ -432,13 +533,18 @@ mod tests {
     #[test]
     fn expiry_drops_silent_peers_and_empty_torrents() {
         let timeout = Duration::from_secs(60);
-        let swarms = Swarms::new(timeout);
+        let swarms = registry(timeout);
         let start = Instant::now();
-        swarms.announce(hash(1), &peer(1, 0, Event::Started), start);
-        swarms.announce(hash(1), &peer(2, 5, Event::Started), start);
-        swarms.announce(hash(2), &peer(3, 5, Event::Started), start);
+        announce(&swarms, hash(1), &peer(1, 0, Event::Started), start);
+        announce(&swarms, hash(1), &peer(2, 5, Event::Started), start);
+        announce(&swarms, hash(2), &peer(3, 5, Event::Started), start);
         // Peer 2 re-announces halfway, so only peers 1 and 3 are stale at the timeout.
-        swarms.announce(hash(1), &peer(2, 5, Event::None), start + timeout / 2);
+        announce(
+            &swarms,
+            hash(1),
+            &peer(2, 5, Event::None),
+            start + timeout / 2,
+        );
         assert_eq!(swarms.expire(start + timeout / 2), 0);
         assert_eq!(swarms.expire(start + timeout), 2);
         assert_eq!(swarms.torrent_count(), 1);
@@ -449,14 +555,20 @@ mod tests {
     }
 
     #[test]
-    fn moving_peer_updates_address() {
-        let swarms = Swarms::new(Duration::from_secs(60));
+    fn only_the_same_address_can_move_or_stop_a_peer() {
+        let swarms = registry(Duration::from_secs(60));
         let now = Instant::now();
         let mut a = peer(1, 5, Event::Started);
-        swarms.announce(hash(1), &a, now);
-        a.addr = SocketAddr::from(([127, 0, 0, 2], 7000));
-        swarms.announce(hash(1), &a, now);
-        let reply = swarms.announce(hash(1), &peer(2, 5, Event::Started), now);
+        announce(&swarms, hash(1), &a, now);
+        // The same address may change its port.
+        a.addr.set_port(7000);
+        announce(&swarms, hash(1), &a, now);
+        // Another address naming the same peer id is another peer: it moves and stops nothing.
+        let mut forger = a.clone();
+        forger.addr = SocketAddr::from(([127, 0, 0, 2], 7000));
+        forger.event = Event::Stopped;
+        announce(&swarms, hash(1), &forger, now);
+        let reply = announce(&swarms, hash(1), &peer(2, 5, Event::Started), now);
         assert_eq!(
             reply.peers,
             vec![SwarmPeer {
@@ -465,5 +577,53 @@ mod tests {
             }]
         );
         assert_eq!(reply.incomplete, 2);
+    }
+
+    #[test]
+    fn caps_bound_swarms_and_peers_but_full_swarms_still_answer() {
+        let swarms = Swarms::new(Caps {
+            peer_timeout: Duration::from_secs(60),
+            max_swarms: 3,
+            max_peers_per_swarm: 2,
+        });
+        let now = Instant::now();
+        for n in 0..3 {
+            announce(&swarms, hash(n), &peer(1, 5, Event::Started), now);
+        }
+        assert_eq!(
+            swarms.announce(hash(9), &peer(1, 5, Event::Started), now),
+            Err(Refused::TooManySwarms(3))
+        );
+        assert_eq!(swarms.torrent_count(), 3);
+        announce(&swarms, hash(0), &peer(2, 5, Event::Started), now);
+        let late = announce(&swarms, hash(0), &peer(3, 5, Event::Started), now);
+        assert_eq!(
+            (late.incomplete, late.peers.len()),
+            (2, 2),
+            "answered, not stored"
+        );
+        // Once a torrent empties, its place is free again.
+        announce(&swarms, hash(1), &peer(1, 5, Event::Stopped), now);
+        assert!(
+            swarms
+                .announce(hash(9), &peer(1, 5, Event::Started), now)
+                .is_ok()
+        );
+        assert_eq!(swarms.totals().torrents, 3);
+    }
+
+    #[test]
+    fn downloads_count_once_per_leecher_that_completes() {
+        let swarms = registry(Duration::from_secs(60));
+        let now = Instant::now();
+        // `completed` from a peer never seen as a leecher counts nothing.
+        announce(&swarms, hash(1), &peer(1, 0, Event::Completed), now);
+        announce(&swarms, hash(1), &peer(2, 5, Event::Started), now);
+        for _ in 0..5 {
+            announce(&swarms, hash(1), &peer(2, 0, Event::Completed), now);
+            // Pretending to be a leecher again does not re-arm it.
+            announce(&swarms, hash(1), &peer(2, 5, Event::None), now);
+        }
+        assert_eq!(swarms.scrape(&[hash(1)])[0].1.downloaded, 1);
     }
 }

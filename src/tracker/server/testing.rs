@@ -1,20 +1,32 @@
 //! What the server's unit tests share: a service without sockets, and a way to send it a `GET`
 //! and read the bencoded reply.
 
+use super::access_list::AccessList;
+use super::address_limit::AddressLimit;
 use super::routes::{Service, route};
-use super::swarm::Swarms;
+use super::stats::Stats;
+use super::swarm::{Caps, Swarms};
 use crate::bencode::{self, Value};
 use crate::net::http::{Limits, Request};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-/// A service with a 120 s interval (30 s minimum) and a 60 s peer timeout.
+/// A service with a 120 s interval (30 s minimum), a 60 s peer timeout, roomy caps, no access
+/// list and no trusted proxy.
 pub(super) fn service() -> Service {
     Service {
-        swarms: Swarms::new(Duration::from_secs(60)),
+        swarms: Swarms::new(Caps {
+            peer_timeout: Duration::from_secs(60),
+            max_swarms: 1000,
+            max_peers_per_swarm: 1000,
+        }),
         interval: Duration::from_secs(120),
         min_interval: Duration::from_secs(30),
         limits: Limits::default(),
+        trusted_proxies: Vec::new(),
+        address_limit: AddressLimit::new(0, Duration::from_secs(120)),
+        access: AccessList::open(),
+        stats: Stats::default(),
     }
 }
 

@@ -9,6 +9,7 @@ use super::connection_id::ConnectionIds;
 use crate::tracker::protocol::udp::{Announce, Request, Response, ScrapeEntry, request_ids};
 use crate::tracker::server::params::valid_port;
 use crate::tracker::server::routes::Service;
+use crate::tracker::server::stats::Proto;
 use crate::tracker::server::swarm::{DEFAULT_NUMWANT, PeerAnnounce};
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -55,8 +56,7 @@ pub fn answer(
         } if ids.check(connection_id, from, now) => Response::Scrape {
             transaction_id,
             entries: service
-                .swarms
-                .scrape(&info_hashes)
+                .scrape(Proto::Udp, &info_hashes)
                 .into_iter()
                 .map(|(_, stats)| ScrapeEntry {
                     seeders: clamp(stats.complete),
@@ -107,7 +107,16 @@ fn announce(a: &Announce, from: SocketAddr, service: &Service, now: Instant) -> 
         // The registry bounds this too.
         numwant: Some((want * sampled) as u32),
     };
-    let reply = service.swarms.announce(a.info_hash, &peer, now);
+    // The same checks as HTTP announces: access list, per-address budget, caps.
+    let reply = match service.announce(Proto::Udp, a.info_hash, &peer, now) {
+        Ok(reply) => reply,
+        Err(message) => {
+            return Response::Error {
+                transaction_id: a.transaction_id,
+                message,
+            };
+        }
+    };
     Response::Announce {
         transaction_id: a.transaction_id,
         interval: clamp(service.interval.as_secs()),
@@ -243,6 +252,31 @@ mod tests {
                 entries: expected
             })
         );
+        // Counted for the status page as UDP, apart from HTTP.
+        let udp = t.service.stats.rates(Proto::Udp, Instant::now());
+        assert_eq!((udp.announces, udp.scrapes), (2, 1));
+        assert_eq!(
+            t.service.stats.rates(Proto::Http, Instant::now()).announces,
+            0
+        );
+    }
+
+    #[test]
+    fn refusals_from_the_shared_checks_are_udp_errors() {
+        let mut t = Tracker::new();
+        t.service.address_limit = crate::tracker::server::address_limit::AddressLimit::new(
+            1,
+            std::time::Duration::from_secs(60),
+        );
+        let a = t.connect("192.0.2.1:5000");
+        assert!(matches!(
+            t.send(&announce_by(a, 1, 6881), "192.0.2.1:5000"),
+            Some(Response::Announce { .. })
+        ));
+        assert!(matches!(
+            t.send(&announce_by(a, 1, 6881), "192.0.2.1:5000"),
+            Some(Response::Error { ref message, .. }) if message.contains("too many announces")
+        ));
     }
 
     #[test]
