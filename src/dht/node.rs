@@ -205,8 +205,17 @@ impl Dht {
                 announced += usize::from(self.shared.query(node.addr, query, None));
             }
         }
+        // Peers announced to this node count too: in a small DHT we may be the closest node.
+        let mut peers = lookup.peers();
+        peers.extend(
+            lock(&self.shared.state)
+                .store
+                .peers(&info_hash, Instant::now()),
+        );
+        peers.sort();
+        peers.dedup();
         Found {
-            peers: lookup.peers().into_iter().map(SocketAddr::V4).collect(),
+            peers: peers.into_iter().map(SocketAddr::V4).collect(),
             nodes: closest.len(),
             announced,
         }
@@ -291,14 +300,15 @@ impl Shared {
                         self.dropped.fetch_add(1, Ordering::Relaxed);
                         return;
                     }
-                    let unknown = id != self.own && state.table.state_of(&id, now).is_none();
-                    (state.answer(&message.tid, &query, from, now), unknown)
+                    let asker = NodeInfo { id, addr: from };
+                    let room = state.table.has_room_for(&asker, now);
+                    (state.answer(&message.tid, &query, from, now), room)
                 };
                 self.send(from, &answer);
                 self.answered.fetch_add(1, Ordering::Relaxed);
                 // A node that asks us may be worth knowing: it joins the table if it answers
                 // a ping (an address in a query alone could be forged).
-                if unknown && lock(&self.state).table.has_room_for(&id, now) {
+                if unknown {
                     self.query(from, Query::Ping, None);
                 }
             }

@@ -81,7 +81,8 @@ pub enum Insert {
     Refreshed,
     /// Its bucket is full of nodes that are not bad: it waits as a replacement.
     Waiting,
-    /// Our own id, or a known id claimed from another address: ignored.
+    /// Our own id, a known id claimed from another address, or a known address under another
+    /// id: ignored.
     Refused,
 }
 
@@ -112,7 +113,9 @@ impl RoutingTable {
 
     /// Records that `node` answered a query of ours.
     pub fn heard_from(&mut self, node: NodeInfo, now: Instant) -> Insert {
-        if node.id == self.own {
+        // One entry per address: a single host must not fill the table under many ids.
+        let elsewhere = |e: &Entry| e.info.addr == node.addr && e.info.id != node.id;
+        if node.id == self.own || self.entries().any(elsewhere) {
             return Insert::Refused;
         }
         loop {
@@ -229,11 +232,14 @@ impl RoutingTable {
         Some(e.state(now))
     }
 
-    /// Whether a node with `id` would enter the table now (not merely wait as a replacement).
-    pub fn has_room_for(&self, id: &NodeId, now: Instant) -> bool {
-        let i = self.index(id);
+    /// Whether `node` would enter the table now (not merely wait as a replacement).
+    pub fn has_room_for(&self, node: &NodeInfo, now: Instant) -> bool {
+        let i = self.index(&node.id);
         let b = &self.buckets[i];
-        *id != self.own
+        node.id != self.own
+            && !self
+                .entries()
+                .any(|e| e.info.addr == node.addr || e.info.id == node.id)
             && (b.nodes.len() < K
                 || (i == self.buckets.len() - 1 && self.buckets.len() < MAX_BUCKETS)
                 || b.nodes.iter().any(|e| e.state(now) == NodeState::Bad))
@@ -388,7 +394,7 @@ mod tests {
     }
 
     #[test]
-    fn refuses_our_id_and_a_known_id_from_another_address() {
+    fn refuses_our_id_and_a_known_id_or_address_under_another_name() {
         let now = Instant::now();
         let own = NodeId([0; 20]);
         let mut t = RoutingTable::new(own, now);
@@ -396,6 +402,8 @@ mod tests {
         let n = node(NodeId([3; 20]), 2);
         t.heard_from(n, now);
         assert_eq!(t.heard_from(node(n.id, 3), now), Insert::Refused);
+        assert_eq!(t.heard_from(node(NodeId([4; 20]), 2), now), Insert::Refused);
+        assert_eq!(t.len(), 1);
     }
 
     #[test]

@@ -44,7 +44,15 @@ pub fn load(path: &Path) -> Option<Saved> {
     };
     let bytes = match read() {
         Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+        // No table yet (or no folder yet: its errors are the caller's to report).
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return None;
+        }
         Err(e) => {
             log::warn!("{}: not reusing the DHT routing table: {e}", path.display());
             return None;

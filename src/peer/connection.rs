@@ -197,6 +197,12 @@ impl<S: Read + Write> Conn<'_, S> {
         if have.count() > 0 {
             self.queue(Message::Bitfield(have.as_bytes().to_vec()));
         }
+        if let Some(dht) = self.torrent.dht() {
+            // BEP 5: our DHT port, so the peer can add our node to its table.
+            if let Ok(addr) = dht.local_addr() {
+                self.queue(Message::Port(addr.port()));
+            }
+        }
         loop {
             if self.torrent.is_shutting_down() {
                 return Ok(());
@@ -365,7 +371,12 @@ impl<S: Read + Write> Conn<'_, S> {
     fn handle(&mut self, message: Message) -> Result<(), ConnError> {
         let pieces = self.peer_has.len();
         match message {
-            Message::KeepAlive | Message::Port(_) | Message::Unknown(_) => {}
+            Message::KeepAlive | Message::Unknown(_) => {}
+            Message::Port(port) => {
+                if let (Some(dht), true) = (self.torrent.dht(), port != 0) {
+                    dht.ping(SocketAddr::new(self.remote.ip(), port));
+                }
+            }
             Message::Cancel {
                 index,
                 begin,

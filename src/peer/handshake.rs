@@ -27,10 +27,7 @@ pub fn initiate(
     torrent: &TorrentState,
     addr: SocketAddr,
 ) -> Result<[u8; 20], ConnError> {
-    write_handshake(
-        stream,
-        &Handshake::new(torrent.meta.info_hash.0, torrent.peer_id),
-    )?;
+    write_handshake(stream, &ours(torrent))?;
     let theirs = read_handshake(stream)?;
     if theirs.info_hash != torrent.meta.info_hash.0 {
         return Err(ConnError::WrongTorrent(InfoHash(theirs.info_hash)));
@@ -59,9 +56,22 @@ pub fn answer<'t>(
     if torrent.is_banned(&theirs.peer_id) {
         return Err(ConnError::Banned);
     }
-    write_handshake(stream, &Handshake::new(theirs.info_hash, torrent.peer_id))?;
+    write_handshake(stream, &ours(torrent))?;
     Ok((torrent, theirs.peer_id))
 }
+
+/// Our handshake for `torrent`, with the DHT bit (BEP 5: reserved byte 7, 0x01) when our DHT
+/// node runs for it.
+fn ours(torrent: &TorrentState) -> Handshake {
+    let mut h = Handshake::new(torrent.meta.info_hash.0, torrent.peer_id);
+    if torrent.dht().is_some() {
+        h.reserved[7] |= DHT_BIT;
+    }
+    h
+}
+
+/// The reserved bit that says a peer runs a DHT node (BEP 5).
+pub const DHT_BIT: u8 = 0x01;
 
 #[cfg(test)]
 mod tests {

@@ -3,7 +3,7 @@
 //! - [`session`]: the process (start-up, completion, shutdown);
 //! - [`torrent_state`]: what the process knows about one torrent, shared by its threads;
 //! - [`announcing`]: the announce thread of a torrent; [`dial`]: outgoing connections;
-//!   [`listener`]: incoming connections; [`handshake`]: the handshake exchange of both;
+//!   [`listener`]: incoming connections; [`dht_search`]: a torrent's DHT lookups; [`handshake`]: the handshake exchange of both;
 //! - [`connection`]: one connection's message loop; [`error`]: why a connection ended;
 //! - [`open_connections`]: the connections of a torrent, and the one kept of a simultaneous open;
 //! - [`writer`]: the sending half of a connection, which never makes the loop wait;
@@ -23,6 +23,7 @@ pub mod availability;
 pub mod choker;
 pub mod connection;
 pub mod connection_limits;
+pub mod dht_search;
 pub mod dial;
 pub mod error;
 pub mod eviction;

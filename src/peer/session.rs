@@ -4,15 +4,18 @@
 //! Threads: the caller's thread (progress display, completion lines, shutdown), one acceptor
 //! plus a fixed upload pool (see [`crate::peer::listener`]), per torrent one announce thread
 //! (see [`crate::peer::announcing`]) and one choke thread (see [`crate::peer::peer_manager`]),
-//! and one thread per outgoing connection (the download
+//! the DHT node's two threads (see [`crate::dht::node`]) with one lookup thread per public
+//! torrent (see [`crate::peer::dht_search`]), and one thread per outgoing connection (the download
 //! side, see [`crate::peer::dial`]).
 
+use crate::dht::{Dht, DhtConfig, krpc};
 use crate::disk::storage::{Storage, StorageError};
 use crate::metainfo::selection::{self, FileSpec, SelectionError};
 use crate::metainfo::{Metainfo, MetainfoError};
 use crate::peer::announcing::AnnounceTask;
 use crate::peer::choker::DEFAULT_UPLOAD_SLOTS;
 use crate::peer::connection_limits::{ConnectionLimits, DEFAULT_PER_PROCESS, DEFAULT_PER_TORRENT};
+use crate::peer::dht_search;
 use crate::peer::dial::dial;
 use crate::peer::listener;
 use crate::peer::peer_manager;
@@ -25,7 +28,7 @@ use clap::builder::TypedValueParser;
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -88,6 +91,14 @@ pub struct PeerConfig {
     /// while seeding), plus one optimistic unchoke.
     #[arg(long, default_value_t = DEFAULT_UPLOAD_SLOTS, value_parser = TypedValueParser::map(clap::value_parser!(u16).range(1..), usize::from))]
     pub upload_slots: usize,
+    /// Do not run the DHT node (it is never used for private torrents anyway).
+    #[arg(long)]
+    pub no_dht: bool,
+    /// A DHT node to bootstrap from, HOST:PORT; repeat for several. Default: the public
+    /// routers router.bittorrent.com, dht.transmissionbt.com and router.utorrent.com (6881),
+    /// none when --bind is a loopback address. The table saved in the folder is asked first.
+    #[arg(long = "dht-bootstrap", value_name = "HOST:PORT")]
+    pub dht_bootstrap: Vec<String>,
     /// Draw progress bars (stdout is a terminal) instead of plain lines.
     #[arg(skip)]
     pub bars: bool,
@@ -179,6 +190,8 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
         config.max_download_rate,
     ));
 
+    let dht = start_dht(&config, &metas, local.port()).map(Arc::new);
+
     let connection_limits = Arc::new(ConnectionLimits::new(
         config.max_connections_per_torrent,
         config.max_connections,
@@ -188,6 +201,7 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
     let mut registry = HashMap::new();
     for (meta, path) in metas.into_iter().zip(&config.torrents) {
         let info_hash = meta.info_hash;
+        let private = meta.info.private;
         let files = selection::wanted_files(&meta.info, &config.only).map_err(|source| {
             PeerError::Selection {
                 torrent: meta.info.name.clone(),
@@ -216,7 +230,9 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
                 tx,
             )
             .with_global_limits(limits.clone())
-            .with_connection_limits(connection_limits.clone()),
+            .with_connection_limits(connection_limits.clone())
+            // BEP 27: a private torrent finds peers through its tracker only.
+            .with_dht(dht.clone().filter(|_| !private)),
         );
         connection_limits.register(&torrent);
         torrent.peers.set_upload_slots(config.upload_slots);
@@ -262,14 +278,18 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
         let first = match task.announce_started() {
             None => None,
             Some(Ok(reply)) => Some(reply),
-            // Without a tracker, a torrent can still run on peers given with --connect.
-            Some(Err(e)) if !config.connect.is_empty() => {
+            // Without a tracker, a torrent can still run on peers given with --connect or
+            // found through the DHT.
+            Some(Err(e)) if !config.connect.is_empty() || torrent.dht().is_some() => {
                 log::warn!("{}: {e}", torrent.meta.info.name);
                 None
             }
             Some(Err(source)) => {
                 shutdown.store(true, Ordering::SeqCst);
                 let _ = acceptor.join();
+                if let Some(dht) = &dht {
+                    dht.shutdown();
+                }
                 return Err(PeerError::Tracker {
                     torrent: torrent.meta.info.name.clone(),
                     source,
@@ -284,8 +304,29 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
         );
     }
 
+    let mut searchers = Vec::new();
+    for torrent in &torrents {
+        let Some(node) = torrent.dht().cloned() else {
+            continue;
+        };
+        let (torrent, port) = (torrent.clone(), local.port());
+        searchers.push(
+            std::thread::Builder::new()
+                .name("dht-lookup".into())
+                .spawn(move || dht_search::run(torrent, node, port))
+                .map_err(PeerError::Io)?,
+        );
+    }
+
     let outcome = watch(&torrents, &config, &shutdown);
     shutdown.store(true, Ordering::SeqCst);
+    // Stopping the node ends the lookups within a step; then the table is saved.
+    if let Some(dht) = &dht {
+        dht.shutdown();
+    }
+    for handle in searchers {
+        let _ = handle.join();
+    }
     // An announce thread may be inside a regular announce to a tracker that stopped answering
     // (up to the client's 10 s timeout) before its `stopped` one: wait for it only so long.
     let deadline = Instant::now() + EXIT_GRACE;
@@ -303,6 +344,66 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
     }
     let _ = acceptor.join();
     outcome
+}
+
+/// Where a peer keeps its DHT routing table between runs.
+pub const DHT_STATE_FILE: &str = ".piecemeal/dht.json";
+/// The public routers a DHT node bootstraps from when given none.
+const PUBLIC_ROUTERS: [&str; 3] = [
+    "router.bittorrent.com:6881",
+    "dht.transmissionbt.com:6881",
+    "router.utorrent.com:6881",
+];
+
+/// Starts the DHT node on UDP at the peer's port, unless switched off or every torrent is
+/// private. A node that cannot start is a warning, not an error: trackers still work.
+fn start_dht(config: &PeerConfig, metas: &[Metainfo], port: u16) -> Option<Dht> {
+    if config.no_dht || metas.iter().all(|m| m.info.private) {
+        return None;
+    }
+    let ip = match config.bind {
+        Some(IpAddr::V4(ip)) => ip,
+        Some(IpAddr::V6(_)) => {
+            log::warn!("DHT off: it runs on IPv4 only (BEP 32 is not spoken)");
+            return None;
+        }
+        None => Ipv4Addr::UNSPECIFIED,
+    };
+    let names: Vec<&str> = if config.dht_bootstrap.is_empty() {
+        // A node bound to loopback could not reach the public routers anyway.
+        if ip.is_loopback() {
+            Vec::new()
+        } else {
+            PUBLIC_ROUTERS.to_vec()
+        }
+    } else {
+        config.dht_bootstrap.iter().map(String::as_str).collect()
+    };
+    let bootstrap = names
+        .iter()
+        .flat_map(|name| match name.to_socket_addrs() {
+            Ok(addrs) => addrs.filter_map(krpc::v4).collect(),
+            Err(e) => {
+                log::warn!("DHT bootstrap node {name}: {e}");
+                Vec::new()
+            }
+        })
+        .collect();
+    let dht_config = DhtConfig {
+        bind: SocketAddrV4::new(ip, port),
+        bootstrap,
+        state_file: Some(config.dir.join(DHT_STATE_FILE)),
+    };
+    match Dht::start(dht_config) {
+        Ok(dht) => {
+            log::info!("DHT node {:?} on UDP port {port}", dht.id());
+            Some(dht)
+        }
+        Err(e) => {
+            log::warn!("{e}; DHT off");
+            None
+        }
+    }
 }
 
 /// The main thread's loop: progress, completion lines, and the decision to stop.

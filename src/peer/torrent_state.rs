@@ -26,6 +26,7 @@
 //! verified in between is then in both the bitfield and the `have` messages that follow (one
 //! redundant `have`), never in neither.
 
+use crate::dht::Dht;
 use crate::disk::storage::{Storage, StorageError};
 use crate::lock::{lock, read, write};
 use crate::metainfo::Metainfo;
@@ -116,6 +117,8 @@ pub struct TorrentState {
     pub rate_limits: TorrentLimits,
     /// How many connections this torrent and the process keep open.
     limits: Arc<ConnectionLimits>,
+    /// The process's DHT node, when it runs for this torrent (never for a private one).
+    dht: Option<Arc<Dht>>,
 }
 
 impl TorrentState {
@@ -153,6 +156,7 @@ impl TorrentState {
             events,
             rate_limits: TorrentLimits::default(),
             limits: Arc::new(ConnectionLimits::default()),
+            dht: None,
         }
     }
 
@@ -166,6 +170,17 @@ impl TorrentState {
     pub fn with_connection_limits(mut self, limits: Arc<ConnectionLimits>) -> TorrentState {
         self.limits = limits;
         self
+    }
+
+    /// Lets this torrent's connections tell peers the DHT port and learn theirs.
+    pub fn with_dht(mut self, dht: Option<Arc<Dht>>) -> TorrentState {
+        self.dht = dht;
+        self
+    }
+
+    /// The DHT node, when it runs for this torrent.
+    pub fn dht(&self) -> Option<&Arc<Dht>> {
+        self.dht.as_ref()
     }
 
     fn left_of(meta: &Metainfo, picker: &Picker) -> u64 {
