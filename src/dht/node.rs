@@ -255,7 +255,9 @@ impl Dht {
             };
             match saved::store(path, &saved) {
                 Ok(()) => log::info!("DHT: {} nodes saved", saved.nodes.len()),
-                Err(e) => log::warn!("{}: cannot save the DHT table: {e}", path.display()),
+                // Not worth a warning: the next start bootstraps again (and a full disk has
+                // already been reported).
+                Err(e) => log::info!("{}: cannot save the DHT table: {e}", path.display()),
             }
         }
     }

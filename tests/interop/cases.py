@@ -648,3 +648,4 @@ CASES = [
     (6, "metainfo-mktorrent", case_metainfo_mktorrent, 60),
     (6, "metainfo-create", case_metainfo_create, 60),
 ]
+from cases_dht import CASES as _dht; CASES += _dht  # noqa: E402
