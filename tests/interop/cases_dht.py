@@ -49,11 +49,12 @@ def pm_node(ctx, role, data_dir, torrent, nodes, exit_when_done=False):
 
 
 def small_dht(ctx):
-    """Two libtorrent nodes that know each other; returns their addresses."""
-    _a, a = lt_node(ctx, "hub-a")
+    """Two libtorrent nodes that know each other; returns the first's process and both
+    addresses."""
+    hub_a, a = lt_node(ctx, "hub-a")
     hub_b, b = lt_node(ctx, "hub-b", nodes=[a])
     ctx.wait_line(hub_b, r"^dht nodes [1-9]", 20, "hub-b knowing hub-a")
-    return [a, b]
+    return hub_a, [a, b]
 
 
 def content(ctx):
@@ -72,10 +73,11 @@ def wait_pm_announced(ctx, proc):
 def case_dht_libtorrent_seeds(ctx):
     """libtorrent seeds, announced only to the DHT; piecemeal finds it there and downloads."""
     src, torrent = content(ctx)
-    hubs = small_dht(ctx)
+    hub, hubs = small_dht(ctx)
     seeder, seeder_addr = lt_node(ctx, "seeder", nodes=hubs, torrent=torrent, data_dir=ctx.dir("seed"))
     ctx.wait_line(seeder, r"^checked \S+ have=(\d+)/\1$", 30, "the seeder's data checked whole")
-    ctx.wait_line(seeder, r"^dht peers \d+", 30, "the seeder's DHT announce")
+    port = seeder_addr.rsplit(":", 1)[1]
+    ctx.wait_line(hub, rf"^dht announced \S+ by \S+:{port}$", 30, "the seeder's announce")
     pm, _ = pm_node(ctx, "leecher", ctx.dir("leech"), torrent, hubs[:1], exit_when_done=True)
     c = expect_complete(pm, torrent, ctx, 40, "piecemeal leecher")
     expect_exit0(pm, ctx, "piecemeal leecher")
@@ -86,7 +88,7 @@ def case_dht_libtorrent_seeds(ctx):
 def case_dht_piecemeal_seeds(ctx):
     """piecemeal seeds and announces to the DHT; libtorrent finds it there and downloads."""
     src, torrent = content(ctx)
-    hubs = small_dht(ctx)
+    _hub, hubs = small_dht(ctx)
     pm, pm_addr = pm_node(ctx, "seeder", ctx.dir("seed"), torrent, hubs)
     wait_pm_announced(ctx, pm)
     leecher, _ = lt_node(ctx, "leecher", nodes=hubs[1:], torrent=torrent, data_dir=ctx.dir("leech"), exit_when_done=True)
@@ -98,7 +100,7 @@ def case_dht_piecemeal_seeds(ctx):
 def case_dht_piecemeal_to_piecemeal(ctx):
     """piecemeal seeds, another piecemeal finds it through the DHT (libtorrent nodes between)."""
     src, torrent = content(ctx)
-    hubs = small_dht(ctx)
+    _hub, hubs = small_dht(ctx)
     seeder, seeder_addr = pm_node(ctx, "seeder", ctx.dir("seed"), torrent, hubs[:1])
     wait_pm_announced(ctx, seeder)
     pm, _ = pm_node(ctx, "leecher", ctx.dir("leech"), torrent, hubs[1:], exit_when_done=True)

@@ -9,7 +9,8 @@ It joins the DHT only through the --node addresses (nothing public: dht_bootstra
 empty), accepts many nodes on one IP (the dht_restrict_* settings off, the per-IP rate limit
 raised), and with --torrent seeds or downloads it with no tracker at all: peers come from
 the DHT alone. Stdout lines: `listening on ADDR` (TCP and DHT UDP share the port), `dht nodes
-N` when the routing table's size changes, `dht peers N` for each DHT reply, `checked <hash>
+N` when the routing table's size changes, `dht peers N` for each DHT reply with peers,
+`dht announced HASH by IP:PORT` for each announce this node receives, `checked <hash>
 have=X/Y`, `complete <hash> <name> bytes=..`. Diagnostics go to stderr.
 """
 
@@ -109,6 +110,8 @@ def main():
                     out(f"dht nodes {n}")
             elif isinstance(a, lt.dht_reply_alert):
                 out(f"dht peers {a.num_peers}")
+            elif isinstance(a, lt.dht_announce_alert):
+                out(f"dht announced {a.info_hash} by {a.ip}:{a.port}")
             elif isinstance(a, (lt.peer_connect_alert, lt.peer_disconnected_alert)):
                 print(f"lt_dht: {a.message()}", file=sys.stderr, flush=True)
         if handle is None:
