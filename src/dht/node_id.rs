@@ -1,5 +1,6 @@
 //! Node ids (160 bits, the same space as info hashes) and the XOR metric of BEP 5.
 
+use crate::metainfo::InfoHash;
 use std::fmt;
 
 /// A DHT node id or lookup target.
@@ -50,21 +51,14 @@ impl NodeId {
         NodeId(id)
     }
 
-    /// Lower-case hex, as the saved routing table writes ids.
+    /// Lower-case hex, as the saved routing table writes ids (the same form as info hashes).
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        InfoHash(self.0).hex()
     }
 
     /// Parses 40 hex digits.
     pub fn from_hex(s: &str) -> Option<NodeId> {
-        if s.len() != 40 || !s.is_ascii() {
-            return None;
-        }
-        let mut id = [0u8; 20];
-        for (i, b) in id.iter_mut().enumerate() {
-            *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
-        }
-        Some(NodeId(id))
+        InfoHash::from_hex(s).map(|h| NodeId(h.0))
     }
 }
 
