@@ -41,6 +41,15 @@ bench-swarm: build
 	bash tests/lab/install.sh || true
 	python3 tests/lab/bench_swarm.py --bin $(BIN) --out $(BENCH_SWARM_OUT)
 
+# Trackers side by side: piecemeal's and Debian's opentracker under the same load, HTTP and UDP
+# (each half runs when its script is there).
+.PHONY: bench-tracker
+bench-tracker: build
+	bash tests/interop/install.sh
+	@for half in tests/bench/tracker_http.py tests/bench/tracker_udp.py; do \
+	  if [ -f $$half ]; then python3 $$half --bin $(BIN) || exit 1; fi; \
+	done
+
 # The assignment's scenario in three terminals: tracker, two seeders, a client with an empty folder.
 run-tracker: build
 	$(BIN) tracker --bind 127.0.0.1:6969

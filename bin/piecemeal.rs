@@ -37,6 +37,9 @@ enum Command {
         /// Worker threads answering requests.
         #[arg(long, default_value_t = 8)]
         workers: usize,
+        /// Threads answering UDP (BEP 15) announces on the same port; 0 turns UDP off.
+        #[arg(long, default_value_t = 2)]
+        udp_threads: usize,
     },
     /// Seed what the folder holds and download what it lacks, until Ctrl-C.
     Peer(PeerConfig),
@@ -83,6 +86,7 @@ fn run(cli: Cli) -> Result<(), String> {
             interval,
             peer_timeout,
             workers,
+            udp_threads,
         } => {
             let interval = Duration::from_secs(interval.max(1));
             let defaults = TrackerConfig::default();
@@ -94,6 +98,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 peer_timeout: peer_timeout
                     .map(Duration::from_secs)
                     .unwrap_or(tracker::default_peer_timeout(interval)),
+                udp_threads,
                 ..defaults
             };
             let stop = stop_flag()?;

@@ -236,8 +236,10 @@ def lt_seed(ctx, data_dir, torrent, role="seeder", want=None, internet=False):
     return proc, addr
 
 
-def start_opentracker(ctx, whitelist):
-    """Start Debian's (whitelist-only) opentracker on a free loopback port; return its announce URL."""
+def start_opentracker(ctx, whitelist, udp=False):
+    """Start Debian's (whitelist-only) opentracker on a free loopback port; return its announce URL.
+
+    With `udp`, it also answers BEP 15 on the same port number."""
     port = free_port()
     root = ctx.dir("opentracker")
     os.chmod(root, 0o755)  # it drops to user nobody, who must read the whitelist
@@ -250,6 +252,8 @@ def start_opentracker(ctx, whitelist):
     conf = os.path.join(root, "opentracker.conf")
     with open(conf, "w") as f:
         f.write(f"listen.tcp {LOOPBACK}:{port}\naccess.whitelist {wl_seen}\ntracker.rootdir {root}\n")
+        if udp:
+            f.write(f"listen.udp {LOOPBACK}:{port}\n")
     ctx.start("opentracker", ["opentracker", "-f", conf], cwd=root)
     wait_accepting(port, ctx.within(10), "opentracker")
     return f"http://{LOOPBACK}:{port}/announce"
@@ -648,4 +652,5 @@ CASES = [
     (6, "metainfo-mktorrent", case_metainfo_mktorrent, 60),
     (6, "metainfo-create", case_metainfo_create, 60),
 ]
-from cases_dht import CASES as _dht; CASES += _dht  # noqa: E402
+from cases_udp import CASES as _udp; CASES += _udp  # noqa: E402,E702
+from cases_dht import CASES as _dht; CASES += _dht  # noqa: E402,E702

@@ -1,12 +1,12 @@
-//! Client side of the tracker protocols: announcing to a piecemeal JSON tracker or a standard
-//! BEP 3 HTTP tracker, with BEP 12 tiers.
+//! Client side of the tracker protocols: announcing to a piecemeal JSON tracker, a standard
+//! BEP 3 HTTP tracker or a UDP tracker (BEP 15, `udp://` URLs), with BEP 12 tiers.
 //!
 //! Protocol detection needs no configuration: a tracker URL is first sent piecemeal's JSON
 //! announce (`POST`); when the reply is not a JSON object the same URL is tried as a BEP 3
 //! tracker (`GET` with `compact=1`), and the protocol that worked is remembered per URL.
 //!
 //! This file holds the announcer (tiers, detection, errors); `json.rs` and `bep3.rs` each build
-//! one protocol's request and read its reply.
+//! one protocol's request and read its reply, and `udp.rs` runs BEP 15's exchanges.
 
 use crate::net::http::{self, HttpError};
 use crate::tracker::protocol::{AnnounceRequest, AnnounceResponse};
@@ -16,9 +16,11 @@ use log::{debug, info};
 use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
+use udp::UdpTrackers;
 
 mod bep3;
 mod json;
+mod udp;
 
 /// Which protocol a tracker URL speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +93,9 @@ pub struct Announcer {
     tiers: Vec<Vec<String>>,
     kinds: HashMap<String, TrackerKind>,
     timeout: Duration,
+    /// Bound on one UDP tracker exchange: BEP 15's retransmission schedule unless set shorter.
+    udp_timeout: Duration,
+    udp: UdpTrackers,
 }
 
 impl Announcer {
@@ -105,12 +110,16 @@ impl Announcer {
             tiers,
             kinds: HashMap::new(),
             timeout: DEFAULT_TIMEOUT,
+            udp_timeout: udp::SCHEDULE,
+            udp: UdpTrackers::new(),
         }
     }
 
-    /// Bounds each exchange with one tracker (connect, and then the whole request).
+    /// Bounds each exchange with one tracker (connect, and then the whole request; for a UDP
+    /// tracker, every retransmission of BEP 15's schedule).
     pub fn set_timeout(&mut self, timeout: Duration) {
         self.timeout = timeout;
+        self.udp_timeout = timeout;
     }
 
     /// Fixes the protocol of a tracker URL instead of detecting it.
@@ -156,13 +165,19 @@ impl Announcer {
         }
     }
 
-    /// One tracker: its known protocol, or JSON first with a fallback to BEP 3 when the reply
-    /// is not a JSON object.
+    /// One tracker: UDP for `udp://` URLs, else its known protocol, or JSON first with a
+    /// fallback to BEP 3 when the reply is not a JSON object.
     fn announce_to(
         &mut self,
         url: &str,
         req: &AnnounceRequest,
     ) -> Result<AnnounceResponse, AnnounceError> {
+        if udp::is_udp(url) {
+            return self
+                .udp
+                .announce(url, req, self.udp_timeout)
+                .map_err(|e| e.at(url));
+        }
         let failed = |e: HttpError| AnnounceError::Failed {
             url: url.to_string(),
             detail: e.to_string(),
@@ -268,12 +283,12 @@ mod tests {
     #[test]
     fn unsupported_scheme_names_the_tracker() {
         let mut announcer = Announcer::new(vec![
-            vec!["udp://t.example:80".into()],
+            vec!["ftp://t.example:80".into()],
             vec!["https://s.example/a".into()],
         ]);
         let text = announcer.announce(&request()).unwrap_err().to_string();
         assert!(
-            text.contains("udp://t.example:80") && text.contains("https://s.example/a"),
+            text.contains("ftp://t.example:80") && text.contains("https://s.example/a"),
             "{text}"
         );
         assert!(text.contains("TLS"), "{text}");

@@ -1,7 +1,8 @@
 //! The announce protocol as both sides see it: what a peer tells a tracker, what the tracker
 //! answers, and how the JSON API spells them. The server ([`crate::tracker::server`]) and the
 //! client ([`crate::tracker::client`]) both build on these types; neither imports the other.
-//! The compact peer lists of BEP 3 replies have their own codec in `compact.rs`.
+//! The compact peer lists of BEP 3 replies have their own codec in `compact.rs`, and the UDP
+//! tracker protocol (BEP 15) its packets in `udp.rs`.
 
 use crate::metainfo::InfoHash;
 use serde::{Deserialize, Serialize};
@@ -9,6 +10,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 pub(crate) mod compact;
+pub(crate) mod udp;
 
 /// The `event` of an announce.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use crossbeam_channel::{RecvTimeoutError, Sender, bounded};
 use log::{debug, info, warn};
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -37,6 +37,8 @@ pub struct TrackerConfig {
     pub expire_every: Duration,
     /// Size and time bounds for each request.
     pub limits: Limits,
+    /// Threads serving UDP (BEP 15) on the same port as HTTP, one socket each; 0 turns UDP off.
+    pub udp_threads: usize,
 }
 
 /// `2 * interval + 30 s`: a peer may miss one announce (or be late) before it is dropped.
@@ -45,7 +47,7 @@ pub fn default_peer_timeout(interval: Duration) -> Duration {
 }
 
 impl Default for TrackerConfig {
-    /// Listens on 127.0.0.1:6969 with 8 workers, a 2-minute interval (30 s minimum), a
+    /// Listens on 127.0.0.1:6969 (TCP, and UDP with 2 threads) with 8 workers, a 2-minute interval (30 s minimum), a
     /// 270 s peer timeout swept every 30 s, and [`Limits::default`] per request.
     fn default() -> TrackerConfig {
         let interval = Duration::from_secs(120);
@@ -58,6 +60,7 @@ impl Default for TrackerConfig {
             peer_timeout: default_peer_timeout(interval),
             expire_every: Duration::from_secs(30),
             limits: Limits::default(),
+            udp_threads: 2,
         }
     }
 }
@@ -96,6 +99,7 @@ pub struct TrackerHandle {
     stopping: Arc<AtomicBool>,
     acceptor: Option<JoinHandle<()>>,
     expirer: Option<(Sender<()>, JoinHandle<()>)>,
+    udp: Vec<JoinHandle<()>>,
 }
 
 impl TrackerHandle {
@@ -120,6 +124,10 @@ impl TrackerHandle {
         if let Some((stop, expirer)) = self.expirer.take() {
             drop(stop);
             let _ = expirer.join();
+        }
+        // They see the flag within one read time-out.
+        for thread in self.udp.drain(..) {
+            let _ = thread.join();
         }
         info!("tracker on {} stopped", self.local_addr);
     }
@@ -149,14 +157,7 @@ fn wake_addr(local: SocketAddr) -> SocketAddr {
 
 /// Binds and starts the tracker threads.
 pub fn start(config: TrackerConfig) -> Result<TrackerHandle, TrackerError> {
-    let listener = TcpListener::bind(config.bind).map_err(|source| TrackerError::Bind {
-        addr: config.bind,
-        source,
-    })?;
-    let local_addr = listener.local_addr().map_err(|source| TrackerError::Bind {
-        addr: config.bind,
-        source,
-    })?;
+    let (listener, local_addr, udp_sockets) = listen(&config)?;
     let service = Arc::new(Service {
         swarms: Swarms::new(config.peer_timeout),
         interval: config.interval,
@@ -165,6 +166,13 @@ pub fn start(config: TrackerConfig) -> Result<TrackerHandle, TrackerError> {
     });
     let pool = ThreadPool::new("tracker-worker", config.workers, config.queue)
         .map_err(TrackerError::Spawn)?;
+    let stopping = Arc::new(AtomicBool::new(false));
+    let udp = super::udp::start(udp_sockets, service.clone(), stopping.clone())
+        .map_err(TrackerError::Spawn)?;
+    let stop_udp = |udp: Vec<JoinHandle<()>>| {
+        stopping.store(true, Ordering::SeqCst);
+        udp.into_iter().for_each(|t| drop(t.join()));
+    };
 
     let (stop_expiry, stopped) = bounded::<()>(0);
     let expiry_service = service.clone();
@@ -179,10 +187,14 @@ pub fn start(config: TrackerConfig) -> Result<TrackerHandle, TrackerError> {
                     debug!("expired {dropped} silent peers");
                 }
             }
-        })
-        .map_err(TrackerError::Spawn)?;
-
-    let stopping = Arc::new(AtomicBool::new(false));
+        });
+    let expirer = match expirer {
+        Ok(expirer) => expirer,
+        Err(e) => {
+            stop_udp(udp);
+            return Err(TrackerError::Spawn(e));
+        }
+    };
     let acceptor_stopping = stopping.clone();
     let acceptor = std::thread::Builder::new()
         .name("tracker-accept".into())
@@ -193,6 +205,7 @@ pub fn start(config: TrackerConfig) -> Result<TrackerHandle, TrackerError> {
         Err(e) => {
             drop(stop_expiry);
             let _ = expirer.join();
+            stop_udp(udp);
             return Err(e);
         }
     };
@@ -202,7 +215,29 @@ pub fn start(config: TrackerConfig) -> Result<TrackerHandle, TrackerError> {
         stopping,
         acceptor: Some(acceptor),
         expirer: Some((stop_expiry, expirer)),
+        udp,
     })
+}
+
+/// Binds the TCP listener, then the UDP sockets on the same port number. When the port is left
+/// to the system, the UDP port of the number it picked may be taken: a few other numbers are
+/// tried.
+fn listen(
+    config: &TrackerConfig,
+) -> Result<(TcpListener, SocketAddr, Vec<UdpSocket>), TrackerError> {
+    let bind_error = |addr, source| TrackerError::Bind { addr, source };
+    let mut tries = if config.bind.port() == 0 { 5 } else { 1 };
+    loop {
+        let listener = TcpListener::bind(config.bind).map_err(|e| bind_error(config.bind, e))?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| bind_error(config.bind, e))?;
+        match super::udp::bind(local_addr, config.udp_threads) {
+            Ok(sockets) => return Ok((listener, local_addr, sockets)),
+            Err(e) if tries > 1 && e.kind() == io::ErrorKind::AddrInUse => tries -= 1,
+            Err(e) => return Err(bind_error(local_addr, e)),
+        }
+    }
 }
 
 /// Hands each accepted connection to the pool, or answers 503 itself when the pool is full,

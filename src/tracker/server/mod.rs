@@ -8,6 +8,8 @@
 //!   `peers6` per BEP 7) unless `compact=0`; errors are HTTP 200 with a bencoded
 //!   `failure reason`, which is where BitTorrent clients look for them.
 //! - `GET /scrape?info_hash=...` (BEP 48, `info_hash` repeatable).
+//! - UDP (BEP 15) connect, announce and scrape on the same port number, served by the threads
+//!   of [`udp`](self) into the same registry.
 //!
 //! One acceptor thread hands each connection to a fixed pool of workers. Each request must
 //! arrive completely within [`Limits::deadline`](crate::net::http::Limits::deadline), so a
@@ -29,5 +31,6 @@ mod scrape;
 pub mod swarm;
 #[cfg(test)]
 mod testing;
+mod udp;
 
 pub use lifecycle::{TrackerConfig, TrackerError, TrackerHandle, default_peer_timeout, start};
