@@ -5,12 +5,14 @@
 //! - [`token`]: write tokens; [`peer_store`]: peers announced to us; [`query_limit`]: the
 //!   per-IP limit on incoming queries; [`server`]: what a query is answered with;
 //! - [`saved`]: the routing table kept in the peer's folder across runs;
-//! - [`node`]: the socket and threads that run it all.
+//! - [`node`]: the socket and threads that run it all (the maintenance thread's work is in
+//!   `maintenance.rs`).
 //!
 //! All but `node` are pure, with unit tests beside them.
 
 pub mod krpc;
 pub mod lookup;
+mod maintenance;
 pub mod node;
 pub mod node_id;
 pub mod peer_store;

@@ -30,12 +30,8 @@ use std::time::{Duration, Instant};
 pub const MAX_PENDING: usize = 2048;
 /// How long a lookup may take.
 pub const LOOKUP_TIME: Duration = Duration::from_secs(10);
-/// How often the maintenance thread looks at the table.
-const MAINTAIN_EVERY: Duration = Duration::from_secs(60);
-/// How soon a table with fewer than K nodes bootstraps again.
-const REBOOTSTRAP: Duration = Duration::from_secs(15);
 /// The receive thread's wake-up, for shutdown and the sweep of unanswered queries.
-const TICK: Duration = Duration::from_millis(250);
+pub(super) const TICK: Duration = Duration::from_millis(250);
 
 /// How a node is started.
 #[derive(Clone, Debug)]
@@ -101,7 +97,7 @@ pub struct Found {
 }
 
 /// An answer routed to a lookup: the node's id and response, or `None` for an error.
-struct Reply {
+pub(super) struct Reply {
     from: SocketAddrV4,
     answer: Option<(NodeId, Response)>,
 }
@@ -112,15 +108,15 @@ struct Pending {
     reply: Option<Sender<Reply>>,
 }
 
-struct Shared {
+pub(super) struct Shared {
     socket: UdpSocket,
-    own: NodeId,
-    state: Mutex<State>,
+    pub(super) own: NodeId,
+    pub(super) state: Mutex<State>,
     pending: Mutex<HashMap<[u8; 4], Pending>>,
     next_tid: AtomicU32,
     bootstrap: Vec<SocketAddrV4>,
     saved: Vec<NodeInfo>,
-    stop: AtomicBool,
+    pub(super) stop: AtomicBool,
     answered: AtomicU64,
     dropped: AtomicU64,
 }
@@ -371,7 +367,12 @@ impl Shared {
 
     /// Sends a query as a new transaction; its answer goes to `reply`. False if too many
     /// transactions are open or the send failed.
-    fn query(&self, addr: SocketAddrV4, query: Query, reply: Option<Sender<Reply>>) -> bool {
+    pub(super) fn query(
+        &self,
+        addr: SocketAddrV4,
+        query: Query,
+        reply: Option<Sender<Reply>>,
+    ) -> bool {
         let tid = self.next_tid.fetch_add(1, Ordering::Relaxed).to_be_bytes();
         {
             let mut pending = lock(&self.pending);
@@ -406,7 +407,7 @@ impl Shared {
     }
 
     /// Runs an iterative lookup of `target` (`get_peers` or `find_node`) to its end.
-    fn lookup(&self, target: NodeId, get_peers: bool, deadline: Instant) -> Lookup {
+    pub(super) fn lookup(&self, target: NodeId, get_peers: bool, deadline: Instant) -> Lookup {
         let seeds = lock(&self.state)
             .table
             .closest(&target, K * 2, Instant::now());
@@ -440,50 +441,6 @@ impl Shared {
                     None => lookup.on_failure(reply.from),
                 }
             }
-        }
-    }
-
-    fn maintain_loop(&self) {
-        let mut next_bootstrap = Instant::now();
-        let mut next_upkeep = Instant::now() + MAINTAIN_EVERY;
-        while !self.stop.load(Ordering::SeqCst) {
-            let now = Instant::now();
-            if now >= next_bootstrap {
-                // A lookup of our own id fills the buckets near us (BEP 5's bootstrap).
-                self.lookup(self.own, false, now + LOOKUP_TIME);
-                let small = lock(&self.state).table.len() < K;
-                next_bootstrap = Instant::now()
-                    + if small {
-                        REBOOTSTRAP
-                    } else {
-                        MAINTAIN_EVERY * 15
-                    };
-            }
-            if now >= next_upkeep {
-                next_upkeep = now + MAINTAIN_EVERY;
-                self.upkeep(now);
-            }
-            std::thread::sleep(TICK);
-        }
-    }
-
-    /// Pings questionable nodes, refreshes one idle bucket, rotates tokens, expires announces.
-    fn upkeep(&self, now: Instant) {
-        let (questionable, stale) = {
-            let mut state = lock(&self.state);
-            state.tokens.rotate_if_due(now);
-            state.store.expire(now);
-            let stale = state.table.stale_depths(now).first().copied();
-            if let Some(depth) = stale {
-                state.table.touch(depth, now);
-            }
-            (state.table.questionable(now), stale)
-        };
-        for node in questionable.into_iter().take(2 * K) {
-            self.query(node.addr, Query::Ping, None);
-        }
-        if let Some(depth) = stale {
-            self.lookup(self.own.random_at_depth(depth), false, now + LOOKUP_TIME);
         }
     }
 }

@@ -8,7 +8,6 @@
 //! torrent (see [`crate::peer::dht_search`]), and one thread per outgoing connection (the download
 //! side, see [`crate::peer::dial`]).
 
-use crate::dht::{Dht, DhtConfig, krpc};
 use crate::disk::storage::{Storage, StorageError};
 use crate::metainfo::selection::{self, FileSpec, SelectionError};
 use crate::metainfo::{Metainfo, MetainfoError};
@@ -28,7 +27,7 @@ use clap::builder::TypedValueParser;
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -190,7 +189,7 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
         config.max_download_rate,
     ));
 
-    let dht = start_dht(&config, &metas, local.port()).map(Arc::new);
+    let dht = dht_search::start(&config, &metas, local.port()).map(Arc::new);
 
     let connection_limits = Arc::new(ConnectionLimits::new(
         config.max_connections_per_torrent,
@@ -344,66 +343,6 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
     }
     let _ = acceptor.join();
     outcome
-}
-
-/// Where a peer keeps its DHT routing table between runs.
-pub const DHT_STATE_FILE: &str = ".piecemeal/dht.json";
-/// The public routers a DHT node bootstraps from when given none.
-const PUBLIC_ROUTERS: [&str; 3] = [
-    "router.bittorrent.com:6881",
-    "dht.transmissionbt.com:6881",
-    "router.utorrent.com:6881",
-];
-
-/// Starts the DHT node on UDP at the peer's port, unless switched off or every torrent is
-/// private. A node that cannot start is a warning, not an error: trackers still work.
-fn start_dht(config: &PeerConfig, metas: &[Metainfo], port: u16) -> Option<Dht> {
-    if config.no_dht || metas.iter().all(|m| m.info.private) {
-        return None;
-    }
-    let ip = match config.bind {
-        Some(IpAddr::V4(ip)) => ip,
-        Some(IpAddr::V6(_)) => {
-            log::warn!("DHT off: it runs on IPv4 only (BEP 32 is not spoken)");
-            return None;
-        }
-        None => Ipv4Addr::UNSPECIFIED,
-    };
-    let names: Vec<&str> = if config.dht_bootstrap.is_empty() {
-        // A node bound to loopback could not reach the public routers anyway.
-        if ip.is_loopback() {
-            Vec::new()
-        } else {
-            PUBLIC_ROUTERS.to_vec()
-        }
-    } else {
-        config.dht_bootstrap.iter().map(String::as_str).collect()
-    };
-    let bootstrap = names
-        .iter()
-        .flat_map(|name| match name.to_socket_addrs() {
-            Ok(addrs) => addrs.filter_map(krpc::v4).collect(),
-            Err(e) => {
-                log::warn!("DHT bootstrap node {name}: {e}");
-                Vec::new()
-            }
-        })
-        .collect();
-    let dht_config = DhtConfig {
-        bind: SocketAddrV4::new(ip, port),
-        bootstrap,
-        state_file: Some(config.dir.join(DHT_STATE_FILE)),
-    };
-    match Dht::start(dht_config) {
-        Ok(dht) => {
-            log::info!("DHT node {:?} on UDP port {port}", dht.id());
-            Some(dht)
-        }
-        Err(e) => {
-            log::warn!("{e}; DHT off");
-            None
-        }
-    }
 }
 
 /// The main thread's loop: progress, completion lines, and the decision to stop.
