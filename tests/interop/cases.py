@@ -653,4 +653,5 @@ CASES = [
     (6, "metainfo-create", case_metainfo_create, 60),
 ]
 from cases_udp import CASES as _udp; CASES += _udp  # noqa: E402,E702
+from cases_choking import CASES as _choking; CASES += _choking  # noqa: E402, E702
 from cases_dht import CASES as _dht; CASES += _dht  # noqa: E402,E702

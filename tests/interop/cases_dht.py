@@ -111,7 +111,7 @@ def case_dht_piecemeal_to_piecemeal(ctx):
 
 
 CASES = [
-    (7, "dht-libtorrent-seeds", case_dht_libtorrent_seeds, 60),
-    (7, "dht-piecemeal-seeds", case_dht_piecemeal_seeds, 60),
-    (7, "dht-piecemeal-to-piecemeal", case_dht_piecemeal_to_piecemeal, 60),
+    (9, "dht-libtorrent-seeds", case_dht_libtorrent_seeds, 60),
+    (9, "dht-piecemeal-seeds", case_dht_piecemeal_seeds, 60),
+    (9, "dht-piecemeal-to-piecemeal", case_dht_piecemeal_to_piecemeal, 60),
 ]
