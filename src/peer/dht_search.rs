@@ -4,7 +4,6 @@
 //! the closest nodes, so others find us too.
 
 use crate::dht::{Dht, DhtConfig, krpc};
-use crate::metainfo::Metainfo;
 use crate::peer::dial::dial;
 use crate::peer::session::PeerConfig;
 use crate::peer::torrent_state::TorrentState;
@@ -58,8 +57,8 @@ const PUBLIC_ROUTERS: [&str; 3] = [
 
 /// Starts the DHT node on UDP at the peer's port, unless switched off or every torrent is
 /// private. A node that cannot start is a warning, not an error: trackers still work.
-pub fn start(config: &PeerConfig, metas: &[Metainfo], port: u16) -> Option<Dht> {
-    if config.no_dht || metas.iter().all(|m| m.info.private) {
+pub fn start(config: &PeerConfig, all_private: bool, port: u16) -> Option<Dht> {
+    if config.no_dht || all_private {
         return None;
     }
     let ip = match config.bind {
