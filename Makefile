@@ -5,7 +5,7 @@ CLIENT_DIR := target/client
 TORRENTS := --torrent testdata/file.torrent --torrent testdata/folder.torrent
 TRACKER := http://127.0.0.1:6969/announce
 
-.PHONY: build demo test unit interop lab-test bench bench-swarm run-tracker run-peers run-client clean
+.PHONY: build demo test unit interop lab-test bench bench-dht bench-swarm run-tracker run-peers run-client clean
 
 build:
 	$(CARGO) build --release
@@ -31,6 +31,10 @@ lab-test: build
 bench: build
 	bash tests/interop/install.sh
 	python3 scripts/bench_transfer.py --bin $(BIN)
+
+# A DHT node under a query flood from 64 loopback addresses: answers/s, table size, CPU, RSS.
+bench-dht:
+	$(CARGO) test --release --test dht flood -- --nocapture
 
 # piecemeal and libtorrent swarms against the Kurose-Ross bound; plots in $(BENCH_SWARM_OUT).
 BENCH_SWARM_OUT := $(or $(CARGO_TARGET_DIR),target)/bench-swarm

@@ -9,11 +9,13 @@
 //! - [`disk`]: pieces to files and back, and piece verification;
 //! - [`peer`]: the downloading and seeding engine (session, connections, picker, pipeline);
 //! - [`tracker`]: the tracker protocol, the tracker server and the client that announces to it;
+//! - [`dht`]: the Mainline DHT node (BEP 5);
 //! - [`net`]: HTTP plumbing and the worker pool shared by the servers;
 //! - [`lock`]: the one poison-tolerant lock helper.
 
 pub mod bencode;
 pub mod bitfield;
+pub mod dht;
 pub mod disk;
 pub mod lock;
 pub mod metainfo;

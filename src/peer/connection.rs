@@ -76,6 +76,8 @@ struct Conn<'a, S> {
     snub: Snub,
     /// The fast extension (BEP 6), if both sides speak it.
     fast: Fast,
+    /// The peer set the DHT bit: it gets our `port` message.
+    peer_runs_dht: bool,
     /// Set when the download limit says to read nothing more until then: not reading is
     /// what makes TCP slow the sender down.
     throttled_until: Option<Instant>,
@@ -173,6 +175,7 @@ fn run_loop<S: Read + Write>(
         last_sent: Instant::now(),
         snub: Snub::new(snub::timeout()),
         fast: Fast::new(theirs.fast(), pieces),
+        peer_runs_dht: theirs.dht(),
         throttled_until: None,
         slot: torrent.peers.join(remote),
         received: 0,
@@ -203,6 +206,12 @@ impl<S: Read + Write> Conn<'_, S> {
             .grant(self.remote.ip(), &self.torrent.meta.info_hash.0)
         {
             self.queue(allowed);
+        }
+        if let (Some(dht), true) = (self.torrent.dht(), self.peer_runs_dht) {
+            // BEP 5: our DHT port, so the peer can add our node to its table.
+            if let Ok(addr) = dht.local_addr() {
+                self.queue(Message::Port(addr.port()));
+            }
         }
         if let Some(m) = self.ext.handshake(self.torrent, self.remote) {
             self.queue(m);
@@ -404,7 +413,12 @@ impl<S: Read + Write> Conn<'_, S> {
     fn handle(&mut self, message: Message) -> Result<(), ConnError> {
         let pieces = self.peer_has.len();
         match message {
-            Message::KeepAlive | Message::Port(_) | Message::Suggest(_) | Message::Unknown(_) => {}
+            Message::KeepAlive | Message::Suggest(_) | Message::Unknown(_) => {}
+            Message::Port(port) => {
+                if let (Some(dht), true) = (self.torrent.dht(), port != 0) {
+                    dht.ping(SocketAddr::new(self.remote.ip(), port));
+                }
+            }
             Message::Cancel {
                 index,
                 begin,

@@ -19,9 +19,15 @@ use std::time::Duration;
 /// How long the other side may take to send its handshake, in either direction.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Our handshake for `torrent`: we speak the fast extension (BEP 6).
+/// Our handshake for `torrent`: we speak the fast extension (BEP 6), and the DHT (BEP 5) when
+/// our node runs for this torrent.
 fn ours(info_hash: [u8; 20], torrent: &TorrentState) -> Handshake {
-    Handshake::new(info_hash, torrent.peer_id).with_fast()
+    let h = Handshake::new(info_hash, torrent.peer_id).with_fast();
+    if torrent.dht().is_some() {
+        h.with_dht()
+    } else {
+        h
+    }
 }
 
 /// Dials out on `stream` to `addr` for `torrent`: sends our handshake, then reads theirs.

@@ -5,6 +5,7 @@
 //! - [`announcing`]: the announce thread of a torrent; [`dial`]: outgoing connections;
 //!   [`listener`]: incoming connections; [`handshake`]: the handshake exchange of both;
 //!   [`encryption`]: the encrypted handshake before it; [`peer_stream`]: the socket, ciphered;
+//!   [`dht_search`]: a torrent's DHT lookups;
 //! - [`connection`]: one connection's message loop; [`error`]: why a connection ended;
 //!   [`fast`]: what the fast extension (BEP 6) changes on a connection;
 //! - [`open_connections`]: the connections of a torrent, and the one kept of a simultaneous open;
@@ -29,6 +30,7 @@ pub mod availability;
 pub mod choker;
 pub mod connection;
 pub mod connection_limits;
+pub mod dht_search;
 pub mod dial;
 pub mod encryption;
 pub mod error;

@@ -4,7 +4,8 @@
 //! Threads: the caller's thread (progress display, completion lines, shutdown), one acceptor
 //! plus a fixed upload pool (see [`crate::peer::listener`]), per torrent one announce thread
 //! (see [`crate::peer::announcing`]) and one choke thread (see [`crate::peer::peer_manager`]),
-//! and one thread per outgoing connection (the download
+//! the DHT node's two threads (see [`crate::dht::node`]) with one lookup thread per public
+//! torrent (see [`crate::peer::dht_search`]), and one thread per outgoing connection (the download
 //! side, see [`crate::peer::dial`]).
 
 use crate::disk::file_pool::{DEFAULT_MAX_OPEN_FILES, FilePool};
@@ -16,6 +17,7 @@ use crate::metainfo::{InfoHash, Metainfo, MetainfoError};
 use crate::peer::announcing::AnnounceTask;
 use crate::peer::choker::DEFAULT_UPLOAD_SLOTS;
 use crate::peer::connection_limits::{ConnectionLimits, DEFAULT_PER_PROCESS, DEFAULT_PER_TORRENT};
+use crate::peer::dht_search;
 use crate::peer::dial::dial;
 use crate::peer::encryption::Encryption;
 use crate::peer::hash_pool::HashPool;
@@ -111,6 +113,14 @@ pub struct PeerConfig {
     /// connections may be either unless `require` or `off` says otherwise.
     #[arg(long, value_enum, default_value_t = Encryption::Prefer)]
     pub encryption: Encryption,
+    /// Do not run the DHT node (it is never used for private torrents anyway).
+    #[arg(long)]
+    pub no_dht: bool,
+    /// A DHT node to bootstrap from, HOST:PORT; repeat for several. Default: the public
+    /// routers router.bittorrent.com, dht.transmissionbt.com and router.utorrent.com (6881),
+    /// none when --bind is a loopback address. The table saved in the folder is asked first.
+    #[arg(long = "dht-bootstrap", value_name = "HOST:PORT")]
+    pub dht_bootstrap: Vec<String>,
     /// Draw progress bars (stdout is a terminal) instead of plain lines.
     #[arg(skip)]
     pub bars: bool,
@@ -231,6 +241,9 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
         config.max_download_rate,
     ));
 
+    let all_private = starts.iter().all(|r| r.meta.info.private);
+    let dht = dht_search::start(&config, all_private, local.port()).map(Arc::new);
+
     let connection_limits = Arc::new(ConnectionLimits::new(
         config.max_connections_per_torrent,
         config.max_connections,
@@ -251,6 +264,7 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
     } in starts
     {
         let info_hash = meta.info_hash;
+        let private = meta.info.private;
         let files = selection::wanted_files(&meta.info, &config.only).map_err(|source| {
             PeerError::Selection {
                 torrent: meta.info.name.clone(),
@@ -287,7 +301,9 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
             )
             .with_global_limits(limits.clone())
             .with_connection_limits(connection_limits.clone())
-            .with_encryption(config.encryption),
+            .with_encryption(config.encryption)
+            // BEP 27: a private torrent finds peers through its tracker only.
+            .with_dht(dht.clone().filter(|_| !private)),
         );
         connection_limits.register(&torrent);
         hashers.attach(&torrent);
@@ -347,14 +363,18 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
         let first = match task.announce_started() {
             None => None,
             Some(Ok(reply)) => Some(reply),
-            // Without a tracker, a torrent can still run on peers given with --connect.
-            Some(Err(e)) if has_peers => {
+            // Without a tracker, a torrent can still run on peers given with --connect or
+            // found through the DHT.
+            Some(Err(e)) if has_peers || torrent.dht().is_some() => {
                 log::warn!("{}: {e}", torrent.meta.info.name);
                 None
             }
             Some(Err(source)) => {
                 shutdown.store(true, Ordering::SeqCst);
                 let _ = acceptor.join();
+                if let Some(dht) = &dht {
+                    dht.shutdown();
+                }
                 return Err(PeerError::Tracker {
                     torrent: torrent.meta.info.name.clone(),
                     source,
@@ -379,8 +399,29 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
                 .map_err(PeerError::Io)?,
         );
     }
+    let mut searchers = Vec::new();
+    for torrent in &torrents {
+        let Some(node) = torrent.dht().cloned() else {
+            continue;
+        };
+        let (torrent, port) = (torrent.clone(), local.port());
+        searchers.push(
+            std::thread::Builder::new()
+                .name("dht-lookup".into())
+                .spawn(move || dht_search::run(torrent, node, port))
+                .map_err(PeerError::Io)?,
+        );
+    }
+
     let outcome = watch(&torrents, &config, &shutdown, begun);
     shutdown.store(true, Ordering::SeqCst);
+    // Stopping the node ends the lookups within a step; then the table is saved.
+    if let Some(dht) = &dht {
+        dht.shutdown();
+    }
+    for handle in searchers {
+        let _ = handle.join();
+    }
     // An announce thread may be inside a regular announce to a tracker that stopped answering
     // (up to the client's 10 s timeout) before its `stopped` one: wait for it only so long.
     let deadline = Instant::now() + EXIT_GRACE;

@@ -31,6 +31,7 @@
 //! verified in between is then in both the bitfield and the `have` messages that follow (one
 //! redundant `have`), never in neither.
 
+use crate::dht::Dht;
 use crate::disk::storage::Storage;
 use crate::lock::{lock, read, write};
 use crate::metainfo::Metainfo;
@@ -141,6 +142,8 @@ pub struct TorrentState {
     pub rate_limits: TorrentLimits,
     /// How many connections this torrent and the process keep open.
     limits: Arc<ConnectionLimits>,
+    /// The process's DHT node, when it runs for this torrent (never for a private one).
+    dht: Option<Arc<Dht>>,
     /// Peers learnt from peer exchange (and other sources than the tracker), to dial.
     pub feed: PeerFeed,
     /// Whether its outgoing connections are encrypted (`--encryption`).
@@ -196,6 +199,7 @@ impl TorrentState {
             events,
             rate_limits: TorrentLimits::default(),
             limits: Arc::new(ConnectionLimits::default()),
+            dht: None,
             feed: PeerFeed::default(),
             encryption: Encryption::default(),
         }
@@ -217,6 +221,17 @@ impl TorrentState {
     pub fn with_connection_limits(mut self, limits: Arc<ConnectionLimits>) -> TorrentState {
         self.limits = limits;
         self
+    }
+
+    /// Lets this torrent's connections tell peers the DHT port and learn theirs.
+    pub fn with_dht(mut self, dht: Option<Arc<Dht>>) -> TorrentState {
+        self.dht = dht;
+        self
+    }
+
+    /// The DHT node, when it runs for this torrent.
+    pub fn dht(&self) -> Option<&Arc<Dht>> {
+        self.dht.as_ref()
     }
 
     fn left_of(meta: &Metainfo, picker: &Picker) -> u64 {

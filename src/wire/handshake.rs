@@ -19,12 +19,14 @@ pub fn names_protocol(prefix: &[u8]) -> bool {
 
 /// The reserved byte and bit that say a peer speaks the fast extension (BEP 6).
 const FAST_BIT: (usize, u8) = (7, 0x04);
+/// The reserved byte and bit that say a peer runs a DHT node (BEP 5).
+const DHT_BIT: (usize, u8) = (7, 0x01);
 
 /// The first 68 bytes each side sends.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Handshake {
-    /// Extension bits; we set the extension protocol's (BEP 10) and the fast extension's
-    /// (BEP 6, see [`Handshake::fast`]).
+    /// Extension bits; we set the extension protocol's (BEP 10), the fast extension's
+    /// (BEP 6, see [`Handshake::fast`]) and the DHT's (BEP 5, see [`Handshake::dht`]).
     pub reserved: [u8; 8],
     /// The torrent the connection is about.
     pub info_hash: [u8; 20],
@@ -53,6 +55,17 @@ impl Handshake {
     /// Whether the sender speaks the fast extension (BEP 6).
     pub fn fast(&self) -> bool {
         self.reserved[FAST_BIT.0] & FAST_BIT.1 != 0
+    }
+
+    /// Sets the DHT's bit (BEP 5).
+    pub fn with_dht(mut self) -> Handshake {
+        self.reserved[DHT_BIT.0] |= DHT_BIT.1;
+        self
+    }
+
+    /// Whether the sender runs a DHT node (BEP 5) and takes `port` messages.
+    pub fn dht(&self) -> bool {
+        self.reserved[DHT_BIT.0] & DHT_BIT.1 != 0
     }
 
     /// Whether the sender speaks the extension protocol (BEP 10).

@@ -657,3 +657,4 @@ from cases_choking import CASES as _choking; CASES += _choking  # noqa: E402, E7
 from cases_magnet import CASES as _magnet; CASES += _magnet  # noqa: E402,E702
 from cases_mse import CASES as _mse; CASES += _mse  # noqa: E402,E702
 from cases_tracker import CASES as _tracker; CASES += _tracker  # noqa: E402
+from cases_dht import CASES as _dht; CASES += _dht  # noqa: E402,E702
