@@ -15,6 +15,8 @@
 pub mod bencode;
 pub mod bitfield;
 pub mod disk;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod lock;
 pub mod metainfo;
 pub mod net;

@@ -20,7 +20,7 @@ mod server;
 mod url;
 
 pub use client::{MAX_RESPONSE_BODY, Response, request};
-pub use server::{Limits, Request, read_request, write_response};
+pub use server::{Limits, Request, parse_request, read_request, write_response};
 pub use url::{HttpUrl, parse_query, parse_url, percent_decode, percent_encode};
 
 /// Most header lines accepted in one request or response.

@@ -69,32 +69,8 @@ pub fn read_request(stream: &TcpStream, limits: &Limits) -> Result<Request, Http
     };
     let mut buf = Vec::with_capacity(1024);
     let (method, target, headers, head_len) =
-        read_head(&mut reader, &mut buf, limits.max_head, |data| {
-            let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut req = httparse::Request::new(&mut slots);
-            match req.parse(data) {
-                Ok(httparse::Status::Complete(len)) => Ok(Some((
-                    req.method.unwrap_or_default().to_string(),
-                    req.path.unwrap_or_default().to_string(),
-                    owned_headers(req.headers),
-                    len,
-                ))),
-                Ok(httparse::Status::Partial) => Ok(None),
-                Err(e) => Err(HttpError::Malformed(e.to_string())),
-            }
-        })?;
-    if find_header(&headers, "transfer-encoding").is_some() {
-        return Err(HttpError::Malformed(
-            "chunked request bodies are not supported".into(),
-        ));
-    }
-    let length = match find_header(&headers, "content-length") {
-        Some(value) => content_length(value)?,
-        None => 0,
-    };
-    if length > limits.max_body {
-        return Err(HttpError::BodyTooLarge(limits.max_body));
-    }
+        read_head(&mut reader, &mut buf, limits.max_head, parse_head)?;
+    let length = body_length(&headers, limits)?;
     let mut body = buf.split_off(head_len);
     body.truncate(length);
     if body.len() < length {
@@ -113,6 +89,67 @@ pub fn read_request(stream: &TcpStream, limits: &Limits) -> Result<Request, Http
             .read_exact(&mut body[start..])
             .map_err(|e| reader.error(e))?;
     }
+    Ok(Request {
+        method,
+        target,
+        headers,
+        body,
+    })
+}
+
+/// A request head: method, target, headers and the head's length in bytes.
+type Head = (String, String, Vec<(String, Vec<u8>)>, usize);
+
+/// Parses a request head from the start of `data`; `None` while it is incomplete.
+fn parse_head(data: &[u8]) -> Result<Option<Head>, HttpError> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut slots);
+    match req.parse(data) {
+        Ok(httparse::Status::Complete(len)) => Ok(Some((
+            req.method.unwrap_or_default().to_string(),
+            req.path.unwrap_or_default().to_string(),
+            owned_headers(req.headers),
+            len,
+        ))),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(e) => Err(HttpError::Malformed(e.to_string())),
+    }
+}
+
+/// The body length the headers announce, refused when chunked or over `limits.max_body`.
+fn body_length(headers: &[(String, Vec<u8>)], limits: &Limits) -> Result<usize, HttpError> {
+    if find_header(headers, "transfer-encoding").is_some() {
+        return Err(HttpError::Malformed(
+            "chunked request bodies are not supported".into(),
+        ));
+    }
+    let length = match find_header(headers, "content-length") {
+        Some(value) => content_length(value)?,
+        None => 0,
+    };
+    if length > limits.max_body {
+        return Err(HttpError::BodyTooLarge(limits.max_body));
+    }
+    Ok(length)
+}
+
+/// Parses a whole request already in memory with the checks of [`read_request`] (for the
+/// fuzzer): [`HttpError::Closed`] when `data` ends before the head or body does.
+#[doc(hidden)]
+pub fn parse_request(data: &[u8], limits: &Limits) -> Result<Request, HttpError> {
+    let window = &data[..data.len().min(limits.max_head)];
+    let (method, target, headers, head_len) = match parse_head(window)? {
+        Some(head) => head,
+        None if window.len() == limits.max_head => {
+            return Err(HttpError::HeadTooLarge(limits.max_head));
+        }
+        None => return Err(HttpError::Closed),
+    };
+    let length = body_length(&headers, limits)?;
+    let body = data
+        .get(head_len..head_len + length)
+        .ok_or(HttpError::Closed)?
+        .to_vec();
     Ok(Request {
         method,
         target,

@@ -34,3 +34,5 @@ mod testing;
 mod udp;
 
 pub use lifecycle::{TrackerConfig, TrackerError, TrackerHandle, default_peer_timeout, start};
+#[doc(hidden)]
+pub use routes::answer_fresh;

@@ -95,6 +95,20 @@ pub(super) fn route(request: &Request, remote: IpAddr, service: &Service, now: I
     }
 }
 
+/// Answers `request` from `remote` as a freshly started tracker with default settings would
+/// (for the fuzzer, which needs each input to be replayable on its own): the status and body.
+#[doc(hidden)]
+pub fn answer_fresh(request: &Request, remote: IpAddr) -> (u16, Vec<u8>) {
+    let service = Service {
+        swarms: Swarms::new(Duration::from_secs(60)),
+        interval: Duration::from_secs(120),
+        min_interval: Duration::from_secs(30),
+        limits: Limits::default(),
+    };
+    let reply = route(request, remote, &service, Instant::now());
+    (reply.status, reply.body)
+}
+
 /// A bencoded dictionary from text keys.
 pub(super) fn dict<const N: usize>(entries: [(&str, Value); N]) -> Value {
     Value::Dict(
