@@ -3,7 +3,7 @@
 //! the dictionary keys and query names the parsers look for).
 
 /// Longest input a mutation may produce; longer results are cut.
-pub const MAX_INPUT: usize = 64 * 1024;
+pub const MAX_INPUT: usize = 8 * 1024;
 
 /// Tokens spliced into inputs: bencode framing, keys our decoders look up, HTTP and URI syntax.
 const TOKENS: &[&[u8]] = &[

@@ -4,7 +4,7 @@
 use crate::bencode::{self, Value};
 use crate::metainfo::InfoHash;
 use crate::tracker::protocol::udp::{Announce, Request, Response, ScrapeEntry};
-use crate::tracker::protocol::{Event, JsonAnnounce, peer_id_to_json};
+use crate::tracker::protocol::{Event, JsonAnnounce, JsonPeer, JsonReply, peer_id_to_json};
 use crate::wire::{Handshake, Message};
 use std::net::SocketAddr;
 
@@ -211,5 +211,56 @@ pub(super) fn udp_tracker() -> Vec<Vec<u8>> {
     ];
     let mut seeds: Vec<Vec<u8>> = requests.iter().map(Request::encode).collect();
     seeds.extend(responses.iter().map(Response::encode));
+    seeds
+}
+
+/// Announce replies a tracker sends: BEP 3 compact and dictionary peers, and the JSON API's.
+pub(super) fn tracker_reply() -> Vec<Vec<u8>> {
+    let compact = Value::dict([
+        ("interval", Value::Int(1800)),
+        ("min interval", Value::Int(60)),
+        ("complete", Value::Int(2)),
+        ("incomplete", Value::Int(1)),
+        (
+            "peers",
+            bytes(&[127, 0, 0, 1, 0x1a, 0xe1, 10, 0, 0, 2, 0, 80]),
+        ),
+        (
+            "peers6",
+            bytes(&[[0; 15].as_slice(), &[1, 0x1a, 0xe1]].concat()),
+        ),
+    ]);
+    let peer = |ip: &[u8], port| {
+        Value::dict([
+            ("ip", bytes(ip)),
+            ("port", Value::Int(port)),
+            ("peer id", bytes(&[b'p'; 20])),
+        ])
+    };
+    let dictionary = Value::dict([
+        ("interval", Value::Int(900)),
+        (
+            "peers",
+            Value::List(vec![peer(b"10.0.0.1", 6881), peer(b"::1", 1)]),
+        ),
+    ]);
+    let failure = Value::dict([("failure reason", bytes(b"unregistered torrent"))]);
+    let json = serde_json::to_vec(&JsonReply {
+        interval: 120,
+        min_interval: Some(30),
+        complete: Some(1),
+        incomplete: Some(0),
+        peers: vec![JsonPeer {
+            peer_id: Some(peer_id_to_json(&[b'q'; 20])),
+            ip: "127.0.0.1".into(),
+            port: 6881,
+        }],
+    })
+    .unwrap_or_default();
+    let mut seeds: Vec<Vec<u8>> = [compact, dictionary, failure]
+        .iter()
+        .map(bencode::encode)
+        .collect();
+    seeds.push(json);
     seeds
 }

@@ -39,6 +39,11 @@ pub const TARGETS: &[Target] = &[
         seeds: seeds::udp_tracker,
         run: udp_tracker,
     },
+    Target {
+        name: "tracker_reply",
+        seeds: seeds::tracker_reply,
+        run: crate::tracker::client::parse_reply_body,
+    },
 ];
 
 /// The target called `name`.
