@@ -1202,18 +1202,23 @@ fn a_peer_that_answers_requests_only_with_junk_is_dropped_as_snubbing() {
     let (chatter, thread) = evil_seeder(&meta, Evil::Chatter);
     let dead_tracker = format!("http://127.0.0.1:{}/announce", support::closed_port());
     let chatter_s = chatter.to_string();
-    let _client = peer(
-        &work.path().join("client"),
-        &torrent,
-        &["--tracker", &dead_tracker, "--connect", &chatter_s],
-    );
-    // The client gives up on requests unanswered for 20 s, however busy the peer looks.
+    let dir = work.path().join("client");
+    let torrent_s = torrent.to_str().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_piecemeal"));
+    command.args(["peer", "--dir", dir.to_str().unwrap(), "--port", "0"]);
+    command.args(["--bind", "127.0.0.1", "--torrent", torrent_s]);
+    command.args(["--tracker", &dead_tracker, "--connect", &chatter_s]);
+    // The snub time-out is 60 s; this test shortens it to 4 s.
+    command.env("PIECEMEAL_SNUB_TIMEOUT", "4");
+    let _client = Proc::spawn(command);
+    // The client marks the peer snubbed once requests go unanswered for the time-out, however
+    // busy it looks, and drops it when its one request left is unanswered for another.
     let hung_up = thread
         .join()
         .unwrap()
         .expect("the client kept a peer that answers nothing");
     assert!(
-        hung_up > Duration::from_secs(15),
+        hung_up > Duration::from_secs(7),
         "dropped after only {hung_up:?}"
     );
 }

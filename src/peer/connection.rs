@@ -15,12 +15,14 @@
 
 use crate::bitfield::Bitfield;
 use crate::peer::error::ConnError;
+use crate::peer::fast::{self, Answer, Fast};
 use crate::peer::peer_manager::PeerSlot;
 use crate::peer::pipeline::{BlockRequest, Pipeline};
+use crate::peer::snub::{self, Snub, Verdict};
 use crate::peer::torrent_state::{Stored, TorrentState};
 use crate::peer::window::DEFAULT_PEER_REQQ;
 use crate::peer::writer::{self, MAX_QUEUED_BLOCKS, Outbox};
-use crate::wire::{MAX_BLOCK, Message, MessageReader, max_message_len};
+use crate::wire::{Handshake, MAX_BLOCK, Message, MessageReader, max_message_len};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -32,11 +34,6 @@ pub const TICK: Duration = Duration::from_millis(250);
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(60);
 /// A peer that sends nothing at all (not even keep-alives) for this long is dropped.
 const IDLE_LIMIT: Duration = Duration::from_secs(150);
-/// A peer that leaves our requests unanswered this long is dropped so its pieces go elsewhere.
-const SNUB_LIMIT: Duration = Duration::from_secs(20);
-/// A peer that leaves our requests unanswered this long counts as snubbing us: the choker
-/// gives it no upload slot for what it gave us before.
-const SNUBBED_AFTER: Duration = Duration::from_secs(10);
 /// Writes that block this long (a peer that stopped reading) end the connection.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(20);
 /// After a clean end, how long the last queued messages may take to go out.
@@ -73,8 +70,10 @@ struct Conn<'a, S> {
     hash_failures: u32,
     last_received: Instant,
     last_sent: Instant,
-    /// When the oldest unanswered request went out (None when nothing is outstanding).
-    waiting_since: Option<Instant>,
+    /// Whether the peer leaves our requests unanswered ([`snub`]).
+    snub: Snub,
+    /// The fast extension (BEP 6), if both sides speak it.
+    fast: Fast,
     /// Set when the download limit says to read nothing more until then: not reading is
     /// what makes TCP slow the sender down.
     throttled_until: Option<Instant>,
@@ -85,13 +84,13 @@ struct Conn<'a, S> {
 }
 
 /// Runs a connection whose handshake is done until it ends, the torrent shuts down, or both
-/// sides are complete. Pieces it was fetching go back to the picker whatever happens, and its
-/// writer thread has ended when this returns.
+/// sides are complete; `theirs` is the peer's handshake. Pieces it was fetching go back to the
+/// picker whatever happens, and its writer thread has ended when this returns.
 pub fn run(
     stream: TcpStream,
     torrent: &TorrentState,
     remote: SocketAddr,
-    remote_id: [u8; 20],
+    theirs: &Handshake,
 ) -> Result<(), ConnError> {
     // The read time-out is the loop's tick.
     stream.set_read_timeout(Some(TICK))?;
@@ -107,14 +106,7 @@ pub fn run(
             outbox: &outbox,
             stream: &stream,
         };
-        let result = run_loop(
-            &stream,
-            torrent,
-            remote,
-            remote_id,
-            &outbox,
-            Sending::Thread,
-        );
+        let result = run_loop(&stream, torrent, remote, theirs, &outbox, Sending::Thread);
         // After a clean end the last messages (a `have`, `not interested`) may go out.
         if result.is_ok() && !torrent.is_shutting_down() {
             outbox.close(true);
@@ -150,7 +142,7 @@ fn run_loop<S: Read + Write>(
     stream: S,
     torrent: &TorrentState,
     remote: SocketAddr,
-    remote_id: [u8; 20],
+    theirs: &Handshake,
     outbox: &Outbox,
     sending: Sending,
 ) -> Result<(), ConnError> {
@@ -159,7 +151,7 @@ fn run_loop<S: Read + Write>(
         torrent,
         stream,
         remote,
-        remote_id,
+        remote_id: theirs.peer_id,
         outbox,
         sending,
         am_choking: true,
@@ -173,7 +165,8 @@ fn run_loop<S: Read + Write>(
         hash_failures: 0,
         last_received: Instant::now(),
         last_sent: Instant::now(),
-        waiting_since: None,
+        snub: Snub::new(snub::timeout()),
+        fast: Fast::new(theirs.fast(), pieces),
         throttled_until: None,
         slot: torrent.peers.join(remote),
         received: 0,
@@ -194,8 +187,14 @@ impl<S: Read + Write> Conn<'_, S> {
         // Snapshot the log position before the bitfield so no verified piece goes unannounced.
         self.have_pos = self.torrent.have_log_len();
         let have = self.torrent.picker.have();
-        if have.count() > 0 {
-            self.queue(Message::Bitfield(have.as_bytes().to_vec()));
+        if let Some(opening) = fast::opening(self.fast.enabled(), &have) {
+            self.queue(opening);
+        }
+        for allowed in self
+            .fast
+            .grant(self.remote.ip(), &self.torrent.meta.info_hash.0)
+        {
+            self.queue(allowed);
         }
         loop {
             if self.torrent.is_shutting_down() {
@@ -227,8 +226,10 @@ impl<S: Read + Write> Conn<'_, S> {
             if now - self.last_received > IDLE_LIMIT {
                 return Err(ConnError::Idle(now - self.last_received));
             }
-            if self.waiting_since.is_some_and(|t| now - t > SNUB_LIMIT) {
-                return Err(ConnError::Snubbed);
+            match self.snub.check(now) {
+                Verdict::Unchanged => {}
+                Verdict::Snubbed => self.on_snubbed(),
+                Verdict::Hopeless => return Err(ConnError::Snubbed),
             }
         }
     }
@@ -255,7 +256,7 @@ impl<S: Read + Write> Conn<'_, S> {
         self.have_pos = pos;
         for index in new {
             self.interest_stale = true;
-            self.pipeline_drop_if_done(index);
+            self.give_up(index);
             if !self.peer_has.get(index as usize) {
                 self.queue(Message::Have(index));
             }
@@ -275,7 +276,8 @@ impl<S: Read + Write> Conn<'_, S> {
             });
         }
         self.apply_choke_decision();
-        if self.am_interested && !self.peer_choking {
+        // A fast peer that chokes us still serves the pieces it allows fast.
+        if self.am_interested && (!self.peer_choking || self.fast.enabled()) {
             self.request_more();
         }
         if self.last_sent.elapsed() > KEEPALIVE_EVERY {
@@ -287,10 +289,7 @@ impl<S: Read + Write> Conn<'_, S> {
     /// Tells the peer manager how this peer stands and follows its choke decision: requests
     /// queued for a peer we choke are dropped, as BEP 3 allows.
     fn apply_choke_decision(&mut self) {
-        let snubbed = self
-            .waiting_since
-            .is_some_and(|t| t.elapsed() > SNUBBED_AFTER);
-        self.slot.set_snubbed(snubbed);
+        self.slot.set_snubbed(self.snub.is_snubbed());
         self.slot.set_counters(self.received, self.outbox.sent());
         let choke = !self.slot.unchoked();
         if choke == self.am_choking {
@@ -298,9 +297,7 @@ impl<S: Read + Write> Conn<'_, S> {
         }
         self.am_choking = choke;
         if choke {
-            let dropped = self.outbox.drop_blocks();
-            log::debug!("{}: choked, {dropped} queued requests dropped", self.remote);
-            self.queue(Message::Choke);
+            self.choke_peer();
         } else {
             self.queue(Message::Unchoke);
         }
@@ -309,12 +306,23 @@ impl<S: Read + Write> Conn<'_, S> {
     /// Fills the request window, taking new pieces from the picker once the blocks left in
     /// the pieces held cannot fill it.
     fn request_more(&mut self) {
+        // A peer that chokes us (a fast one) serves only the pieces it allows fast.
+        let offered;
+        let from = if self.peer_choking {
+            match self.fast.offered_of(&self.peer_has) {
+                Some(pieces) => offered = pieces,
+                None => return,
+            }
+            &offered
+        } else {
+            &self.peer_has
+        };
         if self.pipeline.wants_piece() {
             // One list of the pieces held per refill, not one per piece taken: with one-block
             // pieces a refill takes up to a whole window of them.
             let mut holding = self.pipeline.pieces();
             while self.pipeline.wants_piece() {
-                let Some(index) = self.torrent.picker.take(&self.peer_has, &holding) else {
+                let Some(index) = self.torrent.picker.take(from, &holding) else {
                     break;
                 };
                 let size = self.torrent.meta.info.piece_size(index as usize) as u32;
@@ -323,9 +331,9 @@ impl<S: Read + Write> Conn<'_, S> {
             }
         }
         let now = Instant::now();
-        let requests = self.pipeline.next_requests(now);
-        if !requests.is_empty() && self.waiting_since.is_none() {
-            self.waiting_since = Some(now);
+        let requests = self.pipeline.next_requests(now, |i| from.get(i as usize));
+        if !requests.is_empty() {
+            self.snub.on_requests(now);
         }
         for r in requests {
             self.queue(Message::Request {
@@ -343,48 +351,24 @@ impl<S: Read + Write> Conn<'_, S> {
         if !wait.is_zero() {
             self.throttled_until = Some(Instant::now() + wait);
             self.last_received += wait;
-            self.waiting_since = self.waiting_since.map(|t| t + wait);
-        }
-    }
-
-    /// Stops fetching a piece that another connection has just verified.
-    fn pipeline_drop_if_done(&mut self, index: u32) {
-        let Some(cancels) = self.pipeline.abandon(index) else {
-            return;
-        };
-        self.torrent.picker.put_back(index);
-        for r in cancels {
-            self.queue(Message::Cancel {
-                index: r.index,
-                begin: r.begin,
-                length: r.length,
-            });
+            self.snub.excuse(wait);
         }
     }
 
     fn handle(&mut self, message: Message) -> Result<(), ConnError> {
         let pieces = self.peer_has.len();
         match message {
-            Message::KeepAlive | Message::Port(_) | Message::Unknown(_) => {}
+            Message::KeepAlive | Message::Port(_) | Message::Suggest(_) | Message::Unknown(_) => {}
             Message::Cancel {
                 index,
                 begin,
                 length,
-            } => {
-                self.outbox.cancel(BlockRequest {
-                    index,
-                    begin,
-                    length,
-                });
-            }
-            Message::Choke => {
-                self.peer_choking = true;
-                // The peer dropped our requests: its pieces go to other peers at once.
-                for index in self.pipeline.on_choke() {
-                    self.torrent.picker.put_back(index);
-                }
-                self.waiting_since = None;
-            }
+            } => self.on_cancel(BlockRequest {
+                index,
+                begin,
+                length,
+            }),
+            Message::Choke => self.on_choked(),
             Message::Unchoke => self.peer_choking = false,
             Message::Interested | Message::NotInterested => {
                 self.peer_interested = message == Message::Interested;
@@ -402,11 +386,27 @@ impl<S: Read + Write> Conn<'_, S> {
                 }
             }
             Message::Bitfield(bytes) => {
-                self.interest_stale = true;
                 let new = Bitfield::from_bytes(&bytes, pieces).map_err(ConnError::BadBitfield)?;
-                self.torrent.picker.replace_bitfield(&self.peer_has, &new);
-                self.peer_has = new;
+                self.replace_peer_has(new);
             }
+            Message::HaveAll if self.fast.enabled() => {
+                self.replace_peer_has(Bitfield::full(pieces))
+            }
+            Message::HaveNone if self.fast.enabled() => {
+                self.replace_peer_has(Bitfield::new(pieces))
+            }
+            Message::Reject {
+                index,
+                begin,
+                length,
+            } if self.fast.enabled() => self.on_reject(BlockRequest {
+                index,
+                begin,
+                length,
+            }),
+            Message::AllowedFast(index) => self.fast.on_allowed_fast(index),
+            // Fast messages from a peer that did not set the bit: ignored.
+            Message::HaveAll | Message::HaveNone | Message::Reject { .. } => {}
             Message::Request {
                 index,
                 begin,
@@ -418,6 +418,13 @@ impl<S: Read + Write> Conn<'_, S> {
             }
         }
         Ok(())
+    }
+
+    /// What the peer has, from a `bitfield`, `have all` or `have none`.
+    fn replace_peer_has(&mut self, new: Bitfield) {
+        self.interest_stale = true;
+        self.torrent.picker.replace_bitfield(&self.peer_has, &new);
+        self.peer_has = new;
     }
 
     /// Answers a request for a block of a piece we have verified.
@@ -434,16 +441,23 @@ impl<S: Read + Write> Conn<'_, S> {
                 length,
             });
         }
-        // A choked peer's requests are dropped, as BEP 3 says; so are requests for pieces
-        // we do not have yet (the peer raced our `have`).
-        if self.am_choking || !self.torrent.picker.has(index) {
-            return Ok(());
-        }
         let request = BlockRequest {
             index,
             begin,
             length,
         };
+        // A choked peer's requests are dropped, as BEP 3 says, or rejected (BEP 6); so are
+        // requests for pieces we do not have yet (the peer raced our `have`).
+        let have = self.torrent.picker.has(index);
+        let granted = self.fast.granted(index);
+        match fast::answer(self.fast.enabled(), self.am_choking, have, granted) {
+            Answer::Serve => {}
+            Answer::Reject => {
+                self.queue(outstanding::reject(request));
+                return self.flush();
+            }
+            Answer::Ignore => return Ok(()),
+        }
         // The writer reads the block from disk when its turn comes.
         if self.outbox.serve(request) {
             self.last_sent = Instant::now();
@@ -452,6 +466,9 @@ impl<S: Read + Write> Conn<'_, S> {
                 "{}: more than {MAX_QUEUED_BLOCKS} requests queued, dropped {request:?}",
                 self.remote
             );
+            if self.fast.enabled() {
+                self.queue(outstanding::reject(request));
+            }
         }
         self.flush()
     }
@@ -463,7 +480,13 @@ impl<S: Read + Write> Conn<'_, S> {
         // peer's requests (and the pieces behind them) alive.
         if self.pipeline.in_flight() < in_flight {
             self.received += data.len() as u64;
-            self.waiting_since = (self.pipeline.in_flight() > 0).then(Instant::now);
+            if self
+                .snub
+                .on_block(self.pipeline.in_flight(), Instant::now())
+            {
+                self.pipeline.set_cap(None);
+            }
+            self.release_stalled();
         }
         let Some((index, piece)) = done else {
             return Ok(());
@@ -490,5 +513,6 @@ impl<S: Read + Write> Conn<'_, S> {
     }
 }
 
+mod outstanding;
 #[cfg(test)]
 mod tests;

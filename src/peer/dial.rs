@@ -6,6 +6,7 @@ use crate::peer::error::{ConnError, outcome};
 use crate::peer::handshake::{self, HANDSHAKE_TIMEOUT};
 use crate::peer::open_connections::{Direction, Link};
 use crate::peer::torrent_state::TorrentState;
+use crate::wire::Handshake;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,27 +47,27 @@ pub fn dial(torrent: &Arc<TorrentState>, addr: SocketAddr) {
 
 /// Connects to `addr`, exchanges handshakes and runs the connection until it ends.
 fn connect(torrent: &TorrentState, addr: SocketAddr) -> Result<(), ConnError> {
-    let (stream, remote_id) = shake_hands(torrent, addr)?;
+    let (stream, theirs) = shake_hands(torrent, addr)?;
     // Admitted before it starts, so an incoming twin of this connection (a simultaneous open)
     // is refused before it does work it would lose.
     let link = Link {
         addr,
-        peer_id: remote_id,
+        peer_id: theirs.peer_id,
         direction: Direction::Outgoing,
     };
     let _admitted = torrent.admit(link, stream.try_clone().ok())?;
     log::info!("{}: connected to {addr}", torrent.meta.info.name);
-    connection::run(stream, torrent, addr, remote_id)
+    connection::run(stream, torrent, addr, &theirs)
 }
 
-/// Connects to `addr` and exchanges handshakes; returns the stream and the remote peer id.
+/// Connects to `addr` and exchanges handshakes; returns the stream and the remote's handshake.
 fn shake_hands(
     torrent: &TorrentState,
     addr: SocketAddr,
-) -> Result<(TcpStream, [u8; 20]), ConnError> {
+) -> Result<(TcpStream, Handshake), ConnError> {
     let mut stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
     stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
     stream.set_write_timeout(Some(connection::WRITE_TIMEOUT))?;
-    let remote_id = handshake::initiate(&mut stream, torrent, addr)?;
-    Ok((stream, remote_id))
+    let theirs = handshake::initiate(&mut stream, torrent, addr)?;
+    Ok((stream, theirs))
 }

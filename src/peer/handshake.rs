@@ -19,18 +19,20 @@ use std::time::Duration;
 /// How long the other side may take to send its handshake, in either direction.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Our handshake for `torrent`: we speak the fast extension (BEP 6).
+fn ours(info_hash: [u8; 20], torrent: &TorrentState) -> Handshake {
+    Handshake::new(info_hash, torrent.peer_id).with_fast()
+}
+
 /// Dials out on `stream` to `addr` for `torrent`: sends our handshake, then reads theirs.
-/// Returns the remote peer id. When the remote is this process itself, its address and id are
+/// Returns theirs. When the remote is this process itself, its address and id are
 /// banned so it is not dialled again.
 pub fn initiate(
     stream: &mut (impl Read + Write),
     torrent: &TorrentState,
     addr: SocketAddr,
-) -> Result<[u8; 20], ConnError> {
-    write_handshake(
-        stream,
-        &Handshake::new(torrent.meta.info_hash.0, torrent.peer_id),
-    )?;
+) -> Result<Handshake, ConnError> {
+    write_handshake(stream, &ours(torrent.meta.info_hash.0, torrent))?;
     let theirs = read_handshake(stream)?;
     if theirs.info_hash != torrent.meta.info_hash.0 {
         return Err(ConnError::WrongTorrent(InfoHash(theirs.info_hash)));
@@ -39,16 +41,16 @@ pub fn initiate(
         torrent.ban(addr, theirs.peer_id);
         return Err(ConnError::OurOwnPeer);
     }
-    Ok(theirs.peer_id)
+    Ok(theirs)
 }
 
 /// Answers an incoming connection on `stream`: reads the handshake, finds its torrent among
 /// `torrents`, refuses our own peer id and banned ones, then sends our handshake. Returns the
-/// torrent and the remote peer id.
+/// torrent and their handshake.
 pub fn answer<'t>(
     stream: &mut (impl Read + Write),
     torrents: &'t HashMap<InfoHash, Arc<TorrentState>>,
-) -> Result<(&'t Arc<TorrentState>, [u8; 20]), ConnError> {
+) -> Result<(&'t Arc<TorrentState>, Handshake), ConnError> {
     let theirs = read_handshake(stream)?;
     let torrent = torrents
         .get(&InfoHash(theirs.info_hash))
@@ -59,8 +61,8 @@ pub fn answer<'t>(
     if torrent.is_banned(&theirs.peer_id) {
         return Err(ConnError::Banned);
     }
-    write_handshake(stream, &Handshake::new(theirs.info_hash, torrent.peer_id))?;
-    Ok((torrent, theirs.peer_id))
+    write_handshake(stream, &ours(theirs.info_hash, torrent))?;
+    Ok((torrent, theirs))
 }
 
 #[cfg(test)]
@@ -111,6 +113,14 @@ mod tests {
         Handshake::new(info_hash, peer_id).to_bytes().to_vec()
     }
 
+    /// A handshake with the fast extension's bit, as ours are.
+    fn fast_handshake(info_hash: [u8; 20], peer_id: [u8; 20]) -> Vec<u8> {
+        Handshake::new(info_hash, peer_id)
+            .with_fast()
+            .to_bytes()
+            .to_vec()
+    }
+
     fn registry(fixture: Fixture) -> (Fixture, HashMap<InfoHash, Arc<TorrentState>>) {
         let state = fixture.state.clone();
         (fixture, HashMap::from([(state.meta.info_hash, state)]))
@@ -119,9 +129,11 @@ mod tests {
     #[test]
     fn initiate_sends_ours_first_and_returns_their_id() {
         let f = Fixture::new(3, &[]);
-        let ours = handshake(f.state.meta.info_hash.0, OUR_ID);
+        let ours = fast_handshake(f.state.meta.info_hash.0, OUR_ID);
         let mut stream = Duplex::reading(&handshake(f.state.meta.info_hash.0, THEIR_ID));
-        assert_eq!(initiate(&mut stream, &f.state, addr()).unwrap(), THEIR_ID);
+        let theirs = initiate(&mut stream, &f.state, addr()).unwrap();
+        assert_eq!(theirs.peer_id, THEIR_ID);
+        assert!(!theirs.fast());
         assert_eq!(stream.written, ours);
     }
 
@@ -167,11 +179,12 @@ mod tests {
     fn answer_finds_the_torrent_and_replies_with_our_id() {
         let (f, torrents) = registry(Fixture::new(3, &[]));
         let info_hash = f.state.meta.info_hash.0;
-        let mut stream = Duplex::reading(&handshake(info_hash, THEIR_ID));
-        let (torrent, id) = answer(&mut stream, &torrents).unwrap();
+        let mut stream = Duplex::reading(&fast_handshake(info_hash, THEIR_ID));
+        let (torrent, theirs) = answer(&mut stream, &torrents).unwrap();
         assert!(Arc::ptr_eq(torrent, &f.state));
-        assert_eq!(id, THEIR_ID);
-        assert_eq!(stream.written, handshake(info_hash, OUR_ID));
+        assert_eq!(theirs.peer_id, THEIR_ID);
+        assert!(theirs.fast());
+        assert_eq!(stream.written, fast_handshake(info_hash, OUR_ID));
     }
 
     /// Every refusal of an incoming handshake, and that no handshake of ours goes out with it.

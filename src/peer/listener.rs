@@ -117,15 +117,15 @@ fn accept_handshake(
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
     stream.set_write_timeout(Some(connection::WRITE_TIMEOUT))?;
-    let (torrent, remote_id) = handshake::answer(&mut stream, torrents)?;
+    let (torrent, theirs) = handshake::answer(&mut stream, torrents)?;
     let link = Link {
         addr,
-        peer_id: remote_id,
+        peer_id: theirs.peer_id,
         direction: Direction::Incoming,
     };
     let admitted = torrent.admit(link, stream.try_clone().ok())?;
     log::info!("{}: incoming peer {addr}", torrent.meta.info.name);
-    let result = connection::run(stream, torrent, addr, remote_id);
+    let result = connection::run(stream, torrent, addr, &theirs);
     drop(admitted);
     log::info!(
         "{}: peer {addr} left: {}",

@@ -5,10 +5,11 @@
 //! - [`announcing`]: the announce thread of a torrent; [`dial`]: outgoing connections;
 //!   [`listener`]: incoming connections; [`handshake`]: the handshake exchange of both;
 //! - [`connection`]: one connection's message loop; [`error`]: why a connection ended;
+//!   [`fast`]: what the fast extension (BEP 6) changes on a connection;
 //! - [`open_connections`]: the connections of a torrent, and the one kept of a simultaneous open;
 //! - [`writer`]: the sending half of a connection, which never makes the loop wait;
 //! - [`peer_manager`]: every connection's state and rates, and which peers the [`choker`]
-//!   unchokes;
+//!   unchokes; [`snub`]: when a peer leaves our requests unanswered;
 //! - [`picker`]: which piece to fetch next, by the [`availability`] of pieces among the peers;
 //!   [`pipeline`]: the block requests of one connection; [`window`]: how many of them to keep
 //!   in flight;
@@ -26,6 +27,7 @@ pub mod connection_limits;
 pub mod dial;
 pub mod error;
 pub mod eviction;
+pub mod fast;
 pub mod handshake;
 pub mod listener;
 pub mod open_connections;
@@ -35,6 +37,7 @@ pub mod pipeline;
 pub mod progress;
 pub mod rate_limit;
 pub mod session;
+pub mod snub;
 pub mod torrent_state;
 pub mod window;
 pub mod writer;

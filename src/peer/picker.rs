@@ -306,6 +306,11 @@ impl Picker {
         self.state().have.is_complete()
     }
 
+    /// The pieces to fetch (all of them, unless the download is selective).
+    pub fn wanted(&self) -> &Bitfield {
+        &self.wanted
+    }
+
     /// Whether every wanted piece is verified (the download is done, even if partial).
     pub fn is_done(&self) -> bool {
         !self.state().have.lacks_any_of(&self.wanted)

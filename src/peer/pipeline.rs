@@ -28,6 +28,10 @@ struct PartialPiece {
 }
 
 impl PartialPiece {
+    fn missing(&self) -> usize {
+        self.blocks.iter().filter(|b| **b == Block::Missing).count()
+    }
+
     fn request(&self, slot: usize) -> BlockRequest {
         let begin = slot as u32 * BLOCK_SIZE;
         BlockRequest {
@@ -57,6 +61,8 @@ pub struct Pipeline {
     /// Blocks of the held pieces not asked for yet.
     missing: usize,
     window: Window,
+    /// At most this many in flight, whatever the window says (see [`Pipeline::set_cap`]).
+    cap: usize,
 }
 
 impl Pipeline {
@@ -68,13 +74,24 @@ impl Pipeline {
             in_flight: 0,
             missing: 0,
             window: Window::new(peer_reqq),
+            cap: usize::MAX,
         }
+    }
+
+    /// How many requests to keep in flight: the window's target, under the cap.
+    fn target(&self) -> usize {
+        self.window.target().min(self.cap)
+    }
+
+    /// Caps the requests in flight at `cap` (a snubbing peer gets one), or lifts the cap.
+    pub fn set_cap(&mut self, cap: Option<usize>) {
+        self.cap = cap.unwrap_or(usize::MAX);
     }
 
     /// Whether the connection should take another piece: the blocks left to ask for in the
     /// pieces it holds cannot fill the window.
     pub fn wants_piece(&self) -> bool {
-        self.in_flight + self.missing < self.window.target()
+        self.in_flight + self.missing < self.target()
     }
 
     /// Starts fetching piece `index` of `size` bytes.
@@ -89,11 +106,15 @@ impl Pipeline {
         });
     }
 
-    /// Marks blocks as requested (at `now`) up to the window's target and returns them.
-    pub fn next_requests(&mut self, now: Instant) -> Vec<BlockRequest> {
+    /// Marks blocks of the pieces `may` accepts as requested (at `now`) up to the window's
+    /// target and returns them.
+    pub fn next_requests(&mut self, now: Instant, may: impl Fn(u32) -> bool) -> Vec<BlockRequest> {
         let mut out = Vec::new();
-        let target = self.window.target();
+        let target = self.target();
         'pieces: for piece in &mut self.pieces {
+            if !may(piece.index) {
+                continue;
+            }
             for slot in 0..piece.blocks.len() {
                 if self.in_flight >= target {
                     break 'pieces;
@@ -159,6 +180,43 @@ impl Pipeline {
         self.pieces.drain(..).map(|p| p.index).collect()
     }
 
+    /// The peer rejected a request (BEP 6): the block may be asked for again. Whether it was
+    /// outstanding.
+    pub fn on_reject(&mut self, request: BlockRequest) -> bool {
+        let Some(piece) = self.pieces.iter_mut().find(|p| p.index == request.index) else {
+            return false;
+        };
+        let slot = (request.begin / BLOCK_SIZE) as usize;
+        if !matches!(piece.blocks.get(slot), Some(Block::Requested(_)))
+            || piece.request(slot) != request
+        {
+            return false;
+        }
+        piece.blocks[slot] = Block::Missing;
+        self.in_flight -= 1;
+        self.missing += 1;
+        if self.in_flight == 0 {
+            self.window.on_idle();
+        }
+        true
+    }
+
+    /// Gives up the pieces none of whose blocks is outstanding, except those `keep` accepts,
+    /// and returns them (a peer that chokes us will not serve them).
+    pub fn release(&mut self, keep: impl Fn(u32) -> bool) -> Vec<u32> {
+        let mut released = Vec::new();
+        self.pieces.retain(|p| {
+            let asked = p.blocks.iter().any(|b| matches!(b, Block::Requested(_)));
+            if asked || keep(p.index) {
+                return true;
+            }
+            released.push(p.index);
+            false
+        });
+        self.missing = self.pieces.iter().map(PartialPiece::missing).sum();
+        released
+    }
+
     /// Drops a piece (verified elsewhere first); returns the requests to cancel, or `None`
     /// when this pipeline was not fetching it.
     pub fn abandon(&mut self, index: u32) -> Option<Vec<BlockRequest>> {
@@ -209,12 +267,17 @@ mod tests {
         Instant::now()
     }
 
+    /// Every piece may be asked for.
+    fn any(_: u32) -> bool {
+        true
+    }
+
     #[test]
     fn keeps_the_pipeline_full_and_assembles_pieces() {
         let mut p = Pipeline::new(3);
         assert!(p.wants_piece());
         p.add_piece(7, 2 * BLOCK_SIZE + 10);
-        let reqs = p.next_requests(now());
+        let reqs = p.next_requests(now(), any);
         assert_eq!(
             reqs,
             vec![
@@ -247,7 +310,7 @@ mod tests {
         assert!(p.wants_piece(), "3 blocks cannot fill a window of 4");
         p.add_piece(2, 3 * BLOCK_SIZE);
         assert!(!p.wants_piece(), "6 blocks can");
-        let reqs = p.next_requests(now());
+        let reqs = p.next_requests(now(), any);
         assert_eq!(reqs.iter().filter(|r| r.index == 1).count(), 3);
         assert_eq!(
             reqs,
@@ -258,7 +321,10 @@ mod tests {
         );
         assert!(!p.wants_piece(), "piece 2 still has blocks to ask for");
         p.on_block(1, 0, &[0; BLOCK_SIZE as usize], now());
-        assert_eq!(p.next_requests(now()), vec![req(2, BLOCK_SIZE, BLOCK_SIZE)]);
+        assert_eq!(
+            p.next_requests(now(), any),
+            vec![req(2, BLOCK_SIZE, BLOCK_SIZE)]
+        );
     }
 
     #[test]
@@ -269,7 +335,7 @@ mod tests {
             p.add_piece(index, BLOCK_SIZE);
             index += 1;
         }
-        let reqs = p.next_requests(now());
+        let reqs = p.next_requests(now(), any);
         assert_eq!(reqs.len(), START);
         assert_eq!(p.pieces().len(), START, "one piece per request");
     }
@@ -278,7 +344,7 @@ mod tests {
     fn ignores_unrequested_or_wrongly_sized_blocks() {
         let mut p = Pipeline::new(8);
         p.add_piece(1, BLOCK_SIZE * 2);
-        p.next_requests(now());
+        p.next_requests(now(), any);
         assert_eq!(p.on_block(2, 0, &[0; BLOCK_SIZE as usize], now()), None);
         assert_eq!(p.on_block(1, 5, &[0; BLOCK_SIZE as usize], now()), None);
         assert_eq!(p.on_block(1, 0, &[0; 10], now()), None);
@@ -297,13 +363,13 @@ mod tests {
         let mut p = Pipeline::new(8);
         p.add_piece(1, BLOCK_SIZE * 2);
         p.add_piece(2, BLOCK_SIZE * 2);
-        p.next_requests(now());
+        p.next_requests(now(), any);
         p.on_block(1, 0, &[0; BLOCK_SIZE as usize], now());
         assert_eq!(p.on_choke(), vec![1, 2]);
         assert_eq!(p.in_flight(), 0);
         assert!(p.pieces().is_empty());
         assert!(p.wants_piece());
-        assert_eq!(p.next_requests(now()), vec![]);
+        assert_eq!(p.next_requests(now(), any), vec![]);
         // A block that was on its way when the choke came is not wanted any more.
         assert_eq!(
             p.on_block(1, BLOCK_SIZE, &[0; BLOCK_SIZE as usize], now()),
@@ -312,7 +378,7 @@ mod tests {
 
         p.add_piece(1, BLOCK_SIZE * 3);
         p.add_piece(3, BLOCK_SIZE);
-        assert_eq!(p.next_requests(now()).len(), 4);
+        assert_eq!(p.next_requests(now(), any).len(), 4);
         p.on_block(1, 0, &[0; BLOCK_SIZE as usize], now());
         let cancels = vec![
             req(1, BLOCK_SIZE, BLOCK_SIZE),
@@ -336,7 +402,7 @@ mod tests {
                 p.add_piece(index, BLOCK_SIZE);
                 index += 1;
             }
-            let asked = p.next_requests(at);
+            let asked = p.next_requests(at, any);
             for r in asked {
                 at += std::time::Duration::from_micros(488);
                 assert!(
@@ -350,6 +416,55 @@ mod tests {
             p.add_piece(index, BLOCK_SIZE);
             index += 1;
         }
-        assert_eq!(p.next_requests(at).len(), MAX);
+        assert_eq!(p.next_requests(at, any).len(), MAX);
+    }
+
+    #[test]
+    fn a_rejected_block_is_asked_again_and_idle_pieces_are_released() {
+        let mut p = Pipeline::new(10);
+        p.add_piece(1, 2 * BLOCK_SIZE);
+        p.add_piece(2, BLOCK_SIZE);
+        p.add_piece(3, BLOCK_SIZE);
+        assert_eq!(
+            p.next_requests(now(), |i| i != 3).len(),
+            3,
+            "piece 3 held back"
+        );
+        assert!(!p.on_reject(req(1, 0, 5)), "not what was asked");
+        assert!(!p.on_reject(req(9, 0, BLOCK_SIZE)), "not held");
+        assert!(p.on_reject(req(1, BLOCK_SIZE, BLOCK_SIZE)));
+        assert!(
+            !p.on_reject(req(1, BLOCK_SIZE, BLOCK_SIZE)),
+            "rejected once only"
+        );
+        assert_eq!(p.in_flight(), 2);
+        // Piece 3 was never asked for: nothing of it is outstanding, so it goes unless kept.
+        assert_eq!(p.release(|i| i == 3), Vec::<u32>::new());
+        assert_eq!(p.release(|_| false), vec![3]);
+        assert!(p.on_reject(req(2, 0, BLOCK_SIZE)));
+        assert_eq!(p.release(|_| false), vec![2]);
+        assert_eq!(p.pieces(), vec![1], "piece 1 still has a block asked for");
+        assert_eq!(
+            p.next_requests(now(), any),
+            vec![req(1, BLOCK_SIZE, BLOCK_SIZE)]
+        );
+        assert_eq!(p.on_block(1, 0, &[1; BLOCK_SIZE as usize], now()), None);
+        assert!(
+            p.on_block(1, BLOCK_SIZE, &[2; BLOCK_SIZE as usize], now())
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn a_cap_limits_the_requests_in_flight() {
+        let mut p = Pipeline::new(250);
+        p.set_cap(Some(1));
+        assert!(p.wants_piece());
+        p.add_piece(4, 3 * BLOCK_SIZE);
+        assert!(!p.wants_piece());
+        assert_eq!(p.next_requests(now(), any), vec![req(4, 0, BLOCK_SIZE)]);
+        assert_eq!(p.next_requests(now(), any), vec![]);
+        p.set_cap(None);
+        assert_eq!(p.next_requests(now(), any).len(), 2);
     }
 }

@@ -31,10 +31,11 @@ impl Progress {
             let list = torrents
                 .iter()
                 .map(|t| {
-                    let bar = multi.add(ProgressBar::new(t.meta.info.total_length()));
+                    let (done, wanted) = t.wanted_progress();
+                    let bar = multi.add(ProgressBar::new(wanted));
                     bar.set_style(style.clone());
                     bar.set_prefix(t.meta.info.name.clone());
-                    bar.set_position(t.meta.info.total_length() - t.left_at_start);
+                    bar.set_position(done);
                     bar.reset_eta();
                     bar
                 })
@@ -52,7 +53,7 @@ impl Progress {
     pub fn update(&mut self, torrents: &[Arc<TorrentState>]) {
         if let Some((_, bars)) = &self.bars {
             for (t, bar) in torrents.iter().zip(bars) {
-                bar.set_position(t.meta.info.total_length() - t.left());
+                bar.set_position(t.wanted_progress().0);
                 bar.set_message(format!("{} peers", t.connections.load(Ordering::Relaxed)));
             }
             return;
@@ -65,13 +66,13 @@ impl Progress {
         for (t, last) in torrents.iter().zip(&mut self.last_bytes) {
             let bytes = t.downloaded.load(Ordering::Relaxed);
             if t.is_downloading() {
-                let total = t.meta.info.total_length().max(1);
-                let done = total - t.left();
+                // A selective download measures the bytes it wants, not the whole torrent.
+                let (done, wanted) = t.wanted_progress();
                 println!(
                     "{}: {:.1}% of {} bytes, {:.1} MB/s, {} peers",
                     t.meta.info.name,
-                    done as f64 * 100.0 / total as f64,
-                    total,
+                    done as f64 * 100.0 / wanted.max(1) as f64,
+                    wanted,
                     (bytes - *last) as f64 / 1e6 / elapsed.as_secs_f64(),
                     t.connections.load(Ordering::Relaxed)
                 );

@@ -2,6 +2,7 @@
 //! temporary folder, so the unit tests of the handshake, the connection loop and the piece
 //! states run against the same code as a peer process, without sockets.
 
+use crate::bitfield::Bitfield;
 use crate::disk::storage::Storage;
 use crate::metainfo::{self, CreateOptions, Metainfo};
 use crate::peer::picker::Picker;
@@ -33,6 +34,11 @@ impl Fixture {
     /// A single-file torrent of `pieces` pieces of [`PIECE`] bytes (the last one half as long)
     /// of which the peer's folder holds the pieces in `have`; the others are zeros on disk.
     pub fn new(pieces: usize, have: &[u32]) -> Fixture {
+        Fixture::wanting(pieces, have, None)
+    }
+
+    /// [`Fixture::new`] for a selective download of the pieces in `wanted` (all if `None`).
+    pub fn wanting(pieces: usize, have: &[u32], wanted: Option<&[u32]>) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let piece = PIECE as usize;
         let len = (pieces - 1) * piece + piece / 2;
@@ -70,7 +76,10 @@ impl Fixture {
         let state = TorrentState::new(
             meta,
             storage,
-            Picker::new(verified),
+            match wanted {
+                Some(w) => Picker::wanting(verified, Bitfield::with_pieces(pieces, &to_usize(w))),
+                None => Picker::new(verified),
+            },
             OUR_ID,
             Arc::new(AtomicBool::new(false)),
             tx,
@@ -89,4 +98,8 @@ impl Fixture {
         let start = index as usize * piece;
         &self.content[start..(start + piece).min(self.content.len())]
     }
+}
+
+fn to_usize(pieces: &[u32]) -> Vec<usize> {
+    pieces.iter().map(|&i| i as usize).collect()
 }

@@ -92,6 +92,10 @@ pub struct TorrentState {
     pub left_at_start: u64,
     /// Bytes still wanted: `left_at_start` less every verified piece stored since.
     left: AtomicU64,
+    /// Bytes of the pieces a selective download leaves out and lacks: part of `left` for good.
+    left_out: u64,
+    /// Bytes of the wanted pieces (every piece, unless the download is selective).
+    wanted_bytes: u64,
     /// When the process started, for the completion line's speed.
     pub started: Instant,
     /// Connections past their handshake, both directions.
@@ -130,6 +134,13 @@ impl TorrentState {
     ) -> TorrentState {
         let complete = picker.is_done();
         let left_at_start = Self::left_of(&meta, &picker);
+        let (have, wanted) = (picker.have(), picker.wanted());
+        let size = |i: usize| meta.info.piece_size(i);
+        let wanted_bytes = wanted.ones().map(size).sum();
+        let left_out = (0..have.len())
+            .filter(|&i| !wanted.get(i) && !have.get(i))
+            .map(size)
+            .sum();
         TorrentState {
             meta,
             storage,
@@ -141,6 +152,8 @@ impl TorrentState {
             downloaded: AtomicU64::new(0),
             left_at_start,
             left: AtomicU64::new(left_at_start),
+            left_out,
+            wanted_bytes,
             started: Instant::now(),
             connections: AtomicUsize::new(0),
             peers: PeerManager::new(DEFAULT_UPLOAD_SLOTS),
@@ -180,6 +193,16 @@ impl TorrentState {
     /// a finished selective download still reports the pieces it left out).
     pub fn left(&self) -> u64 {
         self.left.load(Ordering::SeqCst)
+    }
+
+    /// Bytes of the wanted pieces verified, and of all the wanted pieces: what the progress
+    /// display measures (the whole torrent, unless the download is selective).
+    pub fn wanted_progress(&self) -> (u64, u64) {
+        let wanted_left = self.left().saturating_sub(self.left_out);
+        (
+            self.wanted_bytes.saturating_sub(wanted_left),
+            self.wanted_bytes,
+        )
     }
 
     /// Whether every wanted piece is verified (every piece, unless the download is selective).
@@ -457,6 +480,24 @@ mod tests {
         assert_eq!(f.state.left(), 0, "each piece subtracted once");
         assert_eq!(f.events.try_recv(), Ok(TorrentEvent::Completed));
         assert!(f.events.try_recv().is_err(), "completed once");
+    }
+
+    #[test]
+    fn progress_measures_the_wanted_pieces_only() {
+        // Pieces 1 and 3 (the short last one) wanted, piece 0 on disk already.
+        let f = Fixture::wanting(4, &[0], Some(&[1, 3]));
+        let wanted = PIECE as u64 + PIECE as u64 / 2;
+        assert_eq!(f.state.wanted_progress(), (0, wanted));
+        f.state.store_piece(3, f.piece(3), addr(1)).unwrap();
+        assert_eq!(f.state.wanted_progress(), (PIECE as u64 / 2, wanted));
+        f.state.store_piece(1, f.piece(1), addr(1)).unwrap();
+        assert_eq!(f.state.wanted_progress(), (wanted, wanted));
+        assert!(f.state.is_complete());
+        assert_eq!(f.state.left(), PIECE as u64, "piece 2 is still missing");
+        // Not selective: the whole torrent, what is on disk included.
+        let all = Fixture::new(4, &[0]);
+        let total = all.content.len() as u64;
+        assert_eq!(all.state.wanted_progress(), (PIECE as u64, total));
     }
 
     #[test]

@@ -119,12 +119,20 @@ impl Outbox {
         true
     }
 
-    /// Drops every queued block (we choke the peer, so BEP 3 lets us drop its requests);
-    /// how many were dropped.
-    pub fn drop_blocks(&self) -> usize {
+    /// Drops every queued block but those `keep` accepts (we choke the peer, so BEP 3 lets us
+    /// drop its requests; BEP 6 keeps its allowed-fast ones) and returns the dropped ones.
+    pub fn drop_blocks(&self, keep: impl Fn(&BlockRequest) -> bool) -> Vec<BlockRequest> {
         let mut queue = lock(&self.queue);
-        queue.items.retain(|item| matches!(item, Item::Message(_)));
-        std::mem::take(&mut queue.blocks)
+        let mut dropped = Vec::new();
+        queue.items.retain(|item| match item {
+            Item::Block(request) if !keep(request) => {
+                dropped.push(*request);
+                false
+            }
+            _ => true,
+        });
+        queue.blocks -= dropped.len();
+        dropped
     }
 
     /// Block bytes written so far.
@@ -370,12 +378,22 @@ mod tests {
         assert!(outbox.serve(block(0, 0, 100)));
         outbox.send(Message::Choke);
         assert!(outbox.serve(block(1, 0, 100)));
-        assert_eq!(outbox.drop_blocks(), 2);
-        assert_eq!(outbox.queued_blocks(), 0);
+        assert!(outbox.serve(block(1, 100, 100)));
+        // An allowed-fast piece's blocks stay.
+        assert_eq!(
+            outbox.drop_blocks(|r| r.index == 1 && r.begin == 100),
+            [block(0, 0, 100), block(1, 0, 100)]
+        );
+        assert_eq!(outbox.queued_blocks(), 1);
         let mut out = Vec::new();
         write_ready(&outbox, &mut out, &f.state).unwrap();
-        assert_eq!(messages(&out), [Message::Choke]);
-        assert_eq!(outbox.sent(), 0);
+        let kept = Message::Piece {
+            index: 1,
+            begin: 100,
+            data: f.piece(1)[100..200].to_vec(),
+        };
+        assert_eq!(messages(&out), [Message::Choke, kept]);
+        assert_eq!(outbox.sent(), 100);
     }
 
     #[test]

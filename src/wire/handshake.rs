@@ -13,10 +13,13 @@ fn names_protocol(prefix: &[u8]) -> bool {
     prefix[0] == 19 && &prefix[1..20] == PROTOCOL
 }
 
+/// The reserved byte and bit that say a peer speaks the fast extension (BEP 6).
+const FAST_BIT: (usize, u8) = (7, 0x04);
+
 /// The first 68 bytes each side sends.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Handshake {
-    /// Extension bits; we set none and ignore the peer's.
+    /// Extension bits; see [`Handshake::fast`].
     pub reserved: [u8; 8],
     /// The torrent the connection is about.
     pub info_hash: [u8; 20],
@@ -32,6 +35,17 @@ impl Handshake {
             info_hash,
             peer_id,
         }
+    }
+
+    /// Sets the fast extension's bit (BEP 6).
+    pub fn with_fast(mut self) -> Handshake {
+        self.reserved[FAST_BIT.0] |= FAST_BIT.1;
+        self
+    }
+
+    /// Whether the sender speaks the fast extension (BEP 6).
+    pub fn fast(&self) -> bool {
+        self.reserved[FAST_BIT.0] & FAST_BIT.1 != 0
     }
 
     /// The handshake as sent on the wire.
@@ -104,5 +118,18 @@ mod tests {
             read_handshake(&mut &bytes[..30]),
             Err(WireError::Closed)
         ));
+    }
+
+    #[test]
+    fn the_fast_bit_is_bit_0x04_of_the_last_reserved_byte() {
+        let plain = Handshake::new([1; 20], [2; 20]);
+        assert!(!plain.fast());
+        let fast = plain.with_fast();
+        assert_eq!(fast.reserved, [0, 0, 0, 0, 0, 0, 0, 0x04]);
+        assert!(fast.fast());
+        assert_eq!(fast.to_bytes()[27], 0x04);
+        let mut others = Handshake::new([1; 20], [2; 20]);
+        others.reserved = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, !0x04];
+        assert!(!others.fast(), "other bits do not count");
     }
 }

@@ -49,7 +49,24 @@ pub enum Message {
     },
     /// The DHT port (BEP 5); read and ignored.
     Port(u16),
-    /// Any other id (extension protocol, fast extension, ...): its body is skipped.
+    /// BEP 6: the sender suggests fetching this piece (it may be ignored).
+    Suggest(u32),
+    /// BEP 6: the sender has every piece (instead of a full bitfield).
+    HaveAll,
+    /// BEP 6: the sender has no piece (instead of an empty bitfield).
+    HaveNone,
+    /// BEP 6: the sender will not serve this earlier [`Message::Request`].
+    Reject {
+        /// Piece index.
+        index: u32,
+        /// Offset within the piece.
+        begin: u32,
+        /// Bytes that were asked for.
+        length: u32,
+    },
+    /// BEP 6: the sender serves requests for this piece even while it chokes the receiver.
+    AllowedFast(u32),
+    /// Any other id (extension protocol, ...): its body is skipped.
     Unknown(u8),
 }
 
@@ -82,21 +99,25 @@ impl Message {
             3 => fixed(0).map(|_| Message::NotInterested)?,
             4 => fixed(4).map(|_| Message::Have(be32(rest)))?,
             5 => Message::Bitfield(rest.to_vec()),
-            6 | 8 => {
+            6 | 8 | 0x10 => {
                 fixed(12)?;
                 let (index, begin, length) = (be32(rest), be32(&rest[4..]), be32(&rest[8..]));
-                if id == 6 {
-                    Message::Request {
+                match id {
+                    6 => Message::Request {
                         index,
                         begin,
                         length,
-                    }
-                } else {
-                    Message::Cancel {
+                    },
+                    8 => Message::Cancel {
                         index,
                         begin,
                         length,
-                    }
+                    },
+                    _ => Message::Reject {
+                        index,
+                        begin,
+                        length,
+                    },
                 }
             }
             7 => {
@@ -110,6 +131,10 @@ impl Message {
                 }
             }
             9 => fixed(2).map(|_| Message::Port(u16::from_be_bytes([rest[0], rest[1]])))?,
+            0x0D => fixed(4).map(|_| Message::Suggest(be32(rest)))?,
+            0x0E => fixed(0).map(|_| Message::HaveAll)?,
+            0x0F => fixed(0).map(|_| Message::HaveNone)?,
+            0x11 => fixed(4).map(|_| Message::AllowedFast(be32(rest)))?,
             other => Message::Unknown(other),
         })
     }
@@ -145,6 +170,15 @@ impl Message {
                 length,
             } => put(8, &[*index, *begin, *length], &[]),
             Message::Port(p) => put(9, &[], &p.to_be_bytes()),
+            Message::Suggest(i) => put(0x0D, &[*i], &[]),
+            Message::HaveAll => put(0x0E, &[], &[]),
+            Message::HaveNone => put(0x0F, &[], &[]),
+            Message::Reject {
+                index,
+                begin,
+                length,
+            } => put(0x10, &[*index, *begin, *length], &[]),
+            Message::AllowedFast(i) => put(0x11, &[*i], &[]),
             Message::Unknown(id) => put(*id, &[], &[]),
         }
     }
@@ -193,6 +227,15 @@ mod tests {
                 length: 5,
             },
             Message::Port(6881),
+            Message::Suggest(3),
+            Message::HaveAll,
+            Message::HaveNone,
+            Message::Reject {
+                index: 4,
+                begin: 32768,
+                length: 16384,
+            },
+            Message::AllowedFast(9),
         ]
     }
 
@@ -222,6 +265,26 @@ mod tests {
             .to_bytes(),
             [0, 0, 0, 13, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x40, 0]
         );
+        // BEP 6's ids.
+        assert_eq!(Message::HaveAll.to_bytes(), [0, 0, 0, 1, 0x0E]);
+        assert_eq!(Message::HaveNone.to_bytes(), [0, 0, 0, 1, 0x0F]);
+        assert_eq!(
+            Message::AllowedFast(2).to_bytes(),
+            [0, 0, 0, 5, 0x11, 0, 0, 0, 2]
+        );
+        assert_eq!(
+            Message::Suggest(2).to_bytes(),
+            [0, 0, 0, 5, 0x0D, 0, 0, 0, 2]
+        );
+        assert_eq!(
+            Message::Reject {
+                index: 1,
+                begin: 0,
+                length: 16384
+            }
+            .to_bytes(),
+            [0, 0, 0, 13, 0x10, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0x40, 0]
+        );
     }
 
     #[test]
@@ -232,6 +295,11 @@ mod tests {
             &[7, 0, 0, 0],
             &[0, 1],
             &[9, 1],
+            &[0x0D, 0, 0, 1],
+            &[0x0E, 0],
+            &[0x0F, 1, 2],
+            &[0x10, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0],
+            &[0x11, 0, 0, 0, 0, 0],
         ] {
             assert!(
                 matches!(Message::parse(body), Err(WireError::Malformed { .. })),

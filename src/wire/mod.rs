@@ -1,4 +1,5 @@
-//! The BitTorrent peer wire protocol (BEP 3): handshake and length-prefixed messages.
+//! The BitTorrent peer wire protocol (BEP 3, and BEP 6's fast extension): handshake and
+//! length-prefixed messages.
 //!
 //! Reading is done by [`MessageReader`], which keeps partial input across read time-outs, so a
 //! connection loop can wake up every second without losing bytes. Every length prefix is checked

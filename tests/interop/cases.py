@@ -653,3 +653,4 @@ CASES = [
     (6, "metainfo-create", case_metainfo_create, 60),
 ]
 from cases_udp import CASES as _udp; CASES += _udp  # noqa: E402,E702
+from cases_choking import CASES as _choking; CASES += _choking  # noqa: E402, E702

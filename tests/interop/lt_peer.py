@@ -9,6 +9,7 @@ harness's --self-check, which validates the harness against real programs only.
 
     lt_peer.py peer --dir DIR --torrent FILE [--port N] [--tracker URL]
                     [--connect IP:PORT ...] [--exit-when-done] [--internet]
+                    [--unchoke-slots N] [--upload-limit BYTES_PER_S]
     lt_peer.py show FILE.torrent          (prints `Hash: <hex>` like piecemeal show)
     lt_peer.py create PATH --announce URL --output FILE [--piece-length BYTES]
 
@@ -143,6 +144,14 @@ def cmd_peer(args):
     signal.signal(signal.SIGINT, on_signal)
 
     ses = session_for(args.bind, args.port, args.internet)
+    if args.unchoke_slots is not None:
+        ses.apply_settings({"unchoke_slots_limit": args.unchoke_slots})
+    if args.upload_limit:
+        # Loopback peers are in the global class with --internet, else in the local one.
+        cid = lt.session.global_peer_class_id if args.internet else lt.session.local_peer_class_id
+        pc = ses.get_peer_class(cid)
+        pc["upload_limit"] = args.upload_limit
+        ses.set_peer_class(cid, pc)
     port = wait_listening(ses, time.monotonic() + 10)
     print(f"listening on {args.bind}:{port}", flush=True)
 
@@ -275,6 +284,8 @@ def main():
     p.add_argument("--connect", action="append", default=[])
     p.add_argument("--exit-when-done", action="store_true")
     p.add_argument("--internet", action="store_true", help="treat loopback peers as internet peers")
+    p.add_argument("--unchoke-slots", type=int, help="libtorrent's unchoke_slots_limit")
+    p.add_argument("--upload-limit", type=int, default=0, help="upload bytes/s to loopback peers")
     s = sub.add_parser("show")
     s.add_argument("torrent")
     k = sub.add_parser("check")

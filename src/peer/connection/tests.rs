@@ -93,12 +93,23 @@ impl Write for Remote<'_> {
     }
 }
 
-/// Runs a connection to `addr` (peer id `id`) through `script` and returns how it ended and
-/// everything that crossed the wire.
+/// Runs a connection to `addr` (peer id `id`, a BEP 3 peer) through `script` and returns how
+/// it ended and everything that crossed the wire.
 fn converse_with<'a>(
     torrent: &TorrentState,
     addr: SocketAddr,
     id: [u8; 20],
+    script: Vec<Step<'a>>,
+) -> (Result<(), ConnError>, Vec<Traffic>) {
+    let theirs = Handshake::new(torrent.meta.info_hash.0, id);
+    talk(torrent, addr, &theirs, script)
+}
+
+/// Runs a connection to `addr`, whose handshake was `theirs`, through `script`.
+fn talk<'a>(
+    torrent: &TorrentState,
+    addr: SocketAddr,
+    theirs: &Handshake,
     script: Vec<Step<'a>>,
 ) -> (Result<(), ConnError>, Vec<Traffic>) {
     let mut stream = Remote {
@@ -111,7 +122,7 @@ fn converse_with<'a>(
         &mut stream,
         torrent,
         addr,
-        id,
+        theirs,
         &Outbox::new(),
         Sending::Inline,
     );
@@ -613,3 +624,5 @@ fn with_one_block_pieces_a_whole_window_of_requests_goes_out_at_once() {
     back.sort();
     assert_eq!(back, all, "each piece queued once");
 }
+
+mod fast;
