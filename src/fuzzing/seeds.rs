@@ -102,6 +102,15 @@ pub(super) fn wire() -> Vec<Vec<u8>> {
             length: 16384,
         },
         Message::Port(6881),
+        Message::Suggest(3),
+        Message::HaveAll,
+        Message::HaveNone,
+        Message::Reject {
+            index: 1,
+            begin: 0,
+            length: 16384,
+        },
+        Message::AllowedFast(2),
     ];
     let mut seeds: Vec<Vec<u8>> = messages.iter().map(Message::to_bytes).collect();
     let mut stream = Handshake::new([1; 20], [2; 20]).to_bytes().to_vec();
