@@ -3,8 +3,11 @@
 
 use crate::bencode::{self, Value};
 use crate::metainfo::InfoHash;
+use crate::metainfo::Metainfo;
 use crate::tracker::protocol::udp::{Announce, Request, Response, ScrapeEntry};
 use crate::tracker::protocol::{Event, JsonAnnounce, JsonPeer, JsonReply, peer_id_to_json};
+use crate::wire::extended::{ExtHandshake, MetadataMessage};
+use crate::wire::pex::PexMessage;
 use crate::wire::{Handshake, Message};
 use std::net::SocketAddr;
 
@@ -111,6 +114,14 @@ pub(super) fn wire() -> Vec<Vec<u8>> {
             length: 16384,
         },
         Message::AllowedFast(2),
+        Message::Extended {
+            id: 0,
+            payload: extension().swap_remove(0),
+        },
+        Message::Extended {
+            id: 1,
+            payload: MetadataMessage::Request(3).encode(),
+        },
     ];
     let mut seeds: Vec<Vec<u8>> = messages.iter().map(Message::to_bytes).collect();
     let mut stream = Handshake::new([1; 20], [2; 20]).to_bytes().to_vec();
@@ -271,5 +282,59 @@ pub(super) fn tracker_reply() -> Vec<Vec<u8>> {
         .map(bencode::encode)
         .collect();
     seeds.push(json);
+    seeds
+}
+
+/// Extended message bodies: a handshake as libtorrent fills it, `ut_metadata` requests, data
+/// and rejects, and `ut_pex` with both families.
+pub(super) fn extension() -> Vec<Vec<u8>> {
+    let handshake = ExtHandshake {
+        m: [("ut_metadata".to_string(), 1), ("ut_pex".to_string(), 2)].into(),
+        v: Some("piecemeal 0.1".into()),
+        p: Some(6881),
+        reqq: Some(250),
+        metadata_size: Some(1234),
+        yourip: "10.0.0.1".parse().ok(),
+    };
+    let info = metainfo().pop().unwrap_or_default();
+    let pex = PexMessage {
+        added: ["10.0.0.2:6881", "[::1]:1"]
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .map(|a| (a, 0x10))
+            .collect(),
+        dropped: ["10.0.0.3:80"]
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect(),
+    };
+    vec![
+        handshake.encode(),
+        ExtHandshake::default().encode(),
+        MetadataMessage::Request(0).encode(),
+        MetadataMessage::Data {
+            piece: 0,
+            total_size: info.len() as u64,
+            data: info,
+        }
+        .encode(),
+        MetadataMessage::Reject(1).encode(),
+        pex.encode(),
+    ]
+}
+
+/// Magnet links as `show` prints them for the seed torrents, and one with a base32 hash, `x.pe`
+/// peers and parameters we ignore.
+pub(super) fn magnet() -> Vec<Vec<u8>> {
+    let mut seeds: Vec<Vec<u8>> = metainfo()
+        .iter()
+        .filter_map(|t| Metainfo::from_bytes(t).ok())
+        .map(|m| m.magnet_link().into_bytes())
+        .collect();
+    seeds.push(
+        b"magnet:?xt=urn:btih:VOVKXK5LVOVKXK5LVOVKXK5LVOVKXK5L&dn=x+y%20z&xl=10\
+          &tr=http%3A%2F%2Ft%2F&x.pe=10.0.0.1:6881&x.pe=[::1]:1"
+            .to_vec(),
+    );
     seeds
 }

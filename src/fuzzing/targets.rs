@@ -6,9 +6,12 @@ use super::Target;
 use super::seeds;
 use crate::bencode;
 use crate::metainfo::Metainfo;
+use crate::metainfo::magnet::Magnet;
 use crate::net::http;
 use crate::tracker::protocol::compact::Family;
 use crate::tracker::protocol::udp;
+use crate::wire::extended::{ExtHandshake, MetadataMessage};
+use crate::wire::pex::PexMessage;
 use crate::wire::{HANDSHAKE_LEN, Handshake, Message, MessageReader, max_message_len};
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -43,6 +46,16 @@ pub const TARGETS: &[Target] = &[
         name: "tracker_reply",
         seeds: seeds::tracker_reply,
         run: crate::tracker::client::parse_reply_body,
+    },
+    Target {
+        name: "extension",
+        seeds: seeds::extension,
+        run: extension,
+    },
+    Target {
+        name: "magnet",
+        seeds: seeds::magnet,
+        run: magnet,
     },
 ];
 
@@ -124,4 +137,28 @@ fn udp_tracker(data: &[u8]) -> bool {
         }
     }
     accepted
+}
+
+/// An extended message body (BEP 10) read as each extension we speak would read it: the
+/// extended handshake, `ut_metadata` and `ut_pex`.
+fn extension(data: &[u8]) -> bool {
+    let mut accepted = false;
+    if let Ok(h) = ExtHandshake::parse(data) {
+        assert_eq!(ExtHandshake::parse(&h.encode()).as_ref(), Ok(&h));
+        accepted = true;
+    }
+    if let Ok(m) = MetadataMessage::parse(data) {
+        assert_eq!(MetadataMessage::parse(&m.encode()).as_ref(), Ok(&m));
+        accepted = true;
+    }
+    if let Ok(p) = PexMessage::parse(data) {
+        assert_eq!(PexMessage::parse(&p.encode()).as_ref(), Ok(&p));
+        accepted = true;
+    }
+    accepted
+}
+
+/// A magnet link (the bytes as text, invalid UTF-8 replaced).
+fn magnet(data: &[u8]) -> bool {
+    Magnet::parse(&String::from_utf8_lossy(data)).is_ok()
 }
