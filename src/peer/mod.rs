@@ -45,6 +45,7 @@ pub mod picker;
 pub mod pipeline;
 pub mod progress;
 pub mod rate_limit;
+pub mod resume_saving;
 pub mod session;
 pub mod snub;
 pub mod torrent_state;

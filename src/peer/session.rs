@@ -7,6 +7,8 @@
 //! and one thread per outgoing connection (the download
 //! side, see [`crate::peer::dial`]).
 
+use crate::disk::file_pool::{DEFAULT_MAX_OPEN_FILES, FilePool};
+use crate::disk::resume::{self, CheckPlan};
 use crate::disk::storage::{Storage, StorageError};
 use crate::metainfo::magnet::Magnet;
 use crate::metainfo::selection::{self, FileSpec, SelectionError};
@@ -98,6 +100,10 @@ pub struct PeerConfig {
     /// while seeding), plus one optimistic unchoke.
     #[arg(long, default_value_t = DEFAULT_UPLOAD_SLOTS, value_parser = TypedValueParser::map(clap::value_parser!(u16).range(1..), usize::from))]
     pub upload_slots: usize,
+    /// Files kept open at once for all torrents together (the least recently used is closed
+    /// first), so a torrent of many files needs no descriptor per file.
+    #[arg(long, default_value_t = DEFAULT_MAX_OPEN_FILES, value_parser = TypedValueParser::map(clap::value_parser!(u16).range(1..), usize::from))]
+    pub max_open_files: usize,
     /// Draw progress bars (stdout is a terminal) instead of plain lines.
     #[arg(skip)]
     pub bars: bool,
@@ -225,6 +231,8 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
     let mut torrents = Vec::new();
     let mut receivers = Vec::new();
     let mut registry = HashMap::new();
+    let mut records = Vec::new();
+    let pool = FilePool::new(config.max_open_files);
     let mut connects = Vec::new();
     for Resolved {
         meta,
@@ -241,16 +249,22 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
                 source,
             }
         })?;
-        let storage =
-            Storage::open_selected(&meta.info, &config.dir, &files).map_err(PeerError::Storage)?;
-        // Resume: only pieces whose hash matches what is on disk count as ours.
-        let have = storage.verify(&meta.info);
+        let storage = Storage::open_selected(&meta.info, &config.dir, &files, &pool)
+            .map_err(PeerError::Storage)?;
+        // Resume: the pieces a valid record vouches for, and those whose hash matches.
+        let record = resume::path_for(&config.dir, &info_hash);
+        let checking = Instant::now();
+        let plan = start_plan(&record, &meta, &storage);
+        let have = storage.check(&meta.info, &plan);
         let wanted = selection::wanted_pieces(&meta.info, &files);
         log::info!(
-            "{}: {}/{} pieces on disk",
+            "{}: {}/{} pieces on disk ({} from the resume record, {} hashed in {:.3} s)",
             meta.info.name,
             have.count(),
-            have.len()
+            have.len(),
+            plan.trusted.count(),
+            plan.to_hash.count(),
+            checking.elapsed().as_secs_f64()
         );
         let (tx, rx) = crossbeam_channel::unbounded();
         let torrent = Arc::new(
@@ -277,6 +291,7 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
         }
         torrents.push(torrent);
         receivers.push(rx);
+        records.push(record);
     }
     println!("listening on {local}");
     let acceptor = listener::start(
@@ -342,6 +357,16 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
         );
     }
 
+    let mut savers = Vec::new();
+    for (torrent, record) in torrents.iter().zip(records) {
+        let torrent = torrent.clone();
+        savers.push(
+            std::thread::Builder::new()
+                .name("resume".into())
+                .spawn(move || crate::peer::resume_saving::run(torrent, record))
+                .map_err(PeerError::Io)?,
+        );
+    }
     let outcome = watch(&torrents, &config, &shutdown, begun);
     shutdown.store(true, Ordering::SeqCst);
     // An announce thread may be inside a regular announce to a tracker that stopped answering
@@ -355,12 +380,25 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
             let _ = handle.join();
         }
     }
-    // The choke and feed threads see the shutdown flag within a second.
-    for handle in chokers {
+    // The choke and feed threads see the shutdown flag within a second; the resume threads
+    // save once more.
+    for handle in chokers.into_iter().chain(savers) {
         let _ = handle.join();
     }
     let _ = acceptor.join();
     outcome
+}
+
+/// What the start-up check of `meta` hashes: everything, unless the resume record at `path`
+/// is valid (then only the pieces of files changed since).
+fn start_plan(path: &std::path::Path, meta: &Metainfo, storage: &Storage) -> CheckPlan {
+    match resume::load(path, &meta.info_hash, &meta.info) {
+        Ok(record) => resume::plan(&record, &storage.stamps(), &meta.info),
+        Err(e) => {
+            log::info!("{}: {e}: checking every piece", meta.info.name);
+            CheckPlan::everything(meta.info.piece_count())
+        }
+    }
 }
 
 /// The main thread's loop: progress, completion lines, and the decision to stop.

@@ -9,7 +9,9 @@
 //! The shared parts behind locks are the picker's piece states (a mutex inside [`Picker`]), the
 //! have log (an `RwLock`: every connection reads it each tick, a verified piece writes it), and
 //! the mutexes of the per-peer stats, the dialled and banned sets, the open connections
-//! ([`OpenConnections`]), the storage failure and the feed's listening addresses ([`PeerFeed`]). [`Storage`] needs none: it does positioned reads and writes on files opened once.
+//! ([`OpenConnections`]), the storage failure and the feed's listening addresses ([`PeerFeed`]).
+//! [`Storage`] needs none: it does positioned reads and writes (its file pool's lock is its own,
+//! held for bookkeeping only).
 //!
 //! The rule that keeps them free of deadlocks: **at most one of these locks is held at a time**,
 //! and none across disk or socket I/O, a send to the announce thread, or a call into another
