@@ -68,3 +68,14 @@ run-client: build
 
 clean:
 	$(CARGO) clean
+
+# Structure-aware mutation fuzzing of every network parser (see README "Fuzzing"); findings are
+# saved outside the tree. FUZZ_TARGETS picks some (names as printed), FUZZ_INPUTS the count.
+FUZZ_INPUTS ?= 10000000
+FUZZ_CRASH_DIR ?= $(or $(TMPDIR),/tmp)/piecemeal-fuzz-crashes
+FUZZ_TARGETS ?=
+.PHONY: fuzz
+fuzz:
+	$(CARGO) build --release --example fuzz
+	FUZZ_INPUTS=$(FUZZ_INPUTS) FUZZ_CRASH_DIR=$(FUZZ_CRASH_DIR) \
+	  $(or $(CARGO_TARGET_DIR),target)/release/examples/fuzz $(FUZZ_TARGETS)

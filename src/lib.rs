@@ -17,6 +17,8 @@ pub mod bencode;
 pub mod bitfield;
 pub mod dht;
 pub mod disk;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod lock;
 pub mod metainfo;
 pub mod net;

@@ -84,6 +84,15 @@ impl ReplyError {
     }
 }
 
+/// Reads a tracker's reply body as the client does, as JSON and as BEP 3 (for the fuzzer):
+/// whether either reading understood it (as peers or as a refusal).
+#[doc(hidden)]
+pub fn parse_reply_body(body: &[u8]) -> bool {
+    let understood = |r: &Result<_, _>| !matches!(r, Err(ReplyError::Invalid(_)));
+    let json = parse_json_reply(body).is_some_and(|r| understood(&r));
+    understood(&parse_bep3_reply(body)) || json
+}
+
 /// Default bound on one tracker exchange.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 

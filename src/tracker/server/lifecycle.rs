@@ -3,10 +3,7 @@
 //! silent peers out of the registry.
 
 use super::access_list::{AccessList, AccessListError, Mode};
-use super::address_limit::AddressLimit;
 use super::routes::Service;
-use super::stats::Stats;
-use super::swarm::{Caps, Swarms};
 use super::waiting_room::{Doorbell, Room};
 use crate::net::http::Limits;
 use crate::net::pool::ThreadPool;
@@ -191,20 +188,7 @@ pub fn start(config: TrackerConfig) -> Result<TrackerHandle, TrackerError> {
         Some((mode, path)) => AccessList::load(*mode, path).map_err(TrackerError::AccessList)?,
     };
     let (listener, local_addr, udp_sockets) = listen(&config)?;
-    let service = Arc::new(Service {
-        swarms: Swarms::new(Caps {
-            peer_timeout: config.peer_timeout,
-            max_swarms: config.max_swarms,
-            max_peers_per_swarm: config.max_peers_per_swarm,
-        }),
-        interval: config.interval,
-        min_interval: config.min_interval,
-        limits: config.limits.clone(),
-        trusted_proxies: config.trusted_proxies.clone(),
-        address_limit: AddressLimit::new(config.max_announces_per_ip, config.interval),
-        access,
-        stats: Stats::default(),
-    });
+    let service = Arc::new(Service::new(&config, access));
     let pool = ThreadPool::new("tracker-worker", config.workers, config.queue)
         .map_err(TrackerError::Spawn)?;
     let stopping = Arc::new(AtomicBool::new(false));

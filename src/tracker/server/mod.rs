@@ -49,3 +49,5 @@ pub use access_list::{AccessListError, Mode as AccessMode};
 pub use lifecycle::{
     TrackerConfig, TrackerError, TrackerHandle, default_min_interval, default_peer_timeout, start,
 };
+#[doc(hidden)]
+pub use routes::answer_fresh;

@@ -1,8 +1,10 @@
 //! Routing: which handler answers which method and path, and the reply each handler builds,
 //! JSON for the JSON API and bencoded for the BEP 3 endpoints.
 
+use super::access_list::AccessList;
 use super::bep3::bep3_announce;
 use super::json_api::json_announce;
+use super::lifecycle::TrackerConfig;
 use super::params::Origin;
 use super::scrape::scrape;
 pub(super) use super::service::Service;
@@ -100,6 +102,15 @@ fn wants_html(request: &Request) -> bool {
     request
         .header("accept")
         .is_some_and(|v| v.windows(9).any(|w| w.eq_ignore_ascii_case(b"text/html")))
+}
+
+/// Answers `request` from `remote` as a freshly started tracker with default settings would
+/// (for the fuzzer, which needs each input to be replayable on its own): the status and body.
+#[doc(hidden)]
+pub fn answer_fresh(request: &Request, remote: IpAddr) -> (u16, Vec<u8>) {
+    let service = Service::new(&TrackerConfig::default(), AccessList::open());
+    let reply = route(request, remote, &service, Instant::now());
+    (reply.status, reply.body)
 }
 
 /// A bencoded dictionary from text keys.

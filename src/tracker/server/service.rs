@@ -4,8 +4,9 @@
 
 use super::access_list::AccessList;
 use super::address_limit::AddressLimit;
+use super::lifecycle::TrackerConfig;
 use super::stats::{Kind, Proto, Stats};
-use super::swarm::{AnnounceReply, PeerAnnounce, ScrapeStats, Swarms};
+use super::swarm::{AnnounceReply, Caps, PeerAnnounce, ScrapeStats, Swarms};
 use crate::metainfo::InfoHash;
 use crate::net::http::Limits;
 use std::net::IpAddr;
@@ -26,6 +27,24 @@ pub(super) struct Service {
 }
 
 impl Service {
+    /// The service `config` describes, admitting the info hashes `access` allows.
+    pub(super) fn new(config: &TrackerConfig, access: AccessList) -> Service {
+        Service {
+            swarms: Swarms::new(Caps {
+                peer_timeout: config.peer_timeout,
+                max_swarms: config.max_swarms,
+                max_peers_per_swarm: config.max_peers_per_swarm,
+            }),
+            interval: config.interval,
+            min_interval: config.min_interval,
+            limits: config.limits.clone(),
+            trusted_proxies: config.trusted_proxies.clone(),
+            address_limit: AddressLimit::new(config.max_announces_per_ip, config.interval),
+            access,
+            stats: Stats::default(),
+        }
+    }
+
     /// Records an announce that arrived over `proto`; `announce.addr` must hold the address the
     /// request came from (or the one a trusted proxy vouched for), as peers are known by it.
     /// `Err` holds the failure reason to send back.
