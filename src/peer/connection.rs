@@ -19,6 +19,7 @@ use crate::peer::fast::{self, Answer, Fast};
 use crate::peer::peer_manager::PeerSlot;
 use crate::peer::pipeline::{BlockRequest, Pipeline};
 use crate::peer::snub::{self, Snub, Verdict};
+use crate::peer::suggest::Suggestions;
 use crate::peer::torrent_state::{Stored, TorrentState};
 use crate::peer::window::DEFAULT_PEER_REQQ;
 use crate::peer::writer::{self, MAX_QUEUED_BLOCKS, Outbox};
@@ -81,6 +82,8 @@ struct Conn<'a, S> {
     slot: Arc<PeerSlot>,
     /// Bytes of requested blocks received.
     received: u64,
+    /// Pieces suggested (BEP 6) to the peer and by it ([`suggest`](crate::peer::suggest)).
+    suggestions: Suggestions,
 }
 
 /// Runs a connection whose handshake is done until it ends, the torrent shuts down, or both
@@ -170,6 +173,7 @@ fn run_loop<S: Read + Write>(
         throttled_until: None,
         slot: torrent.peers.join(remote),
         received: 0,
+        suggestions: Suggestions::default(),
     };
     torrent.connections.fetch_add(1, Ordering::SeqCst);
     let result = conn.drive(MessageReader::new(max_message_len(pieces)));
@@ -179,6 +183,7 @@ fn run_loop<S: Read + Write>(
         torrent.picker.put_back(index);
     }
     torrent.picker.remove_peer(&conn.peer_has);
+    conn.give_back_dealt();
     result
 }
 
@@ -298,7 +303,10 @@ impl<S: Read + Write> Conn<'_, S> {
         self.am_choking = choke;
         if choke {
             self.choke_peer();
+            self.give_back_dealt();
         } else {
+            // Suggestions first, so the peer has them when it picks its first pieces.
+            self.deal_ahead();
             self.queue(Message::Unchoke);
         }
     }
@@ -322,9 +330,15 @@ impl<S: Read + Write> Conn<'_, S> {
             // pieces a refill takes up to a whole window of them.
             let mut holding = self.pipeline.pieces();
             while self.pipeline.wants_piece() {
-                let Some(index) = self.torrent.picker.take(from, &holding) else {
+                let suggested = self.suggestions.theirs();
+                let Some(index) = self
+                    .torrent
+                    .picker
+                    .take_preferring(from, &holding, suggested)
+                else {
                     break;
                 };
+                self.suggestions.taken(index);
                 let size = self.torrent.meta.info.piece_size(index as usize) as u32;
                 self.pipeline.add_piece(index, size);
                 holding.push(index);
@@ -358,7 +372,8 @@ impl<S: Read + Write> Conn<'_, S> {
     fn handle(&mut self, message: Message) -> Result<(), ConnError> {
         let pieces = self.peer_has.len();
         match message {
-            Message::KeepAlive | Message::Port(_) | Message::Suggest(_) | Message::Unknown(_) => {}
+            Message::KeepAlive | Message::Port(_) | Message::Unknown(_) => {}
+            Message::Suggest(index) => self.on_suggest(index),
             Message::Cancel {
                 index,
                 begin,
@@ -458,6 +473,9 @@ impl<S: Read + Write> Conn<'_, S> {
             }
             Answer::Ignore => return Ok(()),
         }
+        if begin == 0 {
+            self.on_started(index);
+        }
         // The writer reads the block from disk when its turn comes.
         if self.outbox.serve(request) {
             self.last_sent = Instant::now();
@@ -514,5 +532,6 @@ impl<S: Read + Write> Conn<'_, S> {
 }
 
 mod outstanding;
+mod suggesting;
 #[cfg(test)]
 mod tests;

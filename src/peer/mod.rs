@@ -38,6 +38,7 @@ pub mod progress;
 pub mod rate_limit;
 pub mod session;
 pub mod snub;
+pub mod suggest;
 pub mod torrent_state;
 pub mod window;
 pub mod writer;
