@@ -134,6 +134,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|e| format!("cannot write {}: {e}", output.display()))?;
             let meta = Metainfo::from_bytes(&bytes).map_err(|e| e.to_string())?;
             println!("wrote {} (info hash {})", output.display(), meta.info_hash);
+            println!("{}", meta.magnet_link());
             Ok(())
         }
         Command::Show { torrent } => {

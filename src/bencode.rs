@@ -325,6 +325,13 @@ pub fn validate(bytes: &[u8]) -> Result<(), BencodeError> {
     Ok(())
 }
 
+/// Decodes the one bencode value at the start of `bytes` and returns it with the offset just
+/// past it; the bytes after it are left alone (a `ut_metadata` piece follows its dictionary).
+pub fn decode_prefix(bytes: &[u8]) -> Result<(Value, usize), BencodeError> {
+    let end = value_end(bytes, 0)?;
+    Ok((decode(&bytes[..end])?, end))
+}
+
 /// Decodes exactly one bencode value. Safe on any input: no panics, no output, bounded stack.
 pub fn decode(bytes: &[u8]) -> Result<Value, BencodeError> {
     validate(bytes)?;

@@ -1134,15 +1134,35 @@ fn a_tracker_that_stops_answering_delays_the_exit_only_briefly() {
 }
 
 #[test]
-fn a_stale_longer_file_in_the_folder_ends_up_as_the_torrents_file() {
+fn a_stale_longer_file_in_the_folder_is_refused_until_the_user_deals_with_it() {
     let s = Seeding::start((1 << 20) + 5000);
     let dir = s.work.path().join("client");
     support::copy_tree(&s.work.path().join("seed"), &dir);
     let first = dir.join("target/a.bin");
     let mut stale = std::fs::read(&first).unwrap();
+    let length = stale.len() as u64;
     stale.extend_from_slice(b"the tail of an older, longer version");
-    std::fs::write(&first, stale).unwrap();
+    std::fs::write(&first, &stale).unwrap();
     std::fs::remove_file(dir.join("target/deep/b.bin")).unwrap();
+    let mut refused = peer(&dir, &s.torrent, &["--tracker", &s.url, "--exit-when-done"]);
+    assert!(!refused.wait_exit(DOWNLOAD).success());
+    assert!(
+        refused.stderr().contains("target/a.bin: it holds"),
+        "{}",
+        refused.stderr()
+    );
+    assert_eq!(
+        std::fs::read(&first).unwrap(),
+        stale,
+        "never cut by the peer"
+    );
+    // The user cuts it: its pieces are kept, only the rest is fetched.
+    std::fs::File::options()
+        .write(true)
+        .open(&first)
+        .unwrap()
+        .set_len(length)
+        .unwrap();
     let mut client = peer(&dir, &s.torrent, &["--tracker", &s.url, "--exit-when-done"]);
     let line = client.wait_for("complete", DOWNLOAD);
     assert!(client.wait_exit(DOWNLOAD).success(), "{}", client.stderr());

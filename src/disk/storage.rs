@@ -1,23 +1,29 @@
 //! Where a torrent's bytes live on disk: the mapping from pieces to spans of files, reads for
-//! uploads, writes of verified pieces, and the resume check of what a folder already holds.
+//! uploads, writes of verified pieces, and the start-up check of what a folder already holds.
 //!
 //! The torrent is one contiguous byte range cut into files in `info` order; a piece may span
-//! several files. Files are opened once and accessed with positioned reads and writes, so many
-//! threads can use one `Storage` without a lock.
+//! several files. Files are opened on demand through the process's [`FilePool`] (read-only until
+//! a write needs them) and accessed with positioned reads and writes, so many threads can use
+//! one `Storage` without a lock.
 //!
-//! With a selective download ([`Storage::open_selected`]) an unwanted file is neither created
-//! nor cut at open: it is opened if it exists, and created (sparse, empty up to the bytes
-//! written) only when a piece it shares with a wanted file is written.
+//! A user's bytes are never cut: an existing file longer than the torrent says is refused at
+//! [`Storage::open_selected`] (it is not the torrent's file, or not only), and nothing outside
+//! the torrent's files is touched. With a selective download an unwanted file is neither
+//! created nor opened for writing at open: it is created (sparse, empty up to the bytes written)
+//! only when a piece it shares with a wanted file is written.
 
+use super::file_pool::{Access, DEFAULT_MAX_OPEN_FILES, FilePool};
 use super::piece_matches;
+use super::resume::{CheckPlan, FileStamp};
 use crate::bitfield::Bitfield;
 use crate::metainfo::Info;
 use std::fmt;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A storage failure, naming the file involved.
 #[derive(Debug)]
@@ -53,9 +59,8 @@ struct StoredFile {
     /// Offset of the file's first byte within the torrent.
     offset: u64,
     length: u64,
-    /// Opened at start, except for an unwanted file that does not exist yet: that one is
-    /// created on its first write.
-    handle: OnceLock<File>,
+    /// Written since the last [`Storage::sync`].
+    dirty: AtomicBool,
 }
 
 /// One span of a file that a range of the torrent maps to.
@@ -76,6 +81,9 @@ pub struct Storage {
     layout: Vec<(u64, u64)>,
     piece_length: u64,
     total_length: u64,
+    pool: Arc<FilePool>,
+    /// This storage's id in `pool`.
+    owner: u64,
 }
 
 /// Maps the torrent range `[start, start+len)` onto the files given by `(offset, length)`
@@ -101,45 +109,35 @@ pub fn spans(files: &[(u64, u64)], start: u64, len: u64) -> Vec<Span> {
 }
 
 impl Storage {
-    /// Opens (creating where missing) every file of `info` below `dir`, with its folders.
-    /// Existing files keep their bytes up to their length in the torrent (longer ones are
-    /// cut to it); missing ones are created empty.
+    /// Opens every file of `info` below `dir` with a pool of its own (see
+    /// [`open_selected`](Self::open_selected)).
     pub fn open(info: &Info, dir: &Path) -> Result<Storage, StorageError> {
-        Storage::open_selected(info, dir, &vec![true; info.files.len()])
+        let pool = FilePool::new(DEFAULT_MAX_OPEN_FILES);
+        Storage::open_selected(info, dir, &vec![true; info.files.len()], &pool)
     }
 
-    /// [`open`](Self::open) for the files where `wanted` is true; the others are opened only
-    /// if they exist, and left as they are.
+    /// Lays out the files of `info` below `dir`, creating the wanted ones that are missing
+    /// (empty, with their folders); existing files are not opened until used. An existing file
+    /// longer than the torrent says is refused, never cut. Unwanted files (`wanted` false) are
+    /// left as they are. Handles come from `pool`.
     pub fn open_selected(
         info: &Info,
         dir: &Path,
         wanted: &[bool],
+        pool: &Arc<FilePool>,
     ) -> Result<Storage, StorageError> {
         let mut files = Vec::with_capacity(info.files.len());
         let mut offset = 0;
         for (entry, &wanted) in info.files.iter().zip(wanted) {
             let path = dir.join(info.relative_path(entry));
-            let handle = OnceLock::new();
             if wanted {
-                let file = create(&path)?;
-                // A longer file (an older version, say) verifies piece by piece yet is not the
-                // torrent's file: the bytes past its end go.
-                if file.metadata().is_ok_and(|m| m.len() > entry.length) {
-                    file.set_len(entry.length).map_err(|source| StorageError {
-                        path: path.clone(),
-                        action: "truncate",
-                        source,
-                    })?;
-                }
-                let _ = handle.set(file);
-            } else if let Ok(file) = OpenOptions::new().read(true).write(true).open(&path) {
-                let _ = handle.set(file);
+                prepare(&path, entry.length)?;
             }
             files.push(StoredFile {
                 path,
                 offset,
                 length: entry.length,
-                handle,
+                dirty: AtomicBool::new(false),
             });
             offset += entry.length;
         }
@@ -149,7 +147,15 @@ impl Storage {
             layout,
             piece_length: info.piece_length,
             total_length: offset,
+            pool: pool.clone(),
+            owner: pool.register(),
         })
+    }
+
+    /// The handle of file `index` from the pool, opened for `access`.
+    fn handle(&self, index: usize, access: Access) -> io::Result<Arc<File>> {
+        self.pool
+            .get((self.owner, index), &self.files[index].path, access)
     }
 
     /// Reads `len` bytes at `begin` within piece `index`. Bytes past a file's current end (a
@@ -158,8 +164,8 @@ impl Storage {
         let mut out = vec![0u8; len as usize];
         let start = index as u64 * self.piece_length + begin as u64;
         self.each_span(start, len as u64, "read", |file, offset, range| {
-            let file = file.handle.get().ok_or(io::ErrorKind::NotFound)?;
-            file.read_exact_at(&mut out[range], offset)
+            self.handle(file, Access::Read)?
+                .read_exact_at(&mut out[range], offset)
         })?;
         Ok(out)
     }
@@ -168,33 +174,27 @@ impl Storage {
     pub fn write_piece(&self, index: u32, data: &[u8]) -> Result<(), StorageError> {
         let start = index as u64 * self.piece_length;
         self.each_span(start, data.len() as u64, "write", |file, offset, range| {
-            let handle = match file.handle.get() {
-                Some(handle) => handle,
-                // Two writers may race here: both open the same file, one handle is kept.
-                None => {
-                    let created = create(&file.path).map_err(|e| e.source)?;
-                    file.handle.get_or_init(|| created)
-                }
-            };
-            handle.write_all_at(&data[range], offset)
+            self.handle(file, Access::Write)?
+                .write_all_at(&data[range], offset)?;
+            self.files[file].dirty.store(true, Ordering::SeqCst);
+            Ok(())
         })
     }
 
-    /// Calls `io` for each file span of the torrent range `[start, start+len)` with the file,
-    /// the offset in it, and the matching range of the caller's buffer.
+    /// Calls `io` for each file span of the torrent range `[start, start+len)` with the file's
+    /// index, the offset in it, and the matching range of the caller's buffer.
     fn each_span(
         &self,
         start: u64,
         len: u64,
         action: &'static str,
-        mut io: impl FnMut(&StoredFile, u64, std::ops::Range<usize>) -> io::Result<()>,
+        mut io: impl FnMut(usize, u64, std::ops::Range<usize>) -> io::Result<()>,
     ) -> Result<(), StorageError> {
         let mut at = 0usize;
         for span in spans(&self.layout, start, len) {
-            let file = &self.files[span.file];
             let range = at..at + span.length as usize;
-            io(file, span.file_offset, range).map_err(|source| StorageError {
-                path: file.path.clone(),
+            io(span.file, span.file_offset, range).map_err(|source| StorageError {
+                path: self.files[span.file].path.clone(),
                 action,
                 source,
             })?;
@@ -206,8 +206,14 @@ impl Storage {
     /// Hashes every piece on disk and returns the set that matches `info`. Pieces whose bytes
     /// are missing (short or absent files) are simply not in the set.
     pub fn verify(&self, info: &Info) -> Bitfield {
-        let mut have = Bitfield::new(info.piece_count());
-        for index in 0..info.piece_count() {
+        self.check(info, &CheckPlan::everything(info.piece_count()))
+    }
+
+    /// The start-up check: hashes the pieces `plan` lists to hash and returns those that match,
+    /// with the ones `plan` already trusts (from a resume record).
+    pub fn check(&self, info: &Info, plan: &CheckPlan) -> Bitfield {
+        let mut have = plan.trusted.clone();
+        for index in plan.to_hash.ones() {
             let size = info.piece_size(index) as u32;
             if let Ok(data) = self.read(index as u32, 0, size)
                 && piece_matches(info, index, &data)
@@ -223,42 +229,75 @@ impl Storage {
         self.total_length
     }
 
-    /// Flushes every file to disk.
+    /// The size and modification time of each file now (`None`: absent).
+    pub fn stamps(&self) -> Vec<Option<FileStamp>> {
+        self.files.iter().map(|f| FileStamp::of(&f.path)).collect()
+    }
+
+    /// Flushes every file written since the last sync to disk (Linux flushes a file's pages
+    /// through any of its descriptors, so an evicted handle needs no reopening for writing).
     pub fn sync(&self) -> Result<(), StorageError> {
-        for file in &self.files {
-            let Some(handle) = file.handle.get() else {
+        for (index, file) in self.files.iter().enumerate() {
+            if !file.dirty.swap(false, Ordering::SeqCst) {
                 continue;
-            };
-            handle.sync_data().map_err(|source| StorageError {
-                path: file.path.clone(),
-                action: "sync",
-                source,
-            })?;
+            }
+            if let Err(source) = self.handle(index, Access::Read).and_then(|h| h.sync_data()) {
+                file.dirty.store(true, Ordering::SeqCst);
+                return Err(StorageError {
+                    path: file.path.clone(),
+                    action: "sync",
+                    source,
+                });
+            }
         }
         Ok(())
     }
 }
 
-/// Opens `path` for reading and writing, creating it (and its folders) if missing; never cuts it.
-fn create(path: &Path) -> Result<File, StorageError> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|source| StorageError {
-            path: parent.to_path_buf(),
-            action: "create folder",
-            source,
-        })?;
+impl Drop for Storage {
+    fn drop(&mut self) {
+        self.pool.forget(self.owner);
     }
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map_err(|source| StorageError {
-            path: path.to_path_buf(),
-            action: "open",
-            source,
-        })
+}
+
+/// Creates a wanted file (and its folders) if missing; refuses one longer than `length`.
+fn prepare(path: &Path, length: u64) -> Result<(), StorageError> {
+    let error = |action, source| StorageError {
+        path: path.to_path_buf(),
+        action,
+        source,
+    };
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.len() > length => Err(error(
+            "use",
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "it holds {} bytes, more than the torrent's {length}; piecemeal never cuts \
+                     a file: move it away or give the peer another --dir",
+                    meta.len()
+                ),
+            ),
+        )),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|source| StorageError {
+                    path: parent.to_path_buf(),
+                    action: "create folder",
+                    source,
+                })?;
+            }
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+                .map(drop)
+                .map_err(|source| error("create", source))
+        }
+        Err(source) => Err(error("open", source)),
+    }
 }
 
 #[cfg(test)]
@@ -374,16 +413,60 @@ mod tests {
     }
 
     #[test]
-    fn a_longer_file_is_cut_to_its_torrent_length() {
+    fn a_longer_file_is_refused_not_cut_and_nothing_else_is_touched() {
         let dir = tempfile::tempdir().unwrap();
         let content: Vec<u8> = (0..40u8).collect();
-        let (info, _) = info_for(&[&content], 16);
+        let (info, _) = info_for(&[&content, &content], 16);
+        let path = dir.path().join("t/sub/f1");
+        let longer = [&content[..], b"the user's own tail"].concat();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &longer).unwrap();
+        std::fs::write(dir.path().join("t/sub/notes"), b"mine").unwrap();
+        let err = Storage::open(&info, dir.path()).err().expect("refused");
+        let message = err.to_string();
+        assert!(
+            message.contains("t/sub/f1")
+                && message.contains("59 bytes, more than the torrent's 40"),
+            "{message}"
+        );
+        assert!(!message.contains('\n'));
+        assert_eq!(std::fs::read(&path).unwrap(), longer, "not cut");
+        assert_eq!(
+            std::fs::read(dir.path().join("t/sub/notes")).unwrap(),
+            b"mine"
+        );
+    }
+
+    #[test]
+    fn a_complete_read_only_file_is_read_through_a_read_only_handle() {
+        let dir = tempfile::tempdir().unwrap();
+        let content: Vec<u8> = (0..40u8).collect();
+        let (info, all) = info_for(&[&content], 16);
         let path = dir.path().join("t/sub/f0");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, [&content[..], b"stale tail"].concat()).unwrap();
-        let storage = Storage::open(&info, dir.path()).unwrap();
+        std::fs::write(&path, &content).unwrap();
+        let pool = FilePool::new(4);
+        let storage = Storage::open_selected(&info, dir.path(), &[true], &pool).unwrap();
         assert!(storage.verify(&info).is_complete());
-        assert_eq!(std::fs::read(&path).unwrap(), content);
+        assert_eq!(storage.read(1, 0, 16).unwrap(), all[16..32].to_vec());
+        // Every descriptor the check and the read used is O_RDONLY: no write access was asked
+        // for, so a file the user made read-only (or a read-only mount) seeds.
+        let handle = pool.get((storage.owner, 0), &path, Access::Read).unwrap();
+        let fdinfo = std::fs::read_to_string(format!(
+            "/proc/self/fdinfo/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&*handle)
+        ))
+        .unwrap();
+        let flags = fdinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("flags:"))
+            .unwrap();
+        assert_eq!(
+            u32::from_str_radix(flags.trim(), 8).unwrap() & 0o3,
+            0,
+            "{fdinfo}"
+        );
+        assert_eq!(pool.open_count(), 1);
     }
 
     #[test]
@@ -404,7 +487,9 @@ mod tests {
         )
         .unwrap();
         let before = std::fs::read(&unwanted).unwrap();
-        let storage = Storage::open_selected(&info, dir.path(), &[false, true, false]).unwrap();
+        let pool = FilePool::new(2);
+        let storage =
+            Storage::open_selected(&info, dir.path(), &[false, true, false], &pool).unwrap();
         // Neither created nor cut: f0 is absent, f2 untouched.
         assert!(!dir.path().join("t/sub/f0").exists());
         assert_eq!(std::fs::read(&unwanted).unwrap(), before);

@@ -25,6 +25,7 @@ mod create;
 #[cfg(test)]
 mod fixtures;
 mod info_hash;
+pub mod magnet;
 mod parse;
 pub mod selection;
 mod show;
@@ -117,6 +118,20 @@ pub struct Metainfo {
     pub info: Info,
     /// SHA-1 of the `info` value's bytes as they stand in the file.
     pub info_hash: InfoHash,
+    /// The `info` value's bytes as they stand in the file: what a peer serves as the torrent's
+    /// metadata (BEP 9).
+    pub info_bytes: RawInfo,
+}
+
+/// The bytes of an `info` dictionary, shared (a torrent's may run to megabytes) and shown
+/// by their length only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RawInfo(pub std::sync::Arc<[u8]>);
+
+impl fmt::Debug for RawInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RawInfo({} bytes)", self.0.len())
+    }
 }
 
 impl Metainfo {

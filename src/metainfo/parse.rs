@@ -8,7 +8,7 @@ use std::path::Path;
 
 use super::{
     FileEntry, Info, InfoHash, MAX_FILES, MAX_PIECE_LENGTH, MAX_TORRENT_FILE_SIZE,
-    MAX_TOTAL_LENGTH, Metainfo, MetainfoError, invalid, io_error,
+    MAX_TOTAL_LENGTH, Metainfo, MetainfoError, RawInfo, invalid, io_error,
 };
 use crate::bencode::{self, Value};
 
@@ -337,7 +337,8 @@ impl Metainfo {
             created_by: top.lossy_text("created by")?,
             creation_date: top.int("creation date")?,
             info,
-            info_hash: InfoHash(sha1_smol::Sha1::from(&bytes[span]).digest().bytes()),
+            info_hash: InfoHash(sha1_smol::Sha1::from(&bytes[span.clone()]).digest().bytes()),
+            info_bytes: RawInfo(bytes[span].into()),
         })
     }
 

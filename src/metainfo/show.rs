@@ -4,10 +4,16 @@
 use super::Metainfo;
 
 impl Metainfo {
-    /// Human-readable summary in the spirit of `transmission-show`; has a line `Hash: <hex>`.
+    /// Human-readable summary in the spirit of `transmission-show`; has a line `Hash: <hex>`
+    /// and one `Magnet: <link>`.
     pub fn describe(&self) -> String {
         let info = &self.info;
-        let mut out = format!("Name: {}\nHash: {}\n", info.name, self.info_hash);
+        let mut out = format!(
+            "Name: {}\nHash: {}\nMagnet: {}\n",
+            info.name,
+            self.info_hash,
+            self.magnet_link()
+        );
         if let Some(by) = &self.created_by {
             out += &format!("Created by: {by}\n");
         }
@@ -122,6 +128,10 @@ mod tests {
         );
         for needle in [
             "Name: dir\n",
+            &format!(
+                "Magnet: magnet:?xt=urn:btih:{}&dn=dir&tr=http%3A%2F%2Ft%2Fannounce\n",
+                m.info_hash
+            ),
             "Created by: me\n",
             "Comment: note\n",
             "Piece Count: 4\n",

@@ -15,6 +15,7 @@
 
 use crate::bitfield::Bitfield;
 use crate::peer::error::ConnError;
+use crate::peer::extension::Extensions;
 use crate::peer::fast::{self, Answer, Fast};
 use crate::peer::peer_manager::PeerSlot;
 use crate::peer::pipeline::{BlockRequest, Pipeline};
@@ -84,11 +85,14 @@ struct Conn<'a, S> {
     received: u64,
     /// Pieces suggested (BEP 6) to the peer and by it ([`suggest`](crate::peer::suggest)).
     suggestions: Suggestions,
+    /// The extension protocol (metadata served, peer exchange).
+    ext: Extensions,
 }
 
 /// Runs a connection whose handshake is done until it ends, the torrent shuts down, or both
-/// sides are complete; `theirs` is the peer's handshake. Pieces it was fetching go back to the
-/// picker whatever happens, and its writer thread has ended when this returns.
+/// sides are complete; `theirs` is the peer's handshake (its reserved bits say which
+/// extensions it speaks). Pieces it was fetching go back to the picker whatever happens, and
+/// its writer thread has ended when this returns.
 pub fn run(
     stream: TcpStream,
     torrent: &TorrentState,
@@ -174,10 +178,12 @@ fn run_loop<S: Read + Write>(
         slot: torrent.peers.join(remote),
         received: 0,
         suggestions: Suggestions::default(),
+        ext: Extensions::new(theirs.supports_extensions(), torrent),
     };
     torrent.connections.fetch_add(1, Ordering::SeqCst);
     let result = conn.drive(MessageReader::new(max_message_len(pieces)));
     torrent.peers.leave(&conn.slot);
+    conn.ext.close(torrent, remote);
     torrent.connections.fetch_sub(1, Ordering::SeqCst);
     for index in conn.pipeline.pieces() {
         torrent.picker.put_back(index);
@@ -200,6 +206,9 @@ impl<S: Read + Write> Conn<'_, S> {
             .grant(self.remote.ip(), &self.torrent.meta.info_hash.0)
         {
             self.queue(allowed);
+        }
+        if let Some(m) = self.ext.handshake(self.torrent, self.remote) {
+            self.queue(m);
         }
         loop {
             if self.torrent.is_shutting_down() {
@@ -284,6 +293,9 @@ impl<S: Read + Write> Conn<'_, S> {
         // A fast peer that chokes us still serves the pieces it allows fast.
         if self.am_interested && (!self.peer_choking || self.fast.enabled()) {
             self.request_more();
+        }
+        if let Some(m) = self.ext.due(self.torrent, self.remote) {
+            self.queue(m);
         }
         if self.last_sent.elapsed() > KEEPALIVE_EVERY {
             self.queue(Message::KeepAlive);
@@ -430,6 +442,13 @@ impl<S: Read + Write> Conn<'_, S> {
             Message::Piece { index, begin, data } => {
                 self.receive(index, begin, &data)?;
                 self.throttle(data.len());
+            }
+            Message::Extended { id, payload } => {
+                let mut replies = Vec::new();
+                let (torrent, remote) = (self.torrent, self.remote);
+                self.ext
+                    .on_message(id, &payload, torrent, remote, &mut replies)?;
+                replies.into_iter().for_each(|m| self.queue(m));
             }
         }
         Ok(())

@@ -4,6 +4,7 @@
 use crate::bitfield::BitfieldError;
 use crate::metainfo::InfoHash;
 use crate::wire::WireError;
+use crate::wire::extended::ExtError;
 use std::fmt;
 use std::time::Duration;
 
@@ -34,6 +35,8 @@ pub enum ConnError {
     TooManyConnections(usize),
     /// The peer was banned earlier for sending bad data.
     Banned,
+    /// An extended handshake (BEP 10) that cannot be parsed.
+    Extension(ExtError),
 }
 
 impl fmt::Display for ConnError {
@@ -64,6 +67,7 @@ impl fmt::Display for ConnError {
             }
             ConnError::OurOwnPeer => write!(f, "that is this peer itself"),
             ConnError::Banned => write!(f, "banned for sending bad data"),
+            ConnError::Extension(e) => write!(f, "{e}"),
         }
     }
 }
@@ -73,6 +77,7 @@ impl std::error::Error for ConnError {
         match self {
             ConnError::Wire(e) => Some(e),
             ConnError::BadBitfield(e) => Some(e),
+            ConnError::Extension(e) => Some(e),
             _ => None,
         }
     }

@@ -14,7 +14,11 @@
 //!   [`pipeline`]: the block requests of one connection; [`window`]: how many of them to keep
 //!   in flight;
 //! - [`rate_limit`]: upload and download limits, per torrent and for the process;
-//! - [`progress`]: what the user sees while it runs.
+//! - [`progress`]: what the user sees while it runs;
+//! - [`extension`]: the extension protocol on a connection (metadata served, peer exchange);
+//!   [`peer_feed`]: peers learnt other than from the tracker, dialled by one thread per torrent;
+//! - [`magnet_fetch`]: a magnet link's metadata fetched before its torrent starts, assembled
+//!   and checked by [`metadata`].
 //!
 //! How a piece moves from missing to verified, and which locks may be held together, is written
 //! down in [`picker`] and [`torrent_state`].
@@ -27,15 +31,21 @@ pub mod connection_limits;
 pub mod dial;
 pub mod error;
 pub mod eviction;
+pub mod extension;
 pub mod fast;
 pub mod handshake;
 pub mod listener;
+pub mod magnet_fetch;
+pub mod metadata;
+pub mod metadata_peer;
 pub mod open_connections;
+pub mod peer_feed;
 pub mod peer_manager;
 pub mod picker;
 pub mod pipeline;
 pub mod progress;
 pub mod rate_limit;
+pub mod resume_saving;
 pub mod session;
 pub mod snub;
 pub mod suggest;

@@ -7,14 +7,20 @@
 //! and one thread per outgoing connection (the download
 //! side, see [`crate::peer::dial`]).
 
+use crate::disk::file_pool::{DEFAULT_MAX_OPEN_FILES, FilePool};
+use crate::disk::resume::{self, CheckPlan};
 use crate::disk::storage::{Storage, StorageError};
+use crate::metainfo::magnet::Magnet;
 use crate::metainfo::selection::{self, FileSpec, SelectionError};
-use crate::metainfo::{Metainfo, MetainfoError};
+use crate::metainfo::{InfoHash, Metainfo, MetainfoError};
 use crate::peer::announcing::AnnounceTask;
 use crate::peer::choker::DEFAULT_UPLOAD_SLOTS;
 use crate::peer::connection_limits::{ConnectionLimits, DEFAULT_PER_PROCESS, DEFAULT_PER_TORRENT};
 use crate::peer::dial::dial;
 use crate::peer::listener;
+use crate::peer::magnet_fetch::{self, MagnetFetchError, Resolved};
+use crate::peer::metadata_peer::Us;
+use crate::peer::peer_feed;
 use crate::peer::peer_manager;
 use crate::peer::picker::Picker;
 use crate::peer::progress::Progress;
@@ -37,13 +43,19 @@ const EXIT_GRACE: Duration = Duration::from_secs(4);
 /// How a peer is started: these are the `piecemeal peer` flags (the doc comments are their
 /// help text).
 #[derive(Clone, Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).multiple(true).args(["torrents", "magnets"])))]
 pub struct PeerConfig {
     /// The peer's folder (content is read from and written below it).
     #[arg(long)]
     pub dir: PathBuf,
     /// A .torrent file to serve; repeat for several.
-    #[arg(long = "torrent", required = true)]
+    #[arg(long = "torrent")]
     pub torrents: Vec<PathBuf>,
+    /// A magnet link to download (magnet:?xt=urn:btih:...); repeat for several. Its metadata
+    /// is fetched from the link's trackers (tr), peers (x.pe) and --connect peers, saved as
+    /// NAME.torrent in --dir, and the download goes on as with --torrent.
+    #[arg(long = "magnet", value_name = "URI", value_parser = Magnet::parse)]
+    pub magnets: Vec<Magnet>,
     /// Address to listen on (default: every interface, IPv6 and IPv4).
     #[arg(long)]
     pub bind: Option<IpAddr>,
@@ -88,6 +100,10 @@ pub struct PeerConfig {
     /// while seeding), plus one optimistic unchoke.
     #[arg(long, default_value_t = DEFAULT_UPLOAD_SLOTS, value_parser = TypedValueParser::map(clap::value_parser!(u16).range(1..), usize::from))]
     pub upload_slots: usize,
+    /// Files kept open at once for all torrents together (the least recently used is closed
+    /// first), so a torrent of many files needs no descriptor per file.
+    #[arg(long, default_value_t = DEFAULT_MAX_OPEN_FILES, value_parser = TypedValueParser::map(clap::value_parser!(u16).range(1..), usize::from))]
+    pub max_open_files: usize,
     /// Draw progress bars (stdout is a terminal) instead of plain lines.
     #[arg(skip)]
     pub bars: bool,
@@ -120,6 +136,11 @@ pub enum PeerError {
     Io(io::Error),
     /// A torrent stopped downloading because of a disk error; the pieces already written stay.
     DownloadFailed { torrent: String, reason: String },
+    /// A magnet link's metadata could not be saved or is no valid torrent.
+    Magnet {
+        info_hash: InfoHash,
+        source: MagnetFetchError,
+    },
 }
 
 impl fmt::Display for PeerError {
@@ -131,7 +152,10 @@ impl fmt::Display for PeerError {
             PeerError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
             PeerError::Tracker { torrent, source } => write!(f, "{torrent}: {source}"),
             PeerError::DuplicateTorrent(p) => write!(f, "{}: torrent given twice", p.display()),
-            PeerError::NoTorrents => write!(f, "no torrent given (use --torrent FILE)"),
+            PeerError::NoTorrents => {
+                write!(f, "no torrent given (use --torrent FILE or --magnet URI)")
+            }
+            PeerError::Magnet { info_hash, source } => write!(f, "magnet {info_hash}: {source}"),
             PeerError::Io(e) => write!(f, "{e}"),
             PeerError::DownloadFailed { torrent, reason } => {
                 write!(
@@ -152,6 +176,7 @@ impl std::error::Error for PeerError {
             PeerError::Bind { source, .. } => Some(source),
             PeerError::Tracker { source, .. } => Some(source),
             PeerError::Io(e) => Some(e),
+            PeerError::Magnet { source, .. } => Some(source),
             PeerError::DuplicateTorrent(_)
             | PeerError::NoTorrents
             | PeerError::DownloadFailed { .. } => None,
@@ -162,18 +187,38 @@ impl std::error::Error for PeerError {
 /// Runs a peer until `shutdown` is set (or, with `exit_when_done`, until every torrent is
 /// complete). On the way out every torrent announces `stopped`.
 pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerError> {
-    if config.torrents.is_empty() {
+    let begun = Instant::now();
+    if config.torrents.is_empty() && config.magnets.is_empty() {
         return Err(PeerError::NoTorrents);
     }
-    let metas = config
+    let mut starts = config
         .torrents
         .iter()
-        .map(|p| Metainfo::load(p).map_err(PeerError::Torrent))
+        .map(|p| {
+            Metainfo::load(p)
+                .map_err(PeerError::Torrent)
+                .map(|m| Resolved::file(m, p))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let listeners = listener::bind(config.bind, config.port)
         .map_err(|(addr, source)| PeerError::Bind { addr, source })?;
     let local = listeners[0].local_addr().map_err(PeerError::Io)?;
     let peer_id = crate::tracker::protocol::generate_peer_id();
+    let cx = magnet_fetch::Context {
+        dir: &config.dir,
+        us: Us {
+            peer_id,
+            port: local.port(),
+        },
+        tracker: config.tracker.as_deref(),
+        connect: &config.connect,
+        shutdown: &shutdown,
+    };
+    match magnet_fetch::resolve_all(&config.magnets, &cx) {
+        Ok(Some(resolved)) => starts.extend(resolved),
+        Ok(None) => return Ok(()),
+        Err((info_hash, source)) => return Err(PeerError::Magnet { info_hash, source }),
+    }
     let limits = Arc::new(RateLimits::new(
         config.max_upload_rate,
         config.max_download_rate,
@@ -186,7 +231,17 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
     let mut torrents = Vec::new();
     let mut receivers = Vec::new();
     let mut registry = HashMap::new();
-    for (meta, path) in metas.into_iter().zip(&config.torrents) {
+    let mut records = Vec::new();
+    let pool = FilePool::new(config.max_open_files);
+    let mut connects = Vec::new();
+    for Resolved {
+        meta,
+        path,
+        peers,
+        banned,
+        ..
+    } in starts
+    {
         let info_hash = meta.info_hash;
         let files = selection::wanted_files(&meta.info, &config.only).map_err(|source| {
             PeerError::Selection {
@@ -194,16 +249,22 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
                 source,
             }
         })?;
-        let storage =
-            Storage::open_selected(&meta.info, &config.dir, &files).map_err(PeerError::Storage)?;
-        // Resume: only pieces whose hash matches what is on disk count as ours.
-        let have = storage.verify(&meta.info);
+        let storage = Storage::open_selected(&meta.info, &config.dir, &files, &pool)
+            .map_err(PeerError::Storage)?;
+        // Resume: the pieces a valid record vouches for, and those whose hash matches.
+        let record = resume::path_for(&config.dir, &info_hash);
+        let checking = Instant::now();
+        let plan = start_plan(&record, &meta, &storage);
+        let have = storage.check(&meta.info, &plan);
         let wanted = selection::wanted_pieces(&meta.info, &files);
         log::info!(
-            "{}: {}/{} pieces on disk",
+            "{}: {}/{} pieces on disk ({} from the resume record, {} hashed in {:.3} s)",
             meta.info.name,
             have.count(),
-            have.len()
+            have.len(),
+            plan.trusted.count(),
+            plan.to_hash.count(),
+            checking.elapsed().as_secs_f64()
         );
         let (tx, rx) = crossbeam_channel::unbounded();
         let torrent = Arc::new(
@@ -219,12 +280,18 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
             .with_connection_limits(connection_limits.clone()),
         );
         connection_limits.register(&torrent);
+        for (addr, id) in banned {
+            torrent.ban(addr, id);
+        }
+        torrent.feed.set_port(local.port());
+        connects.push([config.connect.clone(), peers].concat());
         torrent.peers.set_upload_slots(config.upload_slots);
         if registry.insert(info_hash, torrent.clone()).is_some() {
-            return Err(PeerError::DuplicateTorrent(path.clone()));
+            return Err(PeerError::DuplicateTorrent(path));
         }
         torrents.push(torrent);
         receivers.push(rx);
+        records.push(record);
     }
     println!("listening on {local}");
     let acceptor = listener::start(
@@ -239,31 +306,37 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
 
     let mut chokers = Vec::new();
     for torrent in &torrents {
-        let torrent = torrent.clone();
+        let (torrent, fed) = (torrent.clone(), torrent.clone());
         chokers.push(
             std::thread::Builder::new()
                 .name("choke".into())
                 .spawn(move || peer_manager::run(torrent))
                 .map_err(PeerError::Io)?,
         );
+        chokers.push(
+            std::thread::Builder::new()
+                .name("feed".into())
+                .spawn(move || peer_feed::run(fed))
+                .map_err(PeerError::Io)?,
+        );
     }
     let mut announcers = Vec::new();
-    for (torrent, events) in torrents.iter().zip(receivers) {
+    for ((torrent, events), connect) in torrents.iter().zip(receivers).zip(connects) {
         let tiers = match &config.tracker {
             Some(url) => vec![vec![url.clone()]],
             None => torrent.meta.tracker_tiers(),
         };
         // Given peers first, so a slow or dead tracker does not hold them up.
-        for addr in &config.connect {
+        for addr in &connect {
             dial(torrent, *addr);
         }
-        let mut task =
-            AnnounceTask::new(torrent.clone(), tiers, local.port(), config.connect.clone());
+        let has_peers = !connect.is_empty();
+        let mut task = AnnounceTask::new(torrent.clone(), tiers, local.port(), connect);
         let first = match task.announce_started() {
             None => None,
             Some(Ok(reply)) => Some(reply),
             // Without a tracker, a torrent can still run on peers given with --connect.
-            Some(Err(e)) if !config.connect.is_empty() => {
+            Some(Err(e)) if has_peers => {
                 log::warn!("{}: {e}", torrent.meta.info.name);
                 None
             }
@@ -284,7 +357,17 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
         );
     }
 
-    let outcome = watch(&torrents, &config, &shutdown);
+    let mut savers = Vec::new();
+    for (torrent, record) in torrents.iter().zip(records) {
+        let torrent = torrent.clone();
+        savers.push(
+            std::thread::Builder::new()
+                .name("resume".into())
+                .spawn(move || crate::peer::resume_saving::run(torrent, record))
+                .map_err(PeerError::Io)?,
+        );
+    }
+    let outcome = watch(&torrents, &config, &shutdown, begun);
     shutdown.store(true, Ordering::SeqCst);
     // An announce thread may be inside a regular announce to a tracker that stopped answering
     // (up to the client's 10 s timeout) before its `stopped` one: wait for it only so long.
@@ -297,19 +380,35 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
             let _ = handle.join();
         }
     }
-    // The choke threads see the shutdown flag within a second.
-    for handle in chokers {
+    // The choke and feed threads see the shutdown flag within a second; the resume threads
+    // save once more.
+    for handle in chokers.into_iter().chain(savers) {
         let _ = handle.join();
     }
     let _ = acceptor.join();
     outcome
 }
 
+/// What the start-up check of `meta` hashes: everything, unless the resume record at `path`
+/// is valid (then only the pieces of files changed since).
+fn start_plan(path: &std::path::Path, meta: &Metainfo, storage: &Storage) -> CheckPlan {
+    match resume::load(path, &meta.info_hash, &meta.info) {
+        Ok(record) => resume::plan(&record, &storage.stamps(), &meta.info),
+        Err(e) => {
+            log::info!("{}: {e}: checking every piece", meta.info.name);
+            CheckPlan::everything(meta.info.piece_count())
+        }
+    }
+}
+
 /// The main thread's loop: progress, completion lines, and the decision to stop.
+/// `first-piece <hash> <name> secs=..` goes out when a torrent's first piece is verified,
+/// counted from `begun` (the process's start: a magnet link's metadata phase included).
 fn watch(
     torrents: &[Arc<TorrentState>],
     config: &PeerConfig,
     shutdown: &AtomicBool,
+    begun: Instant,
 ) -> Result<(), PeerError> {
     let mut progress = Progress::new(torrents, config.bars);
     // Judged by what was on disk at start (complete with nothing downloaded): a torrent that
@@ -317,6 +416,7 @@ fn watch(
     let done_at_start =
         |t: &TorrentState| t.is_complete() && t.downloaded.load(Ordering::SeqCst) == 0;
     let mut reported: Vec<bool> = torrents.iter().map(|t| done_at_start(t)).collect();
+    let mut first_piece = vec![false; torrents.len()];
     for t in torrents.iter().filter(|t| done_at_start(t)) {
         progress.println(&format!(
             "seeding {} {}",
@@ -326,6 +426,14 @@ fn watch(
     while !shutdown.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(100));
         progress.update(torrents);
+        for (t, first) in torrents.iter().zip(&mut first_piece) {
+            if !*first && t.downloaded.load(Ordering::SeqCst) > 0 {
+                *first = true;
+                let secs = begun.elapsed().as_secs_f64();
+                let (hash, name) = (t.meta.info_hash, &t.meta.info.name);
+                progress.println(&format!("first-piece {hash} {name} secs={secs:.2}"));
+            }
+        }
         for (t, reported) in torrents.iter().zip(&mut reported) {
             if !*reported && t.is_complete() {
                 *reported = true;

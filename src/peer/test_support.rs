@@ -5,10 +5,12 @@
 use crate::bitfield::Bitfield;
 use crate::disk::storage::Storage;
 use crate::metainfo::{self, CreateOptions, Metainfo};
+use crate::peer::open_connections::{Direction, Link};
 use crate::peer::picker::Picker;
-use crate::peer::torrent_state::{TorrentEvent, TorrentState};
+use crate::peer::torrent_state::{Admitted, TorrentEvent, TorrentState};
 use crossbeam_channel::Receiver;
 use std::fs;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use tempfile::TempDir;
@@ -34,11 +36,20 @@ impl Fixture {
     /// A single-file torrent of `pieces` pieces of [`PIECE`] bytes (the last one half as long)
     /// of which the peer's folder holds the pieces in `have`; the others are zeros on disk.
     pub fn new(pieces: usize, have: &[u32]) -> Fixture {
-        Fixture::wanting(pieces, have, None)
+        Fixture::build(pieces, have, None, false)
     }
 
     /// [`Fixture::new`] for a selective download of the pieces in `wanted` (all if `None`).
     pub fn wanting(pieces: usize, have: &[u32], wanted: Option<&[u32]>) -> Fixture {
+        Fixture::build(pieces, have, wanted, false)
+    }
+
+    /// A [`Fixture::new`] torrent of `pieces` pieces, none on disk, marked private (BEP 27).
+    pub fn private(pieces: usize) -> Fixture {
+        Fixture::build(pieces, &[], None, true)
+    }
+
+    fn build(pieces: usize, have: &[u32], wanted: Option<&[u32]>, private: bool) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let piece = PIECE as usize;
         let len = (pieces - 1) * piece + piece / 2;
@@ -51,6 +62,7 @@ impl Fixture {
         let options = CreateOptions {
             announce: vec!["http://127.0.0.1:1/announce".into()],
             piece_length: Some(PIECE as u64),
+            private,
             ..CreateOptions::default()
         };
         let torrent = metainfo::create(&source.join("data.bin"), &options).unwrap();
@@ -90,6 +102,26 @@ impl Fixture {
             events,
             _dir: dir,
         }
+    }
+
+    /// Records a connection from `addr` as admitted, for as long as the guard lives.
+    pub fn admit_incoming(&self, addr: SocketAddr) -> Admitted<'_> {
+        self.admit(addr, Direction::Incoming)
+    }
+
+    /// Records a connection to `addr` as admitted, for as long as the guard lives.
+    pub fn admit_outgoing(&self, addr: SocketAddr) -> Admitted<'_> {
+        self.admit(addr, Direction::Outgoing)
+    }
+
+    fn admit(&self, addr: SocketAddr, direction: Direction) -> Admitted<'_> {
+        let peer_id = [addr.port() as u8; 20];
+        let link = Link {
+            addr,
+            peer_id,
+            direction,
+        };
+        self.state.admit(link, None).unwrap()
     }
 
     /// The bytes of piece `index`.

@@ -9,7 +9,9 @@
 //! The shared parts behind locks are the picker's piece states (a mutex inside [`Picker`]), the
 //! have log (an `RwLock`: every connection reads it each tick, a verified piece writes it), and
 //! the mutexes of the per-peer stats, the dialled and banned sets, the open connections
-//! ([`OpenConnections`]) and the storage failure. [`Storage`] needs none: it does positioned reads and writes on files opened once.
+//! ([`OpenConnections`]), the storage failure and the feed's listening addresses ([`PeerFeed`]).
+//! [`Storage`] needs none: it does positioned reads and writes (its file pool's lock is its own,
+//! held for bookkeeping only).
 //!
 //! The rule that keeps them free of deadlocks: **at most one of these locks is held at a time**,
 //! and none across disk or socket I/O, a send to the announce thread, or a call into another
@@ -18,7 +20,7 @@
 //! is taken: each operand of `&&` drops its temporaries). The picker holds its mutex only for
 //! its own bookkeeping and a send on its unbounded queue, which never blocks. A change that
 //! must hold two at once takes them in this order and documents it here: picker state, have
-//! log, stats, banned, dialled, connected, failure.
+//! log, stats, banned, dialled, connected, failure, the feed's listening addresses.
 //!
 //! One ordering between them matters without nesting: a piece enters the picker's `have`
 //! ([`Picker::finish`]) before the have log, and a new connection reads the log position
@@ -33,6 +35,7 @@ use crate::peer::choker::DEFAULT_UPLOAD_SLOTS;
 use crate::peer::connection_limits::ConnectionLimits;
 use crate::peer::error::ConnError;
 use crate::peer::open_connections::{Direction, Link, OpenConnections};
+use crate::peer::peer_feed::PeerFeed;
 use crate::peer::peer_manager::PeerManager;
 use crate::peer::picker::Picker;
 use crate::peer::rate_limit::{RateLimits, TorrentLimits};
@@ -123,6 +126,8 @@ pub struct TorrentState {
     pub rate_limits: TorrentLimits,
     /// How many connections this torrent and the process keep open.
     limits: Arc<ConnectionLimits>,
+    /// Peers learnt from peer exchange (and other sources than the tracker), to dial.
+    pub feed: PeerFeed,
 }
 
 impl TorrentState {
@@ -170,6 +175,7 @@ impl TorrentState {
             events,
             rate_limits: TorrentLimits::default(),
             limits: Arc::new(ConnectionLimits::default()),
+            feed: PeerFeed::default(),
         }
     }
 

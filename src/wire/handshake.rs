@@ -8,6 +8,10 @@ use super::{HANDSHAKE_LEN, WireError};
 /// The protocol string, after its length byte, that opens every handshake.
 const PROTOCOL: &[u8; 19] = b"BitTorrent protocol";
 
+/// Where the extension protocol's bit sits in the reserved bytes (BEP 10: 20th bit from the right).
+const EXTENSION_BYTE: usize = 5;
+const EXTENSION_BIT: u8 = 0x10;
+
 /// Whether a handshake's first 20 bytes name the BitTorrent protocol.
 fn names_protocol(prefix: &[u8]) -> bool {
     prefix[0] == 19 && &prefix[1..20] == PROTOCOL
@@ -19,7 +23,8 @@ const FAST_BIT: (usize, u8) = (7, 0x04);
 /// The first 68 bytes each side sends.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Handshake {
-    /// Extension bits; see [`Handshake::fast`].
+    /// Extension bits; we set the extension protocol's (BEP 10) and the fast extension's
+    /// (BEP 6, see [`Handshake::fast`]).
     pub reserved: [u8; 8],
     /// The torrent the connection is about.
     pub info_hash: [u8; 20],
@@ -28,10 +33,12 @@ pub struct Handshake {
 }
 
 impl Handshake {
-    /// Our handshake for a torrent: no extension bits.
+    /// Our handshake for a torrent: it says we speak the extension protocol (BEP 10).
     pub fn new(info_hash: [u8; 20], peer_id: [u8; 20]) -> Handshake {
+        let mut reserved = [0; 8];
+        reserved[EXTENSION_BYTE] |= EXTENSION_BIT;
         Handshake {
-            reserved: [0; 8],
+            reserved,
             info_hash,
             peer_id,
         }
@@ -46,6 +53,11 @@ impl Handshake {
     /// Whether the sender speaks the fast extension (BEP 6).
     pub fn fast(&self) -> bool {
         self.reserved[FAST_BIT.0] & FAST_BIT.1 != 0
+    }
+
+    /// Whether the sender speaks the extension protocol (BEP 10).
+    pub fn supports_extensions(&self) -> bool {
+        self.reserved[EXTENSION_BYTE] & EXTENSION_BIT != 0
     }
 
     /// The handshake as sent on the wire.
@@ -108,6 +120,15 @@ mod tests {
         let h = Handshake::new([1; 20], [2; 20]);
         let bytes = h.to_bytes();
         assert_eq!(read_handshake(&mut &bytes[..]).unwrap(), h);
+        assert_eq!(bytes[25], 0x10, "the extension protocol's bit");
+        assert!(h.supports_extensions());
+        let mut plain = bytes;
+        plain[25] = 0;
+        assert!(
+            !read_handshake(&mut &plain[..])
+                .unwrap()
+                .supports_extensions()
+        );
         let mut bad = bytes;
         bad[5] = b'x';
         assert!(matches!(
@@ -125,7 +146,11 @@ mod tests {
         let plain = Handshake::new([1; 20], [2; 20]);
         assert!(!plain.fast());
         let fast = plain.with_fast();
-        assert_eq!(fast.reserved, [0, 0, 0, 0, 0, 0, 0, 0x04]);
+        assert_eq!(
+            fast.reserved,
+            [0, 0, 0, 0, 0, 0x10, 0, 0x04],
+            "BEP 10's bit and BEP 6's"
+        );
         assert!(fast.fast());
         assert_eq!(fast.to_bytes()[27], 0x04);
         let mut others = Handshake::new([1; 20], [2; 20]);

@@ -66,7 +66,15 @@ pub enum Message {
     },
     /// BEP 6: the sender serves requests for this piece even while it chokes the receiver.
     AllowedFast(u32),
-    /// Any other id (extension protocol, ...): its body is skipped.
+    /// An extension protocol message (BEP 10): the extended id the receiver chose (0: the
+    /// extended handshake) and the body, decoded in [`extended`](super::extended).
+    Extended {
+        /// The extended message id.
+        id: u8,
+        /// The body after the id.
+        payload: Vec<u8>,
+    },
+    /// Any other id: its body is skipped.
     Unknown(u8),
 }
 
@@ -135,6 +143,13 @@ impl Message {
             0x0E => fixed(0).map(|_| Message::HaveAll)?,
             0x0F => fixed(0).map(|_| Message::HaveNone)?,
             0x11 => fixed(4).map(|_| Message::AllowedFast(be32(rest)))?,
+            super::extended::EXTENDED => {
+                let (&id, payload) = rest.split_first().ok_or_else(malformed)?;
+                Message::Extended {
+                    id,
+                    payload: payload.to_vec(),
+                }
+            }
             other => Message::Unknown(other),
         })
     }
@@ -179,6 +194,12 @@ impl Message {
                 length,
             } => put(0x10, &[*index, *begin, *length], &[]),
             Message::AllowedFast(i) => put(0x11, &[*i], &[]),
+            Message::Extended { id, payload } => {
+                let len = 2 + payload.len();
+                out.extend_from_slice(&(len as u32).to_be_bytes());
+                out.extend_from_slice(&[super::extended::EXTENDED, *id]);
+                out.extend_from_slice(payload);
+            }
             Message::Unknown(id) => put(*id, &[], &[]),
         }
     }
@@ -236,6 +257,10 @@ mod tests {
                 length: 16384,
             },
             Message::AllowedFast(9),
+            Message::Extended {
+                id: 0,
+                payload: b"de".to_vec(),
+            },
         ]
     }
 
@@ -300,6 +325,7 @@ mod tests {
             &[0x0F, 1, 2],
             &[0x10, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0],
             &[0x11, 0, 0, 0, 0, 0],
+            &[20],
         ] {
             assert!(
                 matches!(Message::parse(body), Err(WireError::Malformed { .. })),

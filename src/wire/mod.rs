@@ -8,8 +8,10 @@
 // This file holds the sizes and the error the parts share; the message codec, the framing reader
 // and the handshake codec each have a file of their own.
 
+pub mod extended;
 mod handshake;
 mod message;
+pub mod pex;
 mod reader;
 
 use std::fmt;

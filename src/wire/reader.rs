@@ -97,11 +97,16 @@ mod tests {
 
     #[test]
     fn unknown_and_extension_messages_are_skipped() {
-        let mut bytes = vec![0, 0, 0, 4, 20, 0, b'd', b'e'];
+        let mut bytes = vec![0, 0, 0, 4, 20, 0, b'd', b'e', 0, 0, 0, 2, 0x42, 1];
         Message::Have(3).encode_into(&mut bytes);
         let mut reader = MessageReader::new(max_message_len(10));
         let mut stream = &bytes[..];
-        assert_eq!(reader.read(&mut stream).unwrap(), Message::Unknown(20));
+        let handshake = Message::Extended {
+            id: 0,
+            payload: b"de".to_vec(),
+        };
+        assert_eq!(reader.read(&mut stream).unwrap(), handshake);
+        assert_eq!(reader.read(&mut stream).unwrap(), Message::Unknown(0x42));
         assert_eq!(reader.read(&mut stream).unwrap(), Message::Have(3));
     }
 

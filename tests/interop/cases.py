@@ -654,3 +654,4 @@ CASES = [
 ]
 from cases_udp import CASES as _udp; CASES += _udp  # noqa: E402,E702
 from cases_choking import CASES as _choking; CASES += _choking  # noqa: E402, E702
+from cases_magnet import CASES as _magnet; CASES += _magnet  # noqa: E402,E702

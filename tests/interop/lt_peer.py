@@ -7,9 +7,12 @@ It is the "other side" in the interop cases, and with the same stdout lines as
 peers=ip:port=bytes,...`) it can also stand in for piecemeal during the
 harness's --self-check, which validates the harness against real programs only.
 
-    lt_peer.py peer --dir DIR --torrent FILE [--port N] [--tracker URL]
+    lt_peer.py peer --dir DIR (--torrent FILE | --magnet URI) [--port N] [--tracker URL]
                     [--connect IP:PORT ...] [--exit-when-done] [--internet]
                     [--unchoke-slots N] [--upload-limit BYTES_PER_S]
+
+With --magnet it prints `metadata <hash> <name> secs=..` once the metadata is in, and
+either way `first-piece <hash> <name> secs=..` at its first verified piece, as piecemeal does.
     lt_peer.py show FILE.torrent          (prints `Hash: <hex>` like piecemeal show)
     lt_peer.py create PATH --announce URL --output FILE [--piece-length BYTES]
 
@@ -127,7 +130,7 @@ def parse_addr(text):
 def take_alerts(ses, ti, per_peer):
     """Log the interesting alerts and credit each finished block to the peer that sent it."""
     for a in ses.pop_alerts():
-        if isinstance(a, lt.block_finished_alert):
+        if isinstance(a, lt.block_finished_alert) and ti is not None:
             key = f"{a.endpoint[0]}:{a.endpoint[1]}"
             per_peer[key] = per_peer.get(key, 0) + block_len(ti, a.piece_index, a.block_index)
         elif isinstance(a, LOGGED_ALERTS):
@@ -155,18 +158,27 @@ def cmd_peer(args):
     port = wait_listening(ses, time.monotonic() + 10)
     print(f"listening on {args.bind}:{port}", flush=True)
 
-    ti = lt.torrent_info(args.torrent)
-    atp = lt.add_torrent_params()
-    atp.ti = ti
+    started = time.monotonic()
+    if args.magnet:
+        atp = lt.parse_magnet_uri(args.magnet)
+        ti = None
+        info_hash = str(atp.info_hashes.v1)
+    else:
+        ti = lt.torrent_info(args.torrent)
+        atp = lt.add_torrent_params()
+        atp.ti = ti
+        info_hash = str(ti.info_hash())
     atp.save_path = args.dir
     h = ses.add_torrent(atp)
     if args.tracker:
         h.replace_trackers([lt.announce_entry(args.tracker)])
-    info_hash = str(ti.info_hash())
-    name = ti.name()
+    if args.upload_limit:
+        # The torrent's own limit too, so the cap holds whichever class a peer falls in.
+        h.set_upload_limit(args.upload_limit)
+    name = ti.name() if ti else None
     connects = [parse_addr(c) for c in args.connect]
+    first_piece = False
 
-    started = time.monotonic()
     was_seed_at_start = None
     completed = False
     last_dial = 0.0
@@ -176,13 +188,21 @@ def cmd_peer(args):
     while not stop["flag"]:
         take_alerts(ses, ti, per_peer)
         st = h.status()
-        if st.state in (lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data):
+        if ti is None and st.has_metadata:
+            ti = h.torrent_file()
+            name = ti.name()
+            print(f"metadata {info_hash} {name} secs={time.monotonic() - started:.2f}", flush=True)
+        if ti is None or st.state in (lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data):
             ses.wait_for_alert(int(POLL_SECS * 1000))
             continue
         if was_seed_at_start is None:
-            was_seed_at_start = st.is_seeding
+            # A magnet link's data can arrive within one poll of its metadata.
+            was_seed_at_start = st.is_seeding and not args.magnet
             # Not part of piecemeal's contract; lets the harness wait for a partial seed.
             print(f"checked {info_hash} have={st.total_wanted_done}/{st.total_wanted}", flush=True)
+        if not first_piece and st.num_pieces > 0 and not was_seed_at_start:
+            first_piece = True
+            print(f"first-piece {info_hash} {name} secs={time.monotonic() - started:.2f}", flush=True)
         # Block alerts can miss a few blocks; a live connection's own count cannot.
         for p in h.get_peer_info():
             key = f"{p.ip[0]}:{p.ip[1]}"
@@ -277,7 +297,9 @@ def main():
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("peer")
     p.add_argument("--dir", required=True)
-    p.add_argument("--torrent", required=True)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--torrent")
+    source.add_argument("--magnet")
     p.add_argument("--bind", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--tracker")

@@ -101,8 +101,16 @@ fn converse_with<'a>(
     id: [u8; 20],
     script: Vec<Step<'a>>,
 ) -> (Result<(), ConnError>, Vec<Traffic>) {
-    let theirs = Handshake::new(torrent.meta.info_hash.0, id);
-    talk(torrent, addr, &theirs, script)
+    talk(torrent, addr, &plain_handshake(torrent, id), script)
+}
+
+/// A remote's handshake with no extension bits: a plain BEP 3 peer, so the conversations
+/// below hold no extension protocol (BEP 10) traffic.
+fn plain_handshake(torrent: &TorrentState, id: [u8; 20]) -> Handshake {
+    Handshake {
+        reserved: [0; 8],
+        ..Handshake::new(torrent.meta.info_hash.0, id)
+    }
 }
 
 /// Runs a connection to `addr`, whose handshake was `theirs`, through `script`.

@@ -9,7 +9,7 @@ fn converse_fast<'a>(
     torrent: &TorrentState,
     script: Vec<Step<'a>>,
 ) -> (Result<(), ConnError>, Vec<Traffic>) {
-    let theirs = Handshake::new(torrent.meta.info_hash.0, THEIR_ID).with_fast();
+    let theirs = plain_handshake(torrent, THEIR_ID).with_fast();
     talk(torrent, remote(), &theirs, script)
 }
 
