@@ -21,6 +21,7 @@ use crate::peer::peer_manager::PeerSlot;
 use crate::peer::peer_stream::PeerStream;
 use crate::peer::pipeline::{BlockRequest, Pipeline};
 use crate::peer::snub::{self, Snub, Verdict};
+use crate::peer::suggest::Suggestions;
 use crate::peer::torrent_state::{HASH_STRIKES, TorrentState};
 use crate::peer::window::DEFAULT_PEER_REQQ;
 use crate::peer::writer::{self, MAX_QUEUED_BLOCKS, Outbox};
@@ -85,6 +86,8 @@ struct Conn<'a, S> {
     slot: Arc<PeerSlot>,
     /// Bytes of requested blocks received.
     received: u64,
+    /// Pieces suggested (BEP 6) to the peer and by it ([`suggest`](crate::peer::suggest)).
+    suggestions: Suggestions,
     /// The extension protocol (metadata served, peer exchange).
     ext: Extensions,
 }
@@ -179,6 +182,7 @@ fn run_loop<S: Read + Write>(
         throttled_until: None,
         slot: torrent.peers.join(remote),
         received: 0,
+        suggestions: Suggestions::default(),
         ext: Extensions::new(theirs.supports_extensions(), torrent),
     };
     torrent.connections.fetch_add(1, Ordering::SeqCst);
@@ -190,6 +194,7 @@ fn run_loop<S: Read + Write>(
         torrent.picker.put_back(index);
     }
     torrent.picker.remove_peer(&conn.peer_has);
+    conn.give_back_dealt();
     result
 }
 
@@ -333,7 +338,10 @@ impl<S: Read + Write> Conn<'_, S> {
         self.am_choking = choke;
         if choke {
             self.choke_peer();
+            self.give_back_dealt();
         } else {
+            // Suggestions first, so the peer has them when it picks its first pieces.
+            self.deal_ahead();
             self.queue(Message::Unchoke);
         }
     }
@@ -357,9 +365,15 @@ impl<S: Read + Write> Conn<'_, S> {
             // pieces a refill takes up to a whole window of them.
             let mut holding = self.pipeline.pieces();
             while self.pipeline.wants_piece() {
-                let Some(index) = self.torrent.picker.take(from, &holding) else {
+                let suggested = self.suggestions.theirs();
+                let Some(index) = self
+                    .torrent
+                    .picker
+                    .take_preferring(from, &holding, suggested)
+                else {
                     break;
                 };
+                self.suggestions.taken(index);
                 // Not handed to us again in this refill, whether we keep it or not.
                 holding.push(index);
                 let Some(epoch) = self.torrent.sink.epoch(index) else {
@@ -413,7 +427,8 @@ impl<S: Read + Write> Conn<'_, S> {
     fn handle(&mut self, message: Message) -> Result<(), ConnError> {
         let pieces = self.peer_has.len();
         match message {
-            Message::KeepAlive | Message::Suggest(_) | Message::Unknown(_) => {}
+            Message::KeepAlive | Message::Unknown(_) => {}
+            Message::Suggest(index) => self.on_suggest(index),
             Message::Port(port) => {
                 if let (Some(dht), true) = (self.torrent.dht(), port != 0) {
                     dht.ping(SocketAddr::new(self.remote.ip(), port));
@@ -525,6 +540,9 @@ impl<S: Read + Write> Conn<'_, S> {
             }
             Answer::Ignore => return Ok(()),
         }
+        if begin == 0 {
+            self.on_started(index);
+        }
         // The writer reads the block from disk when its turn comes.
         if self.outbox.serve(request) {
             self.last_sent = Instant::now();
@@ -585,5 +603,6 @@ impl<S: Read + Write> Conn<'_, S> {
 }
 
 mod outstanding;
+mod suggesting;
 #[cfg(test)]
 mod tests;

@@ -14,7 +14,8 @@
 //! - **Allowed fast.** Each side tells the other a few pieces it serves even while choking
 //!   ([`Fast::grant`], the canonical set of [`allowed_fast_set`]). We serve a choked peer's
 //!   requests for ours, and ask a peer that chokes us for the ones it offered.
-//!   `suggest` is read and ignored, as the BEP allows.
+//!   `suggest` breaks ties between equally rare pieces, and a seeder sends it to deal out
+//!   pieces it has not sent yet ([`crate::peer::suggest`]).
 //!
 //! Without the extension on both sides, a connection behaves as in BEP 3, and fast messages
 //! a peer sends anyway are ignored.

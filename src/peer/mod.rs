@@ -55,6 +55,7 @@ pub mod rate_limit;
 pub mod resume_saving;
 pub mod session;
 pub mod snub;
+pub mod suggest;
 pub mod torrent_state;
 pub mod window;
 pub mod writer;

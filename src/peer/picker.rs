@@ -12,8 +12,10 @@
 //!   when the seeder is the bottleneck each piece tends to leave it once before any leaves it
 //!   twice.
 //! - **Random among equals.** The queue starts in random order (a different one in every
-//!   process) and a tie goes to the piece nearest its head, so peers of one swarm pick different
-//!   pieces of the same rarity.
+//!   process) and a tie goes to a piece the peer suggested (BEP 6, [`Picker::take_preferring`];
+//!   a seeder suggests pieces it has sent to nobody, see [`suggest`](crate::peer::suggest)),
+//!   then to the piece nearest its head, so peers of one swarm pick different pieces of the same
+//!   rarity.
 //! - **Random first.** Until [`RANDOM_FIRST`] pieces are verified, a thread takes the first queued
 //!   piece its peer has, whatever its rarity: a new peer gets something to trade quickly instead
 //!   of waiting on a rare piece from its only (maybe slow) source.
@@ -179,25 +181,53 @@ impl Picker {
     /// `holding`: the rarest queued one (see the module doc), or in the endgame a piece another
     /// connection is fetching. `None` when the peer has nothing we can fetch from it now.
     pub fn take(&self, peer_has: &Bitfield, holding: &[u32]) -> Option<u32> {
+        self.take_preferring(peer_has, holding, &[])
+    }
+
+    /// [`take`](Self::take), but of the queued pieces of lowest rarity, one the peer
+    /// `suggested` (BEP 6) goes first: a suggestion breaks ties, it never beats a rarer piece.
+    pub fn take_preferring(
+        &self,
+        peer_has: &Bitfield,
+        holding: &[u32],
+        suggested: &[u32],
+    ) -> Option<u32> {
         let mut state = self.state();
-        let found = self.take_queued(&mut state, peer_has);
+        let found = self.take_queued(&mut state, peer_has, suggested);
         found.or_else(|| self.take_endgame(&mut state, peer_has, holding))
     }
 
-    /// The queued piece of lowest rarity the peer has, nearest the queue's head.
-    fn take_queued(&self, state: &mut State, peer_has: &Bitfield) -> Option<u32> {
+    /// The queued piece of lowest rarity the peer has, a `suggested` one first, then the one
+    /// nearest the queue's head.
+    fn take_queued(
+        &self,
+        state: &mut State,
+        peer_has: &Bitfield,
+        suggested: &[u32],
+    ) -> Option<u32> {
         let random = state.have.count() < RANDOM_FIRST;
         let State {
             availability,
             popped,
             in_flight,
-            ..
+            have,
         } = state;
         popped.clear();
+        // Suggestions still queued (missing, wanted, held by nobody) that the peer has; only
+        // while there is one must the scan look past a piece of the lowest rarity.
+        let queued = |&i: &u32| {
+            let at = i as usize;
+            at < have.len()
+                && peer_has.get(at)
+                && self.wanted.get(at)
+                && !have.get(at)
+                && in_flight[at] == 0
+        };
+        let prefer = suggested.iter().any(queued);
         // No piece the peer has is rarer than this: the peer's own copy counts.
         let floor = availability.lowest_waiting().unwrap_or(0).max(1);
-        // (rarity, position in `popped`) of the best piece so far.
-        let mut best: Option<(u32, usize)> = None;
+        // ((rarity, not suggested), position in `popped`) of the best piece so far.
+        let mut best: Option<((u32, bool), usize)> = None;
         // Nobody else reads or writes the queue while we hold the lock: its length is exact.
         for _ in 0..self.rx.len() {
             let Ok(index) = self.rx.try_recv() else { break };
@@ -210,10 +240,12 @@ impl Picker {
             } else {
                 availability.get(index as usize)
             };
-            if best.is_none_or(|(r, _)| rarity < r) {
-                best = Some((rarity, popped.len() - 1));
+            // (rarity, not suggested): lower is better.
+            let rank = (rarity, !(prefer && suggested.contains(&index)));
+            if best.is_none_or(|(r, _)| rank < r) {
+                best = Some((rank, popped.len() - 1));
             }
-            if rarity <= floor {
+            if rarity <= floor && (!prefer || !rank.1) {
                 break;
             }
         }
@@ -520,6 +552,26 @@ mod tests {
             [8, 9, 10, 11],
             "each tied piece comes first for some seed"
         );
+    }
+
+    #[test]
+    fn a_suggestion_breaks_ties_but_never_beats_a_rarer_piece() {
+        for seed in 0..20 {
+            let picker = past_random_phase(12, seed);
+            let all = connect(&picker, 12, &(4..12).collect::<Vec<_>>());
+            connect(&picker, 12, &[4, 5, 6, 7]);
+            // 8 to 11 are tied at rarity 1; 5 is rarity 2; 3 is verified; 99 is no piece.
+            assert_eq!(picker.take_preferring(&all, &[], &[3, 99, 5, 10]), Some(10));
+            assert_eq!(
+                picker.take_preferring(&all, &[], &[10, 5]).map(|i| i >= 8),
+                Some(true)
+            );
+            // Once the rarest are gone, the suggested piece comes first among the rest.
+            for _ in 0..2 {
+                assert!(picker.take(&all, &[]).unwrap() >= 8);
+            }
+            assert_eq!(picker.take_preferring(&all, &[], &[6]), Some(6));
+        }
     }
 
     #[test]

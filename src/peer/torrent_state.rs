@@ -46,6 +46,7 @@ use crate::peer::peer_manager::PeerManager;
 use crate::peer::picker::Picker;
 use crate::peer::piece_sink::PieceSink;
 use crate::peer::rate_limit::{RateLimits, TorrentLimits};
+use crate::peer::suggest::Dealer;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -124,6 +125,8 @@ pub struct TorrentState {
     pub connections: AtomicUsize,
     /// Every connection's state and rates, and who is unchoked.
     pub peers: PeerManager,
+    /// Which pieces a seeder suggests to whom, so each leaves it once before any twice.
+    pub dealer: Dealer,
     /// By connection address, with the connection's peer id and direction when it was open.
     stats: Mutex<BTreeMap<SocketAddr, (PeerStats, Option<Link>)>>,
     /// Addresses with an outgoing connection open, so none is dialled twice.
@@ -190,6 +193,7 @@ impl TorrentState {
             started: Instant::now(),
             connections: AtomicUsize::new(0),
             peers: PeerManager::new(DEFAULT_UPLOAD_SLOTS),
+            dealer: Dealer::new(have.len()),
             stats: Mutex::new(BTreeMap::new()),
             dialled: Mutex::new(HashSet::new()),
             connected: OpenConnections::default(),
