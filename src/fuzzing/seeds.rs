@@ -2,6 +2,8 @@
 //! rest of the crate writes them.
 
 use crate::bencode::{self, Value};
+use crate::dht::krpc::{self, Body, NodeInfo, Query};
+use crate::dht::node_id::NodeId;
 use crate::metainfo::InfoHash;
 use crate::metainfo::Metainfo;
 use crate::tracker::protocol::udp::{Announce, Request, Response, ScrapeEntry};
@@ -337,4 +339,51 @@ pub(super) fn magnet() -> Vec<Vec<u8>> {
             .to_vec(),
     );
     seeds
+}
+
+/// One KRPC message of each kind: the four queries, a response with nodes, peers and a token,
+/// and an error.
+pub(super) fn krpc() -> Vec<Vec<u8>> {
+    let id = |b: u8| NodeId([b; 20]);
+    let node = NodeInfo {
+        id: id(9),
+        addr: "10.0.0.1:6881".parse().expect("an address"),
+    };
+    let queries = [
+        Query::Ping,
+        Query::FindNode { target: id(2) },
+        Query::GetPeers { info_hash: id(3) },
+        Query::AnnouncePeer {
+            info_hash: id(3),
+            port: 6881,
+            implied_port: true,
+            token: b"tok".to_vec(),
+        },
+    ];
+    let bodies = queries
+        .into_iter()
+        .map(|query| Body::Query { id: id(1), query })
+        .chain([
+            Body::Response {
+                id: id(4),
+                response: krpc::Response {
+                    nodes: vec![node, node],
+                    values: vec!["1.2.3.4:80".parse().expect("an address")],
+                    token: Some(b"t1".to_vec()),
+                },
+            },
+            Body::Error {
+                code: 201,
+                message: "Generic Error".into(),
+            },
+        ]);
+    bodies
+        .map(|body| {
+            krpc::Message {
+                tid: b"aa".to_vec(),
+                body,
+            }
+            .encode()
+        })
+        .collect()
 }

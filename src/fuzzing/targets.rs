@@ -5,6 +5,7 @@
 use super::Target;
 use super::seeds;
 use crate::bencode;
+use crate::dht::krpc;
 use crate::metainfo::Metainfo;
 use crate::metainfo::magnet::Magnet;
 use crate::net::http;
@@ -56,6 +57,11 @@ pub const TARGETS: &[Target] = &[
         name: "magnet",
         seeds: seeds::magnet,
         run: magnet,
+    },
+    Target {
+        name: "krpc",
+        seeds: seeds::krpc,
+        run: krpc,
     },
 ];
 
@@ -163,4 +169,13 @@ fn extension(data: &[u8]) -> bool {
 /// A magnet link (the bytes as text, invalid UTF-8 replaced).
 fn magnet(data: &[u8]) -> bool {
     Magnet::parse(&String::from_utf8_lossy(data)).is_ok()
+}
+
+/// A DHT packet (KRPC), as the node's receive thread reads it from anyone on the internet.
+fn krpc(data: &[u8]) -> bool {
+    let Ok(message) = krpc::decode(data) else {
+        return false;
+    };
+    assert_eq!(krpc::decode(&message.encode()).as_ref(), Ok(&message));
+    true
 }
