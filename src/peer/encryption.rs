@@ -26,7 +26,8 @@ pub const MSE_DEADLINE: Duration = Duration::from_secs(10);
 /// Which connections may be encrypted (message stream encryption), and which must be.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Encryption {
-    /// Dial encrypted, falling back to plaintext; accept both; RC4 whenever the peer offers it.
+    /// Dial encrypted, falling back to plaintext; accept both; after an encrypted handshake the
+    /// data is RC4 only if the peer offers nothing else.
     #[default]
     Prefer,
     /// Only RC4-encrypted connections, both directions.

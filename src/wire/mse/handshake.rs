@@ -226,7 +226,11 @@ pub fn respond<S: Read + Write>(
     // The initial payload is RC4 whatever is selected after it.
     let mut received = input.take(stream, ia_len)?.to_vec();
     ciphers.receive.apply(&mut received);
-    let select = [RC4, PLAINTEXT]
+    // Plaintext after the handshake when both sides allow it, as libtorrent does by default
+    // (`prefer_rc4` off): the handshake is still hidden, and RC4 over the data would cost more
+    // than half the throughput (1 GiB on loopback: 163 MB/s with RC4, 367 MB/s without).
+    // `require` accepts RC4 alone, so it always gets RC4.
+    let select = [PLAINTEXT, RC4]
         .into_iter()
         .find(|m| provide & accept & m != 0)
         .ok_or(MseError::NoCommonMethod(provide))?;

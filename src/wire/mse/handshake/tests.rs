@@ -71,12 +71,15 @@ fn carry(
 #[test]
 fn rc4_handshake_between_two_of_us_carries_payload_both_ways() {
     static TORRENTS: [[u8; 20]; 1] = [SKEY];
-    let ((a, mut sa), (b, mut sb)) = handshake(RC4 | PLAINTEXT, RC4 | PLAINTEXT, &TORRENTS, SKEY);
+    let ((a, mut sa), (b, mut sb)) = handshake(RC4 | PLAINTEXT, RC4, &TORRENTS, SKEY);
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(b.info_hash, SKEY);
     assert!(a.received.is_empty() && b.received.is_empty());
     let (mut ca, mut cb) = (a.ciphers, b.ciphers);
-    assert!(ca.is_some() && cb.is_some(), "RC4 is chosen when offered");
+    assert!(
+        ca.is_some() && cb.is_some(),
+        "RC4 when the responder accepts only RC4"
+    );
     carry(
         &mut ca,
         &mut cb,
@@ -100,6 +103,21 @@ fn plaintext_after_the_handshake_when_only_that_is_offered() {
     let (a, b) = (a.unwrap(), b.unwrap());
     assert!(a.ciphers.is_none() && b.ciphers.is_none());
     carry(&mut None, &mut None, &mut sa, &mut sb, b"in the clear");
+}
+
+#[test]
+fn plaintext_after_the_handshake_when_both_sides_allow_both() {
+    static TORRENTS: [[u8; 20]; 1] = [SKEY];
+    let ((a, mut sa), (b, mut sb)) = handshake(RC4 | PLAINTEXT, RC4 | PLAINTEXT, &TORRENTS, SKEY);
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(a.ciphers.is_none() && b.ciphers.is_none());
+    carry(
+        &mut None,
+        &mut None,
+        &mut sa,
+        &mut sb,
+        b"hidden handshake, clear data",
+    );
 }
 
 #[test]
