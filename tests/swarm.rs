@@ -230,7 +230,13 @@ fn corrupt_blocks_from_one_seeder_do_not_spoil_the_download() {
     let meta = Metainfo::load(&torrent).unwrap();
     let (liar, liar_thread) = lying_seeder(&meta);
     let (_tracker, url) = tracker();
-    let mut honest = peer(&work.path().join("seed"), &[&torrent], &["--tracker", &url]);
+    // The honest seeder is capped, so the download lasts long enough for the liar (reached
+    // only after the client's encrypted attempt fails) to be asked for blocks.
+    let mut honest = peer(
+        &work.path().join("seed"),
+        &[&torrent],
+        &["--tracker", &url, "--max-upload-rate", "1M"],
+    );
     let honest_addr = honest.wait_listening("listening on");
     let client_dir = work.path().join("client");
     let liar_s = liar.to_string();
