@@ -20,6 +20,10 @@ import time
 
 import libtorrent as lt
 
+# Tests must not write into the source tree, bytecode caches included.
+sys.dont_write_bytecode = True
+from lt_peer import session_for  # noqa: E402
+
 ANNOUNCE_EVERY = 2.0
 
 
@@ -28,17 +32,11 @@ def out(line):
 
 
 def session(port):
-    ses = lt.session(
+    """lt_peer's loopback session with its DHT switched on and opened up to loopback nodes."""
+    ses = session_for("127.0.0.1", port)
+    ses.apply_settings(
         {
-            "listen_interfaces": f"127.0.0.1:{port}",
-            "outgoing_interfaces": "127.0.0.1",
             "enable_dht": True,
-            "enable_lsd": False,
-            "enable_upnp": False,
-            "enable_natpmp": False,
-            "enable_incoming_utp": False,
-            "enable_outgoing_utp": False,
-            "allow_multiple_connections_per_ip": True,
             "dht_bootstrap_nodes": "",
             "dht_restrict_routing_ips": False,
             "dht_restrict_search_ips": False,
@@ -46,15 +44,9 @@ def session(port):
             "dht_ignore_dark_internet": False,
             "dht_block_ratelimit": 100000,
             "alert_mask": 0x7FFFFFFF,
-            "alert_queue_size": 100000,
             "user_agent": "piecemeal-interop-libtorrent-dht",
         }
     )
-    for cid in (lt.session.global_peer_class_id, lt.session.local_peer_class_id):
-        pc = ses.get_peer_class(cid)
-        pc["upload_limit"] = 0
-        pc["download_limit"] = 0
-        ses.set_peer_class(cid, pc)
     return ses
 
 
