@@ -10,6 +10,7 @@
 //! - [`peer`]: the downloading and seeding engine (session, connections, picker, pipeline);
 //! - [`tracker`]: the tracker protocol, the tracker server and the client that announces to it;
 //! - [`dht`]: the Mainline DHT node (BEP 5);
+//! - [`rpc`]: what a running peer lets a caller see and change;
 //! - [`net`]: HTTP plumbing and the worker pool shared by the servers;
 //! - [`lock`]: the one poison-tolerant lock helper.
 
@@ -23,5 +24,6 @@ pub mod lock;
 pub mod metainfo;
 pub mod net;
 pub mod peer;
+pub mod rpc;
 pub mod tracker;
 pub mod wire;

@@ -1,0 +1,3 @@
+//! Driving a running peer from outside: the operations it offers ([`control`]).
+
+pub mod control;
