@@ -1,5 +1,7 @@
 # piecemeal: the two set-up commands are `make demo` and `make test` (see README.md).
 CARGO ?= cargo
+# Python must not leave __pycache__ folders in the source tree.
+export PYTHONDONTWRITEBYTECODE := 1
 BIN := $(or $(CARGO_TARGET_DIR),target)/release/piecemeal
 CLIENT_DIR := target/client
 TORRENTS := --torrent testdata/file.torrent --torrent testdata/folder.torrent
