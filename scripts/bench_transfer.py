@@ -4,13 +4,15 @@ libtorrent->libtorrent (Debian's python3-libtorrent, high-performance preset), s
 
     python3 scripts/bench_transfer.py --bin target/release/piecemeal [--mib 1024]
                                       [--piece-length 1048576] [--only piecemeal|libtorrent]
+                                      [--hash-rate target/release/examples/hash_rate]
 
 For each client: the seeder's start-up check (process start to listening: hashing the whole
 torrent), its restart with a resume record (process start to `seeding`; libtorrent's with the
 resume data lt_peer.py saved at exit, to its `checked` line), the leecher's wall time (process start to exit, after it verified everything), the
 rate while data flows (first byte on disk to the `complete` line), the leecher's CPU time
 (user + sys, from wait4) and its peak resident memory (VmHWM, read from /proc until it exits;
-libtorrent's includes the Python interpreter and the file pages it maps). The machine may be shared: figures are noisy.
+libtorrent's includes the Python interpreter and the file pages it maps). With --hash-rate,
+sha1_smol's raw rate in RAM (examples/hash_rate.rs) is printed beside the check: its ceiling. The machine may be shared: figures are noisy.
 Everything runs under one temporary folder, removed at the end.
 """
 
@@ -184,6 +186,7 @@ def main():
     ap.add_argument("--mib", type=int, default=1024)
     ap.add_argument("--piece-length", type=int, default=1 << 20)
     ap.add_argument("--only", choices=["piecemeal", "libtorrent"])
+    ap.add_argument("--hash-rate", help="examples/hash_rate built in release: sha1_smol's raw rate")
     args = ap.parse_args()
     kinds = [args.only] if args.only else ["piecemeal", "libtorrent"]
     work = tempfile.mkdtemp(prefix="piecemeal-bench-")
@@ -206,6 +209,11 @@ def main():
              "--piece-length", str(args.piece_length), "--output", torrent],
             check=True, stdout=subprocess.DEVNULL,
         )
+        # Just before the checks, so that it sees the same load.
+        raw = None
+        if args.hash_rate:
+            out = subprocess.run([args.hash_rate], check=True, capture_output=True, text=True).stdout
+            raw = dict(field.split("=") for field in out.split()[1:])
         tracker = Proc([args.bin, "tracker", "--bind", "127.0.0.1:0"])
         _, line = tracker.wait_for("tracker listening on")
         url = f"http://{line.split()[-1]}/announce"
@@ -215,10 +223,10 @@ def main():
             tracker.stop()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    report(results, args)
+    report(results, args, raw)
 
 
-def report(results, args):
+def report(results, args, raw):
     mb = lambda r, secs: r["size"] / 1e6 / secs
     print(f"{args.mib} MiB, {args.piece_length // 1024} KiB pieces, loopback, one seeder -> one leecher "
           f"({os.cpu_count()} cores; a shared machine: figures are noisy)")
@@ -244,6 +252,10 @@ def report(results, args):
         print(f"piecemeal targets: peak memory {p['peak']:.1f} MiB (< 20), "
               f"check {mb(p, p['check']):.0f} MB/s (>= 1400), "
               f"restart to seeding {p['restart']:.3f} s (< 0.2)")
+    if raw and "piecemeal" in results:
+        p = results["piecemeal"]
+        print(f"sha1_smol in RAM: {raw['one-core']} MB/s on one core, {raw['all-cores']} MB/s on "
+              f"{raw['cores']}: the check runs at {mb(p, p['check']) / float(raw['all-cores']):.2f}x that")
     sys.stdout.flush()
 
 
