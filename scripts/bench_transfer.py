@@ -255,7 +255,8 @@ def report(results, args, raw):
     if raw and "piecemeal" in results:
         p = results["piecemeal"]
         print(f"sha1_smol in RAM: {raw['one-core']} MB/s on one core, {raw['all-cores']} MB/s on "
-              f"{raw['cores']}: the check runs at {mb(p, p['check']) / float(raw['all-cores']):.2f}x that")
+              f"{raw['cores']} ({raw['per-cpu-second']} MB per CPU-second): the check runs at "
+              f"{mb(p, p['check']) / float(raw['all-cores']):.2f}x that")
     sys.stdout.flush()
 
 
