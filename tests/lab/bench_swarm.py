@@ -11,8 +11,9 @@ tracker in the hub. Configurations: A) everyone uploads 4 MB/s; B) the seeder
 (the last leecher's `complete`), D against the bound
 max{F/u_s, F/d_min, N*F/(u_s + sum u_i)} (d_min is unlimited here), the copies of
 the file the seeder sent (its shaper's byte counter / F; IP and TCP headers
-included, ~4.5%), connections that left data unread for 5 s or more, and
-piecemeal's D / libtorrent's D. One SVG per client and configuration plots every
+included, ~4.5%), connections that left data unread for 5 s or more, the share
+of its upload cap the seeder and the leechers together used in each quarter of D,
+and piecemeal's D / libtorrent's D. One SVG per client and configuration plots every
 leecher's progress (bytes the hub delivered to it, as a share of what it had
 received when it completed) against time, with the bound and D marked.
 
