@@ -96,15 +96,16 @@ impl RpcHandle {
         self.addr
     }
 
-    /// Waits until it has stopped: the accepting thread within [`STOP_CHECK`] of the flag, then
+    /// Waits until it has stopped: the accepting thread within 200 ms of the flag, then
     /// the requests in flight (each bounded by the request deadline).
     pub fn join(self) {
         let _ = self.thread.join();
     }
 }
 
-/// Starts the API on `bind` with the token found by [`load_or_create`](super::auth::load_or_create) (done first, so
-/// a peer refuses to start before it listens anywhere): prints `rpc token ...` when the token
+/// Starts the API on `bind` with the token found by
+/// [`load_or_create`](super::auth::load_or_create) (done first, so a peer refuses to start
+/// before it listens anywhere): prints `rpc token ...` when the token
 /// was made just now and `rpc listening on http://ADDR/`, and answers until `shutdown` is set.
 pub fn serve(
     bind: SocketAddr,
