@@ -4,6 +4,7 @@ use crate::disk::storage::StorageError;
 use crate::metainfo::selection::SelectionError;
 use crate::metainfo::{InfoHash, MetainfoError};
 use crate::peer::magnet_fetch::MagnetFetchError;
+use crate::rpc::RpcError;
 use crate::tracker::client::AnnounceError;
 use std::fmt;
 use std::io;
@@ -42,6 +43,8 @@ pub enum PeerError {
         info_hash: InfoHash,
         source: MagnetFetchError,
     },
+    /// The JSON API (`--rpc`) could not start.
+    Rpc(RpcError),
 }
 
 impl fmt::Display for PeerError {
@@ -58,6 +61,7 @@ impl fmt::Display for PeerError {
             }
             PeerError::Magnet { info_hash, source } => write!(f, "magnet {info_hash}: {source}"),
             PeerError::Io(e) => write!(f, "{e}"),
+            PeerError::Rpc(e) => write!(f, "{e}"),
             PeerError::DownloadFailed { torrent, reason } => {
                 write!(
                     f,
@@ -78,6 +82,7 @@ impl std::error::Error for PeerError {
             PeerError::Tracker { source, .. } => Some(source),
             PeerError::Io(e) => Some(e),
             PeerError::Magnet { source, .. } => Some(source),
+            PeerError::Rpc(e) => Some(e),
             PeerError::DuplicateTorrent(_)
             | PeerError::NoTorrents
             | PeerError::DownloadFailed { .. } => None,

@@ -44,6 +44,8 @@ use crate::peer::listener::{self, Torrents};
 use crate::peer::magnet_fetch::{self, Resolved};
 use crate::peer::metadata_peer::Us;
 use crate::peer::rate_limit::RateLimits;
+use crate::rpc::control::Control;
+use crate::rpc::{self, RpcError};
 use engine::Engine;
 use entry::{Entry, Phase};
 use std::collections::HashSet;
@@ -71,12 +73,37 @@ pub struct Session {
 /// complete). On the way out every torrent announces `stopped`.
 pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerError> {
     let stored = store::has_torrents(&config.dir);
-    if config.torrents.is_empty() && config.magnets.is_empty() && !stored {
+    if config.torrents.is_empty() && config.magnets.is_empty() && !stored && config.rpc.is_none() {
         return Err(PeerError::NoTorrents);
     }
-    let session = Session::start(config, shutdown)?;
+    // The token first: a public --rpc without one is refused before anything listens.
+    let rpc = match config.rpc {
+        Some(bind) => {
+            let token = rpc::auth::load_or_create(config.rpc_token.as_deref(), &config.dir, bind)
+                .map_err(|e| PeerError::Rpc(RpcError::Auth(e)))?;
+            Some((bind, token))
+        }
+        None => None,
+    };
+    let session = Session::start(config, shutdown.clone())?;
+    let api = match rpc {
+        Some((bind, token)) => {
+            let control: Arc<dyn Control> = session.clone();
+            match rpc::serve(bind, token, control, shutdown.clone()) {
+                Ok(api) => Some(api),
+                Err(e) => {
+                    session.stop();
+                    return Err(PeerError::Rpc(e));
+                }
+            }
+        }
+        None => None,
+    };
     let outcome = session.watch();
     session.stop();
+    if let Some(api) = api {
+        api.join();
+    }
     outcome
 }
 
