@@ -229,6 +229,7 @@ def run(args, work, procs, driver):
     wait_for(driver, "an empty list", lambda d: find(d, "#empty").is_displayed())
     if "token" in driver.current_url:
         raise CaseFailed(f"the token stays in the address bar: {driver.current_url}")
+    check_formats(driver)
 
     # Adding through the form's file input.
     find(driver, "#add-file").send_keys(torrent)
@@ -261,6 +262,9 @@ def run(args, work, procs, driver):
     wait_for(driver, f"'{want_caption}'", lambda d: text_of(d, "#pieces-count") == want_caption)
     wait_for(driver, "3 files, all ticked", lambda d: files_ticked(d) == [True, True, True])
     wait_for(driver, "the tracker", lambda d: announce in (text_of(d, "#trackers") or ""))
+    undone = driver.execute_script(PIXELS_NOT_DONE)
+    if undone != 0:
+        raise CaseFailed(f"the pieces picture of a complete torrent has {undone} pixel columns not in the done colour")
     paths = text_of(driver, "#files")
     for rel in CONTENT:
         if rel not in paths:
@@ -315,6 +319,45 @@ def enter_token(driver, token):
     field.clear()
     field.send_keys(token)
     find(driver, "#token-form button[type=submit]").click()
+
+
+# Pixel columns of the pieces canvas whose colour is not the stylesheet's --done.
+PIXELS_NOT_DONE = """
+const canvas = document.getElementById("pieces");
+const want = getComputedStyle(canvas).getPropertyValue("--done").trim();
+const probe = document.createElement("canvas").getContext("2d");
+probe.fillStyle = want;
+probe.fillRect(0, 0, 1, 1);
+const [r, g, b] = probe.getImageData(0, 0, 1, 1).data;
+const row = canvas.getContext("2d").getImageData(0, 0, canvas.width, 1).data;
+let bad = 0;
+for (let i = 0; i < row.length; i += 4) {
+  if (row[i] !== r || row[i + 1] !== g || row[i + 2] !== b) bad += 1;
+}
+return bad;
+"""
+
+# The page's own unit formatting, called in the page: (expression, expected value).
+FORMATS = [
+    ("formatBytes(1536)", "1.50 KiB"),
+    ("formatBytes(5 * 1024 ** 3)", "5.00 GiB"),
+    ("formatRate(0)", "–"),
+    ("formatEta(3725)", "1h 02m"),
+    ("formatEta(59)", "59s"),
+    ("formatPercent(0.99999)", "99.9%"),
+    ("formatPercent(1)", "100%"),
+    ("parseRate('1.5M')", 1572864),
+    ("parseRate(' 500k ')", 512000),
+    ("parseRate('')", 0),
+    ("(() => { try { parseRate('fast'); return 'accepted'; } catch (e) { return 'refused'; } })()", "refused"),
+]
+
+
+def check_formats(driver):
+    for expr, want in FORMATS:
+        got = driver.execute_script(f"return {expr};")
+        if got != want:
+            raise CaseFailed(f"in the page {expr} is {got!r}, want {want!r}")
 
 
 def files_ticked(driver):
