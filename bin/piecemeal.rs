@@ -51,6 +51,8 @@ enum Command {
         /// The .torrent file.
         torrent: PathBuf,
     },
+    /// Drive a running peer (`piecemeal peer --rpc`) through its JSON API.
+    Remote(piecemeal::rpc::remote::RemoteArgs),
 }
 
 /// The tracker's flags.
@@ -213,6 +215,7 @@ fn run(cli: Cli) -> Result<(), String> {
             print!("{}", meta.describe());
             Ok(())
         }
+        Command::Remote(args) => piecemeal::rpc::remote::run(args).map_err(|e| e.to_string()),
     }
 }
 

@@ -95,7 +95,22 @@ impl FileSpec {
 
 /// Which files of `info` the SPECs select; no SPEC at all selects every file.
 pub fn wanted_files(info: &Info, specs: &[FileSpec]) -> Result<Vec<bool>, SelectionError> {
-    let count = info.files.len();
+    let paths: Vec<String> = info
+        .files
+        .iter()
+        .map(|file| info.relative_path(file).to_string_lossy().into_owned())
+        .collect();
+    select_paths(&paths, specs)
+}
+
+/// Which of these file paths (as `piecemeal show` prints them, in torrent order, so a path's
+/// position is its index) the SPECs select; no SPEC at all selects every file. The same rules
+/// as [`wanted_files`], for a caller that has the paths but not the torrent (`piecemeal remote`).
+pub fn select_paths<S: AsRef<str>>(
+    paths: &[S],
+    specs: &[FileSpec],
+) -> Result<Vec<bool>, SelectionError> {
+    let count = paths.len();
     if specs.is_empty() {
         return Ok(vec![true; count]);
     }
@@ -112,9 +127,8 @@ pub fn wanted_files(info: &Info, specs: &[FileSpec]) -> Result<Vec<bool>, Select
                 wanted[*first..=*last].iter_mut().for_each(|w| *w = true);
             }
             FileSpec::Glob(pattern) => {
-                for (w, file) in wanted.iter_mut().zip(&info.files) {
-                    let path = info.relative_path(file);
-                    *w |= glob_matches(pattern.as_bytes(), path.to_string_lossy().as_bytes());
+                for (w, path) in wanted.iter_mut().zip(paths) {
+                    *w |= glob_matches(pattern.as_bytes(), path.as_ref().as_bytes());
                 }
             }
         }

@@ -124,6 +124,15 @@ pub struct PeerConfig {
     /// Draw progress bars (stdout is a terminal) instead of plain lines.
     #[arg(skip)]
     pub bars: bool,
+    /// Serve the JSON API (and web page) on HOST:PORT, e.g. 127.0.0.1:9091 (port 0 picks a
+    /// free one); off unless given. Requests need the token (see --rpc-token). With --rpc the
+    /// peer may start with no torrent and be given them at run time.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub rpc: Option<SocketAddr>,
+    /// The API token; default: DIR/.piecemeal/rpc-token, made and printed at first start
+    /// (only on a loopback --rpc address: any other needs this flag or that file).
+    #[arg(long, value_name = "TOKEN")]
+    pub rpc_token: Option<String>,
 }
 
 /// Why a peer could not start or had to stop.

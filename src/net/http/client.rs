@@ -40,6 +40,26 @@ pub fn request(
     body: Option<(&str, &[u8])>,
     timeout: Duration,
 ) -> Result<Response, HttpError> {
+    request_with_headers(url, method, &[], body, timeout)
+}
+
+/// Like [`request`], with extra header lines `(name, value)` (e.g. an API token). Values must
+/// not contain line breaks.
+pub fn request_with_headers(
+    url: &str,
+    method: &str,
+    headers: &[(&str, &str)],
+    body: Option<(&str, &[u8])>,
+    timeout: Duration,
+) -> Result<Response, HttpError> {
+    if headers
+        .iter()
+        .any(|(n, v)| n.contains(['\r', '\n', ':']) || v.contains(['\r', '\n']))
+    {
+        return Err(HttpError::Malformed(
+            "a header name or value holds a line break".into(),
+        ));
+    }
     let parsed = parse_url(url)?;
     let addr_text = format!("{}:{}", parsed.host, parsed.port);
     let addrs: Vec<SocketAddr> = (parsed.host.as_str(), parsed.port)
@@ -81,6 +101,9 @@ pub fn request(
         env!("CARGO_PKG_VERSION")
     )
     .into_bytes();
+    for (name, value) in headers {
+        out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+    }
     if let Some((content_type, bytes)) = body {
         out.extend_from_slice(
             format!(

@@ -19,9 +19,9 @@ mod client;
 mod server;
 mod url;
 
-pub use client::{MAX_RESPONSE_BODY, Response, request};
+pub use client::{MAX_RESPONSE_BODY, Response, request, request_with_headers};
 pub use server::{
-    Limits, Parsed, Request, parse_request, read_request, write_reply, write_response,
+    Limits, Parsed, Request, linger, parse_request, read_request, write_reply, write_response,
 };
 pub use url::{HttpUrl, parse_query, parse_url, percent_decode, percent_encode};
 

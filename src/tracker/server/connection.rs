@@ -4,9 +4,9 @@
 
 use super::routes::{Reply, Service, route};
 use super::waiting_room::Doorbell;
-use crate::net::http::{self, Request};
+use crate::net::http::{self, Request, linger};
 use log::debug;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -148,25 +148,5 @@ impl Write for Patient<'_> {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
-    }
-}
-
-/// After an error reply, reads (for at most 200 ms and 256 KiB) what the client is still
-/// sending: closing a socket with unread input resets the connection, which can destroy the reply
-/// in flight.
-fn linger(stream: &mut TcpStream) {
-    let _ = stream.shutdown(std::net::Shutdown::Write);
-    let until = Instant::now() + Duration::from_millis(200);
-    let mut budget: usize = 256 * 1024;
-    let mut scratch = [0u8; 4096];
-    while budget > 0 {
-        let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
-            return;
-        }
-        match stream.read(&mut scratch) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => budget = budget.saturating_sub(n),
-        }
     }
 }

@@ -1,0 +1,170 @@
+//! What `piecemeal remote` prints for people: aligned columns and short numbers (sizes in
+//! binary units, rates per second, times as `1h05m`).
+
+use super::control::TorrentStatus;
+
+/// Columns of text, left-aligned unless marked as numbers.
+pub(super) struct Table {
+    headers: Vec<&'static str>,
+    /// Per column: right-aligned (numbers).
+    right: Vec<bool>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// A table with these columns; a header starting with `>` is right-aligned (the `>` is
+    /// not printed).
+    pub(super) fn new(headers: &[&'static str]) -> Table {
+        Table {
+            headers: headers.iter().map(|h| h.trim_start_matches('>')).collect(),
+            right: headers.iter().map(|h| h.starts_with('>')).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    pub(super) fn row(&mut self, cells: Vec<String>) {
+        debug_assert_eq!(cells.len(), self.headers.len());
+        self.rows.push(cells);
+    }
+
+    /// The header line and the rows, columns two spaces apart, no trailing spaces.
+    pub(super) fn render(&self) -> String {
+        let width = |i: usize| {
+            self.rows
+                .iter()
+                .map(|r| r[i].chars().count())
+                .chain([self.headers[i].len()])
+                .max()
+                .unwrap_or(0)
+        };
+        let widths: Vec<usize> = (0..self.headers.len()).map(width).collect();
+        let header: Vec<String> = self.headers.iter().map(|h| h.to_string()).collect();
+        let mut out = String::new();
+        for cells in std::iter::once(&header).chain(&self.rows) {
+            let mut line = String::new();
+            for (i, cell) in cells.iter().enumerate() {
+                let pad = " ".repeat(widths[i] - cell.chars().count());
+                if i > 0 {
+                    line.push_str("  ");
+                }
+                if self.right[i] {
+                    line.push_str(&pad);
+                    line.push_str(cell);
+                } else {
+                    line.push_str(cell);
+                    line.push_str(&pad);
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// `1.5 MiB`, `512 B`.
+pub(super) fn size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// `1.5 MiB/s`, or `-` when nothing moves.
+pub(super) fn rate(bytes_per_sec: u64) -> String {
+    if bytes_per_sec == 0 {
+        "-".into()
+    } else {
+        format!("{}/s", size(bytes_per_sec))
+    }
+}
+
+/// A limit: `unlimited` for 0.
+pub(super) fn limit(bytes_per_sec: u64) -> String {
+    if bytes_per_sec == 0 {
+        "unlimited".into()
+    } else {
+        format!("{}/s", size(bytes_per_sec))
+    }
+}
+
+/// `2h05m`, `3m07s`, `42s`, or `-` when unknown.
+pub(super) fn eta(secs: Option<u64>) -> String {
+    match secs {
+        None => "-".into(),
+        Some(s) if s >= 100 * 3600 => format!("{}d", s / 86400),
+        Some(s) if s >= 3600 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        Some(s) if s >= 60 => format!("{}m{:02}s", s / 60, s % 60),
+        Some(s) => format!("{s}s"),
+    }
+}
+
+/// `45.3%` from a fraction.
+pub(super) fn percent(fraction: f64) -> String {
+    format!("{:.1}%", (fraction * 100.0).clamp(0.0, 100.0))
+}
+
+/// A status as the API names it, with spaces.
+pub(super) fn status(status: TorrentStatus) -> &'static str {
+    match status {
+        TorrentStatus::FetchingMetadata => "fetching metadata",
+        TorrentStatus::Checking => "checking",
+        TorrentStatus::Downloading => "downloading",
+        TorrentStatus::Seeding => "seeding",
+        TorrentStatus::Paused => "paused",
+        TorrentStatus::Error => "error",
+    }
+}
+
+/// `text` cut to `max` characters, with `…` when cut.
+pub(super) fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_line_up_numbers_to_the_right() {
+        let mut table = Table::new(&["NAME", ">DONE"]);
+        table.row(vec!["débutant".into(), "5.0%".into()]);
+        table.row(vec!["a".into(), "100.0%".into()]);
+        assert_eq!(
+            table.render(),
+            "NAME        DONE\ndébutant    5.0%\na         100.0%\n"
+        );
+    }
+
+    #[test]
+    fn numbers_read_short() {
+        assert_eq!(size(512), "512 B");
+        assert_eq!(size(1536), "1.5 KiB");
+        assert_eq!(size(3 * 1024 * 1024 * 1024), "3.0 GiB");
+        assert_eq!(rate(0), "-");
+        assert_eq!(rate(2 * 1024 * 1024), "2.0 MiB/s");
+        assert_eq!(limit(0), "unlimited");
+        assert_eq!(eta(None), "-");
+        assert_eq!(eta(Some(42)), "42s");
+        assert_eq!(eta(Some(187)), "3m07s");
+        assert_eq!(eta(Some(7500)), "2h05m");
+        assert_eq!(eta(Some(400 * 3600)), "16d");
+        assert_eq!(percent(0.4534), "45.3%");
+        assert_eq!(percent(1.0), "100.0%");
+        assert_eq!(clip("abcdef", 4), "abc…");
+        assert_eq!(clip("abc", 4), "abc");
+        assert_eq!(status(TorrentStatus::FetchingMetadata), "fetching metadata");
+    }
+}
