@@ -28,7 +28,7 @@ mod info_hash;
 pub mod magnet;
 mod parse;
 pub mod selection;
-mod show;
+pub(crate) mod show;
 
 use std::fmt;
 use std::io;

@@ -56,9 +56,17 @@ impl Metainfo {
 
 /// `2.50 MiB, 2621440 bytes` (binary units, plus the exact count).
 fn human_size(bytes: u64) -> String {
+    match binary_units(bytes) {
+        None => format!("{bytes} bytes"),
+        Some((value, unit)) => format!("{value:.2} {unit}, {bytes} bytes"),
+    }
+}
+
+/// `bytes` in the largest binary unit (KiB to PiB) it reaches, or `None` under 1 KiB.
+pub(crate) fn binary_units(bytes: u64) -> Option<(f64, &'static str)> {
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
     if bytes < 1024 {
-        return format!("{bytes} bytes");
+        return None;
     }
     let mut value = bytes as f64 / 1024.0;
     let mut unit = 0;
@@ -66,7 +74,7 @@ fn human_size(bytes: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    format!("{value:.2} {}, {bytes} bytes", UNITS[unit])
+    Some((value, UNITS[unit]))
 }
 
 /// `YYYY-MM-DD HH:MM:SS UTC` for a Unix timestamp (proleptic Gregorian calendar).

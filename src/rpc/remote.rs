@@ -431,3 +431,72 @@ fn show(d: &TorrentDetail) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::control::{FileInfo, TorrentStatus};
+    use super::*;
+
+    fn summary(name: &str, status: TorrentStatus, progress: f64) -> TorrentSummary {
+        TorrentSummary {
+            id: "c12fe1c06bba254a9dc9f519b335aa7c1367a88a".into(),
+            name: name.into(),
+            status,
+            size: 661_651_456,
+            done: (661_651_456.0 * progress) as u64,
+            progress,
+            download_rate: 8_598_323,
+            upload_rate: 0,
+            downloaded: 0,
+            uploaded: 0,
+            ratio: 0.0,
+            peers: 3,
+            eta_secs: Some(45),
+            error: None,
+            limits: Limits::default(),
+        }
+    }
+
+    #[test]
+    fn list_is_one_aligned_row_per_torrent() {
+        assert_eq!(list(&[]), "no torrents\n");
+        let text = list(&[
+            summary("debian.iso", TorrentStatus::Downloading, 0.4134),
+            summary("a", TorrentStatus::FetchingMetadata, 0.0),
+        ]);
+        assert_eq!(
+            text,
+            "ID        NAME        STATUS              DONE       SIZE       DOWN  UP  PEERS  ETA  RATIO\n\
+             c12fe1c0  debian.iso  downloading        41.3%  631.0 MiB  8.2 MiB/s   -      3  45s   0.00\n\
+             c12fe1c0  a           fetching metadata   0.0%  631.0 MiB  8.2 MiB/s   -      3  45s   0.00\n"
+        );
+    }
+
+    #[test]
+    fn files_say_which_are_fetched() {
+        let mut detail = TorrentDetail {
+            summary: summary("set", TorrentStatus::Seeding, 1.0),
+            magnet: String::new(),
+            files: Vec::new(),
+            peers: Vec::new(),
+            trackers: Vec::new(),
+            piece_count: 0,
+            pieces: String::new(),
+        };
+        for (index, wanted) in [(0, false), (1, true)] {
+            detail.files.push(FileInfo {
+                index,
+                path: format!("set/{index}.bin"),
+                length: 2048,
+                done: 1024 * index as u64,
+                wanted,
+            });
+        }
+        assert_eq!(
+            files(&detail),
+            "#  FETCH   DONE     SIZE  PATH\n\
+             0  no      0.0%  2.0 KiB  set/0.bin\n\
+             1  yes    50.0%  2.0 KiB  set/1.bin\n"
+        );
+    }
+}

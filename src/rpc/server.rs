@@ -7,7 +7,7 @@
 //! for at most that long; when every worker is busy and the queue is full, new connections get
 //! a `503` at once. Bodies over 16 MiB get a `413` before any of it is read.
 
-use super::auth::{self, AuthError, Token};
+use super::auth::{AuthError, Loaded, Token};
 use super::control::Control;
 use super::routes::{Gate, Reply, answer};
 use crate::net::http::{self, HttpError, Limits, linger};
@@ -17,7 +17,6 @@ use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -56,7 +55,7 @@ impl Default for Settings {
 /// Why the API could not start.
 #[derive(Debug)]
 pub enum RpcError {
-    /// No usable token (see [`auth::load_or_create`]).
+    /// No usable token (see [`load_or_create`](super::auth::load_or_create)).
     Auth(AuthError),
     /// Listening failed, e.g. because the port is in use.
     Bind { addr: SocketAddr, source: io::Error },
@@ -97,35 +96,34 @@ impl RpcHandle {
         self.addr
     }
 
-    /// Waits until it has stopped: the accepting thread within [`STOP_CHECK`] of the flag, then
+    /// Waits until it has stopped: the accepting thread within 200 ms of the flag, then
     /// the requests in flight (each bounded by the request deadline).
     pub fn join(self) {
         let _ = self.thread.join();
     }
 }
 
-/// Starts the API on `bind` for the peer whose folder is `dir`: finds or makes the token (see
-/// [`auth`]), prints `rpc token ...` when it made one and `rpc listening on http://ADDR/`, and
-/// answers until `shutdown` is set.
+/// Starts the API on `bind` with the token found by
+/// [`load_or_create`](super::auth::load_or_create) (done first, so a peer refuses to start
+/// before it listens anywhere): prints `rpc token ...` when the token
+/// was made just now and `rpc listening on http://ADDR/`, and answers until `shutdown` is set.
 pub fn serve(
     bind: SocketAddr,
-    token_flag: Option<&str>,
-    dir: &Path,
+    token: Loaded,
     control: Arc<dyn Control>,
     shutdown: Arc<AtomicBool>,
 ) -> Result<RpcHandle, RpcError> {
-    let loaded = auth::load_or_create(token_flag, dir, bind).map_err(RpcError::Auth)?;
     let handle = serve_with(
         bind,
-        loaded.token.clone(),
+        token.token.clone(),
         control,
         shutdown,
         Settings::default(),
     )?;
-    if let Some(path) = &loaded.generated {
+    if let Some(path) = &token.generated {
         println!(
             "rpc token {} (saved in {})",
-            loaded.token.as_str(),
+            token.token.as_str(),
             path.display()
         );
     }

@@ -2,6 +2,7 @@
 //! binary units, rates per second, times as `1h05m`).
 
 use super::control::TorrentStatus;
+use crate::metainfo::show::binary_units;
 
 /// Columns of text, left-aligned unless marked as numbers.
 pub(super) struct Table {
@@ -64,17 +65,10 @@ impl Table {
 
 /// `1.5 MiB`, `512 B`.
 pub(super) fn size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
+    match binary_units(bytes) {
+        None => format!("{bytes} B"),
+        Some((value, unit)) => format!("{value:.1} {unit}"),
     }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
 }
 
 /// `1.5 MiB/s`, or `-` when nothing moves.
