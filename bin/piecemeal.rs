@@ -185,7 +185,13 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Tracker(args) => run_tracker(args),
         Command::Peer(mut config) => {
             config.bars = std::io::stdout().is_terminal();
-            peer::run(config, stop_flag()?).map_err(|e| e.to_string())
+            match peer::run(config, stop_flag()?) {
+                // Nothing to run is a usage error, as a missing flag is.
+                Err(e @ peer::PeerError::NoTorrents) => <Cli as clap::CommandFactory>::command()
+                    .error(clap::error::ErrorKind::MissingRequiredArgument, e)
+                    .exit(),
+                outcome => outcome.map_err(|e| e.to_string()),
+            }
         }
         Command::Create {
             path,

@@ -485,7 +485,8 @@ fn remote_command_drives_the_peer() {
     let work = tempfile::tempdir().unwrap();
     let torrent = noise_torrent(work.path(), "rem", 300 * 1024, 16 * 1024);
     let dir = work.path().join("client");
-    let (_client, api, _) = rpc_peer(&dir, &[]);
+    let (_tracker, url) = support::tracker();
+    let (_client, api, _) = rpc_peer(&dir, &["--tracker", &url]);
 
     let (code, out, err) = remote(&api, &["list"]);
     assert_eq!((code, out.as_str()), (0, "no torrents\n"), "{err}");

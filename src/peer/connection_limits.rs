@@ -47,6 +47,12 @@ impl ConnectionLimits {
         lock(&self.torrents).push(Arc::downgrade(torrent));
     }
 
+    /// Takes `torrent` (paused or removed) out of the process-wide count's list, with any
+    /// torrent gone already.
+    pub fn unregister(&self, torrent: &Arc<TorrentState>) {
+        lock(&self.torrents).retain(|t| t.upgrade().is_some_and(|t| !Arc::ptr_eq(&t, torrent)));
+    }
+
     /// Counts a connection just admitted.
     pub(crate) fn opened(&self) {
         self.open.fetch_add(1, Ordering::SeqCst);

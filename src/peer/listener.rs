@@ -6,6 +6,7 @@
 //! By default a peer listens on every interface, IPv6 and IPv4 ([`bind`]); `--bind` narrows it
 //! to one address.
 
+use crate::lock::{read, write};
 use crate::metainfo::InfoHash;
 use crate::net::pool::ThreadPool;
 use crate::peer::connection;
@@ -17,13 +18,47 @@ use crate::peer::torrent_state::TorrentState;
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// The torrents a peer serves, by info hash.
 pub type Registry = Arc<HashMap<InfoHash, Arc<TorrentState>>>;
+
+/// The torrents a peer serves while torrents are added, paused and removed: each incoming
+/// connection looks its torrent up in the set of the moment it arrived (a paused or removed
+/// torrent is refused).
+#[derive(Default)]
+pub struct Torrents {
+    current: RwLock<Registry>,
+}
+
+impl Torrents {
+    /// The torrents served now.
+    pub fn snapshot(&self) -> Registry {
+        read(&self.current).clone()
+    }
+
+    /// Serves `torrent` from now on (in place of one with its info hash).
+    pub fn insert(&self, torrent: Arc<TorrentState>) {
+        let mut current = write(&self.current);
+        let mut next = HashMap::clone(&current);
+        next.insert(torrent.meta.info_hash, torrent);
+        *current = Arc::new(next);
+    }
+
+    /// Stops serving `torrent` (when it is still the one served for its info hash).
+    pub fn remove(&self, torrent: &Arc<TorrentState>) {
+        let mut current = write(&self.current);
+        let hash = torrent.meta.info_hash;
+        if current.get(&hash).is_some_and(|t| Arc::ptr_eq(t, torrent)) {
+            let mut next = HashMap::clone(&current);
+            next.remove(&hash);
+            *current = Arc::new(next);
+        }
+    }
+}
 
 /// The listening sockets of a peer on `port` (0: a free one): on `ip` alone when given;
 /// otherwise on every interface, `[::]` (which takes IPv4 too where the system makes it
@@ -56,7 +91,7 @@ pub fn bind(ip: Option<IpAddr>, port: u16) -> Result<Vec<TcpListener>, (SocketAd
 /// incoming connections served at once.
 pub fn start(
     listeners: Vec<TcpListener>,
-    torrents: Registry,
+    torrents: Arc<Torrents>,
     workers: usize,
     encryption: Encryption,
     shutdown: Arc<AtomicBool>,
@@ -80,7 +115,7 @@ pub fn start(
                             // An IPv4 peer on a dual-stack socket arrives as ::ffff:a.b.c.d;
                             // it is the same peer as a.b.c.d (bans, stats, duplicates).
                             let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
-                            let torrents = torrents.clone();
+                            let torrents = torrents.snapshot();
                             if !pool.try_execute(move || serve(stream, addr, &torrents, encryption))
                             {
                                 log::warn!(

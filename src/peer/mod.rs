@@ -52,6 +52,7 @@ pub mod piece_sink;
 pub mod pipeline;
 pub mod progress;
 pub mod rate_limit;
+pub mod rate_meter;
 pub mod resume_saving;
 pub mod session;
 pub mod snub;
@@ -63,4 +64,4 @@ pub mod writer;
 #[cfg(test)]
 mod test_support;
 
-pub use session::{PeerConfig, PeerError, run};
+pub use session::{PeerConfig, PeerError, Session, run};

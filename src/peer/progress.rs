@@ -1,8 +1,10 @@
 //! What a running peer shows the user: a live bar per torrent on a terminal (percent, speed,
 //! ETA, peers), plain status lines every few seconds otherwise. Both go to stdout.
 
+use crate::metainfo::InfoHash;
 use crate::peer::torrent_state::TorrentState;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -12,15 +14,16 @@ const PLAIN_EVERY: Duration = Duration::from_secs(5);
 
 /// The progress display of one peer process.
 pub struct Progress {
-    bars: Option<(MultiProgress, Vec<ProgressBar>)>,
+    bars: Option<(MultiProgress, ProgressStyle)>,
+    /// Per torrent shown: its bar (when drawing bars) and its downloaded bytes at the last
+    /// plain line, for its speed figure.
+    shown: HashMap<InfoHash, (Option<ProgressBar>, u64)>,
     last_plain: Instant,
-    /// Downloaded bytes at the last plain line, for its speed figure.
-    last_bytes: Vec<u64>,
 }
 
 impl Progress {
     /// Bars when `bars` is set (stdout is a terminal), plain lines otherwise.
-    pub fn new(torrents: &[Arc<TorrentState>], bars: bool) -> Progress {
+    pub fn new(bars: bool) -> Progress {
         let bars = bars.then(|| {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
             let style = ProgressStyle::with_template(
@@ -28,9 +31,29 @@ impl Progress {
             )
             .expect("the template is valid")
             .progress_chars("=> ");
-            let list = torrents
-                .iter()
-                .map(|t| {
+            (multi, style)
+        });
+        Progress {
+            bars,
+            shown: HashMap::new(),
+            last_plain: Instant::now(),
+        }
+    }
+
+    /// Refreshes the bars, or prints plain lines when their time has come. `torrents` are
+    /// those running now: a bar comes for a new one and goes with one that stopped.
+    pub fn update(&mut self, torrents: &[Arc<TorrentState>]) {
+        self.shown.retain(|hash, (bar, _)| {
+            let running = torrents.iter().any(|t| t.meta.info_hash == *hash);
+            if let (false, Some(bar)) = (running, bar) {
+                bar.finish_and_clear();
+            }
+            running
+        });
+        for t in torrents {
+            let bars = &self.bars;
+            self.shown.entry(t.meta.info_hash).or_insert_with(|| {
+                let bar = bars.as_ref().map(|(multi, style)| {
                     let (done, wanted) = t.wanted_progress();
                     let bar = multi.add(ProgressBar::new(wanted));
                     bar.set_style(style.clone());
@@ -38,23 +61,16 @@ impl Progress {
                     bar.set_position(done);
                     bar.reset_eta();
                     bar
-                })
-                .collect();
-            (multi, list)
-        });
-        Progress {
-            bars,
-            last_plain: Instant::now(),
-            last_bytes: vec![0; torrents.len()],
+                });
+                (bar, t.downloaded.load(Ordering::Relaxed))
+            });
         }
-    }
-
-    /// Refreshes the bars, or prints plain lines when their time has come.
-    pub fn update(&mut self, torrents: &[Arc<TorrentState>]) {
-        if let Some((_, bars)) = &self.bars {
-            for (t, bar) in torrents.iter().zip(bars) {
-                bar.set_position(t.wanted_progress().0);
-                bar.set_message(format!("{} peers", t.connections.load(Ordering::Relaxed)));
+        if self.bars.is_some() {
+            for t in torrents {
+                if let Some((Some(bar), _)) = self.shown.get(&t.meta.info_hash) {
+                    bar.set_position(t.wanted_progress().0);
+                    bar.set_message(format!("{} peers", t.connections.load(Ordering::Relaxed)));
+                }
             }
             return;
         }
@@ -63,7 +79,10 @@ impl Progress {
             return;
         }
         self.last_plain = Instant::now();
-        for (t, last) in torrents.iter().zip(&mut self.last_bytes) {
+        for t in torrents {
+            let Some((_, last)) = self.shown.get_mut(&t.meta.info_hash) else {
+                continue;
+            };
             let bytes = t.downloaded.load(Ordering::Relaxed);
             if t.is_downloading() {
                 // A selective download measures the bytes it wants, not the whole torrent.
@@ -73,7 +92,7 @@ impl Progress {
                     t.meta.info.name,
                     done as f64 * 100.0 / wanted.max(1) as f64,
                     wanted,
-                    (bytes - *last) as f64 / 1e6 / elapsed.as_secs_f64(),
+                    bytes.saturating_sub(*last) as f64 / 1e6 / elapsed.as_secs_f64(),
                     t.connections.load(Ordering::Relaxed)
                 );
             }
@@ -93,8 +112,8 @@ impl Progress {
 
     /// Takes the bars off the screen; the `complete` lines printed above them stay.
     pub fn finish(&self) {
-        if let Some((_, bars)) = &self.bars {
-            for bar in bars {
+        for (bar, _) in self.shown.values() {
+            if let Some(bar) = bar {
                 bar.finish_and_clear();
             }
         }
