@@ -4,9 +4,10 @@
 A tracker and a seeding piecemeal peer serve a torrent made here; a second piecemeal peer starts
 with an empty folder and its JSON API on. The test opens the page with the token in the URL's
 fragment, adds the .torrent through the page's file input, waits until the page shows 100%,
-opens the torrent's detail, pauses and resumes it (checking the page and the API agree), sees an
-API error shown in the page, and compares the downloaded bytes with the seeder's. A screenshot
-is saved outside the source tree (its path is printed).
+opens the torrent's detail, pauses and resumes it (checking the page and the API agree), unticks
+a file, sees an API error shown in the page, is asked for a token when none is kept, removes the
+torrent with its files, and compares the downloaded bytes with the seeder's. A screenshot is
+saved outside the source tree (its path is printed).
 
 Run with Debian's /usr/bin/python3 (python3-selenium is packaged for it); tests/browser/install.sh
 installs chromium, chromium-driver and python3-selenium. Nothing downloads a browser: Selenium is
@@ -133,11 +134,15 @@ def wait_for(driver, what, condition, secs=UI_SECS):
         raise CaseFailed(f"the page did not show {what} within {secs} s") from None
 
 
-def find(driver, css):
-    """The first element matching css, or None."""
+def find_all(driver, css):
     from selenium.webdriver.common.by import By
 
-    found = driver.find_elements(By.CSS_SELECTOR, css)
+    return driver.find_elements(By.CSS_SELECTOR, css)
+
+
+def find(driver, css):
+    """The first element matching css, or None."""
+    found = find_all(driver, css)
     return found[0] if found else None
 
 
@@ -293,6 +298,19 @@ def run(args, work, procs, driver):
     if problem:
         raise CaseFailed(f"after pause and resume the files differ from the seeder's: {problem}")
 
+    # Choosing files: untick one in the detail, and the API says it is no longer fetched.
+    boxes = find_all(driver, "#files tr")
+    skip = next((i for i, tr in enumerate(boxes) if tr.text and "readme.txt" in tr.text), None)
+    if skip is None:
+        raise CaseFailed(f"no readme.txt row in the files table: {text_of(driver, '#files')!r}")
+    boxes[skip].find_element("css selector", "input[type=checkbox]").click()
+    find(driver, "#files-apply").click()
+    wait_for(driver, "'Fetching 2 of 3 files'", lambda d: "Fetching 2 of 3 files" in (text_of(d, "#notice") or ""))
+    wanted = [f["wanted"] for f in api_get(rpc, f"/api/torrents/{info_hash}")["files"]]
+    if wanted.count(False) != 1 or len(wanted) != 3:
+        raise CaseFailed(f"after unticking one file the API says wanted={wanted}")
+    wait_for(driver, "the unticked box after a refresh", lambda d: files_ticked(d).count(False) == 1)
+
     # An API error reaches the page as the API's own message, and the session is unchanged.
     broken = os.path.join(work, "broken.torrent")
     with open(broken, "wb") as f:
@@ -312,6 +330,24 @@ def run(args, work, procs, driver):
     wait_for(driver, "the token refused", lambda d: "refused the token" in (text_of(d, "#error") or ""))
     enter_token(driver, TOKEN)
     wait_for(driver, "the list after entering the token", lambda d: find(d, row) and find(d, row).is_displayed())
+
+    # Removing, with its files: the page asks first, then the list, the API and the disk agree.
+    find(driver, f"{row} [data-testid=torrent-remove]").click()
+    wait_for(driver, "the remove dialog", lambda d: find(d, "#remove-dialog").is_displayed())
+    if text_of(driver, "#remove-name") != "web-test":
+        raise CaseFailed(f"the remove dialog names {text_of(driver, '#remove-name')!r}")
+    find(driver, "#remove-delete-data").click()
+    find(driver, "#remove-confirm").click()
+    wait_for(driver, "the empty list after removing", lambda d: find(d, row) is None and find(d, "#empty").is_displayed())
+    if api_get(rpc, "/api/torrents") != []:
+        raise CaseFailed(f"after removing, the API lists {api_get(rpc, '/api/torrents')}")
+    # The files go once the torrent's threads have stopped, a moment after the call returns.
+    content_left = os.path.join(leech_dir, "web-test")
+    until = deadline(UI_SECS)
+    while left := [os.path.join(dp, f) for dp, _, fs in os.walk(content_left) for f in fs]:
+        if time.monotonic() > until:
+            raise CaseFailed(f"{UI_SECS} s after removing the torrent with its files, these are left: {left}")
+        time.sleep(0.2)
 
 
 def enter_token(driver, token):
@@ -361,9 +397,7 @@ def check_formats(driver):
 
 
 def files_ticked(driver):
-    from selenium.webdriver.common.by import By
-
-    return [b.is_selected() for b in driver.find_elements(By.CSS_SELECTOR, "#files input[type=checkbox]")]
+    return [b.is_selected() for b in find_all(driver, "#files input[type=checkbox]")]
 
 
 def deadline(secs):
