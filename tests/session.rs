@@ -7,7 +7,9 @@ mod support;
 use clap::Parser;
 use piecemeal::metainfo::Metainfo;
 use piecemeal::peer::{PeerConfig, Session};
-use piecemeal::rpc::control::{AddSource, Control, ControlError, TorrentStatus, TorrentSummary};
+use piecemeal::rpc::control::{
+    AddSource, Control, ControlError, Limits, TorrentStatus, TorrentSummary,
+};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -257,6 +259,16 @@ fn bad_input_is_refused_with_its_error_and_changes_nothing() {
     );
     assert!(matches!(s.verify(&id), Err(ControlError::NotNow(_))));
     assert_eq!(summary_ids(&s), before);
+
+    // Limits: the process's and the torrent's, as set.
+    let limits = Limits {
+        upload: 5000,
+        download: 7000,
+    };
+    s.set_limits(limits).unwrap();
+    assert_eq!(s.session().limits, limits);
+    s.set_torrent_limits(&id[..6], limits).unwrap();
+    assert_eq!(s.detail(&id).unwrap().summary.limits, limits);
     assert!(s.detail(&id).unwrap().files.iter().all(|f| f.wanted));
     s.stop();
 }
@@ -316,5 +328,84 @@ fn a_restart_brings_back_added_torrents_with_their_state_and_finished_ones_stay_
     std::fs::write(&list, &bytes[..bytes.len() / 2]).unwrap();
     let s = session(&dir, &url, None);
     assert!(s.list().is_empty());
+    s.stop();
+}
+
+#[test]
+fn a_magnet_added_while_running_is_fetched_stored_and_verify_repairs_a_damaged_piece() {
+    let work = tempfile::tempdir().unwrap();
+    let torrent = noise_torrent(work.path(), "film", 1 << 20, 32 << 10);
+    let meta = Metainfo::load(&torrent).unwrap();
+    let id = meta.info_hash.hex();
+    let (_tracker, url) = tracker();
+    let (_seeder, from) = seeder(&work.path().join("seed"), &torrent, &url, "0");
+    let dir = work.path().join("mine");
+    let s = session(&dir, &url, None);
+    let magnet = format!("magnet:?xt=urn:btih:{id}&dn=film&x.pe={from}");
+    let added = s.add(AddSource::Magnet(magnet), false).unwrap();
+    assert_eq!(
+        (added.id.as_str(), added.name.as_str()),
+        (id.as_str(), "film")
+    );
+    wait_until(&s, &id, "the magnet's download completes", |t| {
+        t.status == TorrentStatus::Seeding
+    });
+    assert_same_tree(&work.path().join("seed"), &dir);
+    let copy = dir.join(format!(".piecemeal/torrents/{id}.torrent"));
+    assert_eq!(Metainfo::load(&copy).unwrap().info_hash, meta.info_hash);
+
+    // A byte changed behind the peer's back, the file's time put back: only a full hash
+    // finds it, and the piece is fetched again.
+    let damaged = dir.join("film/a.bin");
+    let mtime = std::fs::metadata(&damaged).unwrap().modified().unwrap();
+    let mut bytes = std::fs::read(&damaged).unwrap();
+    bytes[1000] ^= 0xff;
+    std::fs::write(&damaged, &bytes).unwrap();
+    let file = std::fs::File::options().write(true).open(&damaged).unwrap();
+    file.set_modified(mtime).unwrap();
+    drop(file);
+    s.verify(&id).unwrap();
+    assert_eq!(
+        s.detail(&id).unwrap().summary.status,
+        TorrentStatus::Checking
+    );
+    wait_until(&s, &id, "the verified torrent seeds again", |t| {
+        t.status == TorrentStatus::Seeding
+    });
+    assert_same_tree(&work.path().join("seed"), &dir);
+    s.stop();
+}
+
+#[test]
+fn chosen_files_are_the_only_ones_fetched() {
+    let work = tempfile::tempdir().unwrap();
+    let torrent = noise_torrent(work.path(), "pair", 600 << 10, 16 << 10);
+    let (_tracker, url) = tracker();
+    let (_seeder, from) = seeder(&work.path().join("seed"), &torrent, &url, "0");
+    let dir = work.path().join("mine");
+    let s = session(&dir, &url, Some(from));
+    let bytes = std::fs::read(&torrent).unwrap();
+    let id = s.add(AddSource::Torrent(bytes), true).unwrap().id;
+    s.choose_files(&id, &[1]).unwrap();
+    let wanted: Vec<bool> = (s.detail(&id).unwrap().files.iter())
+        .map(|f| f.wanted)
+        .collect();
+    assert_eq!(wanted, vec![false, true]);
+    s.resume(&id).unwrap();
+    let done = wait_until(&s, &id, "the chosen file completes", |t| {
+        t.status == TorrentStatus::Seeding
+    });
+    assert!(done.size < 600 << 10 && done.done == done.size, "{done:?}");
+    let seed = work.path().join("seed/pair/deep/b.bin");
+    assert_eq!(
+        std::fs::read(dir.join("pair/deep/b.bin")).unwrap(),
+        std::fs::read(seed).unwrap()
+    );
+    let detail = s.detail(&id).unwrap();
+    assert!(
+        detail.files[0].done < detail.files[0].length,
+        "{:?}",
+        detail.files
+    );
     s.stop();
 }

@@ -6,8 +6,9 @@ use super::auth::{TOKEN_HEADER, Token, host_allowed};
 use super::control::{AddSource, Control, ControlError, Limits};
 use super::web;
 use crate::net::http::{Request, parse_query};
-use serde::Deserialize;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 /// What every request is checked against before it is routed.
 pub(super) struct Gate {
@@ -146,22 +147,6 @@ fn control_status(e: &ControlError) -> u16 {
     }
 }
 
-/// The body of `POST /api/torrents` in its JSON form.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AddMagnet {
-    magnet: String,
-    #[serde(default)]
-    paused: bool,
-}
-
-/// The body of `PUT /api/torrents/ID/files`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Wanted {
-    wanted: Vec<usize>,
-}
-
 /// Routes `/api/SEGMENTS` by method.
 fn api(request: &Request, segments: &[&str], control: &dyn Control) -> Result<Reply, Failure> {
     let method = request.method.as_str();
@@ -176,7 +161,7 @@ fn api(request: &Request, segments: &[&str], control: &dyn Control) -> Result<Re
         ["session"] => only("GET").map(|()| Reply::json(200, &control.session())),
         ["limits"] => {
             only("PUT")?;
-            control.set_limits(body::<Limits>(request)?)?;
+            control.set_limits(limits(request)?)?;
             Ok(Reply::ok())
         }
         ["torrents"] => match method {
@@ -210,12 +195,13 @@ fn api(request: &Request, segments: &[&str], control: &dyn Control) -> Result<Re
         }
         ["torrents", id, "files"] => {
             only("PUT")?;
-            control.choose_files(id, &body::<Wanted>(request)?.wanted)?;
+            let wanted: Vec<usize> = Fields::parse(request, &["wanted"])?.required("wanted")?;
+            control.choose_files(id, &wanted)?;
             Ok(Reply::ok())
         }
         ["torrents", id, "limits"] => {
             only("PUT")?;
-            control.set_torrent_limits(id, body::<Limits>(request)?)?;
+            control.set_torrent_limits(id, limits(request)?)?;
             Ok(Reply::ok())
         }
         _ => Err(Failure::NotFound(request.path().to_string())),
@@ -233,8 +219,10 @@ fn add_source(request: &Request) -> Result<(AddSource, bool), Failure> {
     match media {
         "application/x-bittorrent" => Ok((AddSource::Torrent(request.body.clone()), paused)),
         "application/json" => {
-            let add = body::<AddMagnet>(request)?;
-            Ok((AddSource::Magnet(add.magnet), add.paused || paused))
+            let body = Fields::parse(request, &["magnet", "paused"])?;
+            let magnet = body.required("magnet")?;
+            let paused = body.optional("paused")?.unwrap_or(false) || paused;
+            Ok((AddSource::Magnet(magnet), paused))
         }
         _ => Err(Failure::BadRequest(format!(
             "send a .torrent with Content-Type: application/x-bittorrent, or \
@@ -244,10 +232,52 @@ fn add_source(request: &Request) -> Result<(AddSource, bool), Failure> {
     }
 }
 
-/// The request body as JSON of type `T`; the error names the field at fault.
-fn body<T: serde::de::DeserializeOwned>(request: &Request) -> Result<T, Failure> {
-    serde_json::from_slice(&request.body)
-        .map_err(|e| Failure::BadRequest(format!("bad JSON body: {e}")))
+/// `{"upload": N, "download": N}`.
+fn limits(request: &Request) -> Result<Limits, Failure> {
+    let body = Fields::parse(request, &["upload", "download"])?;
+    Ok(Limits {
+        upload: body.required("upload")?,
+        download: body.required("download")?,
+    })
+}
+
+/// A JSON object body read field by field, so that an error names the field at fault.
+struct Fields(serde_json::Map<String, Value>);
+
+impl Fields {
+    /// The body as an object holding no field but `allowed`.
+    fn parse(request: &Request, allowed: &[&str]) -> Result<Fields, Failure> {
+        let bad = |why: String| Failure::BadRequest(format!("bad JSON body: {why}"));
+        let value: Value = serde_json::from_slice(&request.body).map_err(|e| bad(e.to_string()))?;
+        let Value::Object(map) = value else {
+            return Err(bad(format!(
+                "expected an object with {}",
+                allowed.join(", ")
+            )));
+        };
+        if let Some(unknown) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(bad(format!(
+                "unknown field `{unknown}` (expected {})",
+                allowed.join(", ")
+            )));
+        }
+        Ok(Fields(map))
+    }
+
+    fn required<T: DeserializeOwned>(&self, name: &str) -> Result<T, Failure> {
+        self.optional(name)?
+            .ok_or_else(|| Failure::BadRequest(format!("bad JSON body: missing field `{name}`")))
+    }
+
+    fn optional<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, Failure> {
+        self.0
+            .get(name)
+            .map(|value| {
+                T::deserialize(value)
+                    .map_err(|e| Failure::BadRequest(format!("bad JSON body: field `{name}`: {e}")))
+            })
+            .transpose()
+    }
 }
 
 /// A `true`/`false` query parameter (absent is false).
@@ -438,6 +468,12 @@ mod tests {
         for (path, body, needle) in [
             ("/api/limits", &br#"{"upload": 1}"#[..], "download"),
             ("/api/limits", br#"{"upload": -1, "download": 0}"#, "-1"),
+            (
+                "/api/limits",
+                br#"{"upload": "fast", "download": 0}"#,
+                "field `upload`",
+            ),
+            ("/api/limits", br#"[1, 2]"#, "expected an object"),
             (
                 "/api/torrents/aaaa0/files",
                 br#"{"wanted": "all"}"#,
