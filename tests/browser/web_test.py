@@ -256,6 +256,8 @@ def run(args, work, procs, driver):
 
     wait_for(driver, "100% and seeding", complete, DOWNLOAD_SECS)
     print(f"browser test: progress shown: {' '.join(seen)}")
+    if len(seen) < 2:
+        raise CaseFailed(f"the page showed only {seen} while a capped download ran: it does not update live")
     problem = compare_trees(content, os.path.join(leech_dir, "web-test"))
     if problem:
         raise CaseFailed(f"the download differs from the seeder's files: {problem}")
