@@ -26,6 +26,7 @@ import urllib.error
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True  # importing the interop harness must leave no __pycache__ in the tree
 sys.path.insert(0, os.path.join(HERE, "..", "interop"))
 from harness import CaseFailed, Proc, compare_trees, make_content, run_tool  # noqa: E402
 
