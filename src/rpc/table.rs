@@ -1,7 +1,7 @@
-//! What `piecemeal remote` prints for people: aligned columns and short numbers (sizes in
-//! binary units, rates per second, times as `1h05m`).
+//! What `piecemeal remote` prints for people: the list, files and show pages in aligned
+//! columns, with short numbers (sizes in binary units, rates per second, times as `1h05m`).
 
-use super::control::TorrentStatus;
+use super::control::{TorrentDetail, TorrentStatus, TorrentSummary};
 use crate::metainfo::show::binary_units;
 
 /// Columns of text, left-aligned unless marked as numbers.
@@ -127,8 +127,107 @@ pub(super) fn clip(text: &str, max: usize) -> String {
     out
 }
 
+/// The `list` table.
+pub(super) fn list(torrents: &[TorrentSummary]) -> String {
+    let mut t = Table::new(&[
+        "ID", "NAME", "STATUS", ">DONE", ">SIZE", ">DOWN", ">UP", ">PEERS", ">ETA", ">RATIO",
+    ]);
+    for s in torrents {
+        t.row(vec![
+            s.id.chars().take(8).collect(),
+            clip(&s.name, 40),
+            status(s.status).to_string(),
+            percent(s.progress),
+            size(s.size),
+            rate(s.download_rate),
+            rate(s.upload_rate),
+            s.peers.to_string(),
+            eta(s.eta_secs),
+            format!("{:.2}", s.ratio),
+        ]);
+    }
+    if torrents.is_empty() {
+        return "no torrents\n".into();
+    }
+    t.render()
+}
+
+/// The `files` table.
+pub(super) fn files(detail: &TorrentDetail) -> String {
+    let mut t = Table::new(&[">#", "FETCH", ">DONE", ">SIZE", "PATH"]);
+    for f in &detail.files {
+        t.row(vec![
+            f.index.to_string(),
+            if f.wanted { "yes" } else { "no" }.into(),
+            percent(f.done as f64 / f.length.max(1) as f64),
+            size(f.length),
+            f.path.clone(),
+        ]);
+    }
+    t.render()
+}
+
+/// The `show` page: the summary, then files, peers and trackers.
+pub(super) fn show(d: &TorrentDetail) -> String {
+    let s = &d.summary;
+    let mut out = format!(
+        "id        {}\nname      {}\nstatus    {}{}\nprogress  {} of {}\n\
+         rates     down {}, up {}\nratio     {:.2} (up {}, down {})\nETA       {}\n\
+         limits    up {}, down {}\npieces    {}\nmagnet    {}\n",
+        s.id,
+        s.name,
+        status(s.status),
+        s.error
+            .as_deref()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default(),
+        percent(s.progress),
+        size(s.size),
+        rate(s.download_rate),
+        rate(s.upload_rate),
+        s.ratio,
+        size(s.uploaded),
+        size(s.downloaded),
+        eta(s.eta_secs),
+        limit(s.limits.upload),
+        limit(s.limits.download),
+        d.piece_count,
+        d.magnet,
+    );
+    out.push_str("\nfiles\n");
+    out.push_str(&files(d));
+    let mut peers = Table::new(&["ADDRESS", "CLIENT", ">HAS", ">DOWN", ">UP"]);
+    for p in &d.peers {
+        peers.row(vec![
+            p.addr.clone(),
+            p.client.clone().unwrap_or_else(|| "?".into()),
+            percent(p.progress),
+            rate(p.download_rate),
+            rate(p.upload_rate),
+        ]);
+    }
+    out.push_str(&format!("\npeers ({})\n", d.peers.len()));
+    if !d.peers.is_empty() {
+        out.push_str(&peers.render());
+    }
+    let mut trackers = Table::new(&["URL", ">PEERS", "ERROR"]);
+    for tr in &d.trackers {
+        trackers.row(vec![
+            tr.url.clone(),
+            tr.peers.map_or("-".into(), |n| n.to_string()),
+            tr.error.clone().unwrap_or_default(),
+        ]);
+    }
+    out.push_str(&format!("\ntrackers ({})\n", d.trackers.len()));
+    if !d.trackers.is_empty() {
+        out.push_str(&trackers.render());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    use super::super::control::{FileInfo, Limits};
     use super::*;
 
     #[test]
@@ -160,5 +259,68 @@ mod tests {
         assert_eq!(clip("abcdef", 4), "abc…");
         assert_eq!(clip("abc", 4), "abc");
         assert_eq!(status(TorrentStatus::FetchingMetadata), "fetching metadata");
+    }
+
+    fn summary(name: &str, status: TorrentStatus, progress: f64) -> TorrentSummary {
+        TorrentSummary {
+            id: "c12fe1c06bba254a9dc9f519b335aa7c1367a88a".into(),
+            name: name.into(),
+            status,
+            size: 661_651_456,
+            done: (661_651_456.0 * progress) as u64,
+            progress,
+            download_rate: 8_598_323,
+            upload_rate: 0,
+            downloaded: 0,
+            uploaded: 0,
+            ratio: 0.0,
+            peers: 3,
+            eta_secs: Some(45),
+            error: None,
+            limits: Limits::default(),
+        }
+    }
+
+    #[test]
+    fn list_is_one_aligned_row_per_torrent() {
+        assert_eq!(list(&[]), "no torrents\n");
+        let text = list(&[
+            summary("debian.iso", TorrentStatus::Downloading, 0.4134),
+            summary("a", TorrentStatus::FetchingMetadata, 0.0),
+        ]);
+        assert_eq!(
+            text,
+            "ID        NAME        STATUS              DONE       SIZE       DOWN  UP  PEERS  ETA  RATIO\n\
+             c12fe1c0  debian.iso  downloading        41.3%  631.0 MiB  8.2 MiB/s   -      3  45s   0.00\n\
+             c12fe1c0  a           fetching metadata   0.0%  631.0 MiB  8.2 MiB/s   -      3  45s   0.00\n"
+        );
+    }
+
+    #[test]
+    fn files_say_which_are_fetched() {
+        let mut detail = TorrentDetail {
+            summary: summary("set", TorrentStatus::Seeding, 1.0),
+            magnet: String::new(),
+            files: Vec::new(),
+            peers: Vec::new(),
+            trackers: Vec::new(),
+            piece_count: 0,
+            pieces: String::new(),
+        };
+        for (index, wanted) in [(0, false), (1, true)] {
+            detail.files.push(FileInfo {
+                index,
+                path: format!("set/{index}.bin"),
+                length: 2048,
+                done: 1024 * index as u64,
+                wanted,
+            });
+        }
+        assert_eq!(
+            files(&detail),
+            "#  FETCH   DONE     SIZE  PATH\n\
+             0  no      0.0%  2.0 KiB  set/0.bin\n\
+             1  yes    50.0%  2.0 KiB  set/1.bin\n"
+        );
     }
 }

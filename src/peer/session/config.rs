@@ -22,7 +22,7 @@ pub struct PeerConfig {
     #[arg(long = "torrent")]
     pub torrents: Vec<PathBuf>,
     /// A magnet link to download (magnet:?xt=urn:btih:...); repeat for several. Its metadata
-    /// is fetched from the link's trackers (tr), peers (x.pe) and --connect peers, saved as
+    /// is fetched from peers of the link's trackers (tr), its x.pe, --connect and the DHT, saved as
     /// NAME.torrent in --dir, and the download goes on as with --torrent.
     #[arg(long = "magnet", value_name = "URI", value_parser = Magnet::parse)]
     pub magnets: Vec<Magnet>,

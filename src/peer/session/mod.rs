@@ -128,6 +128,13 @@ impl Session {
             .map_err(|(addr, source)| PeerError::Bind { addr, source })?;
         let local = listeners[0].local_addr().map_err(PeerError::Io)?;
         let peer_id = crate::tracker::protocol::generate_peer_id();
+        // With magnet links, before them: it finds their peers too (a link that turns out
+        // private keeps off it, see `with_dht`). Otherwise once the torrents are known.
+        let early_dht = if config.magnets.is_empty() {
+            None
+        } else {
+            dht_search::start(&config, false, local.port()).map(Arc::new)
+        };
         let cx = magnet_fetch::Context {
             dir: &config.dir,
             us: Us {
@@ -137,12 +144,16 @@ impl Session {
             tracker: config.tracker.as_deref(),
             connect: &config.connect,
             shutdown: &shutdown,
+            dht: early_dht.clone(),
         };
         match magnet_fetch::resolve_all(&config.magnets, &cx) {
             Ok(Some(resolved)) => starts.extend(resolved),
             // Stopped during the metadata phase: the watch loop ends at once.
             Ok(None) => {}
-            Err((info_hash, source)) => return Err(PeerError::Magnet { info_hash, source }),
+            Err((info_hash, source)) => {
+                early_dht.iter().for_each(|d| d.shutdown());
+                return Err(PeerError::Magnet { info_hash, source });
+            }
         }
         let mut seen = HashSet::new();
         for start in &starts {
@@ -155,7 +166,10 @@ impl Session {
         let all_private = !(starts.is_empty() && restored.is_empty())
             && starts.iter().all(|r| r.meta.info.private)
             && (restored.iter()).all(|e| e.meta.as_ref().is_some_and(|m| m.info.private));
-        let dht = dht_search::start(&config, all_private, local.port()).map(Arc::new);
+        let dht = match early_dht {
+            Some(dht) => Some(dht),
+            None => dht_search::start(&config, all_private, local.port()).map(Arc::new),
+        };
         let engine = Engine {
             limits: Arc::new(RateLimits::new(
                 config.max_upload_rate,

@@ -135,6 +135,7 @@ fn fetch(
         tracker: config.tracker.as_deref(),
         connect: &config.connect,
         shutdown: stop,
+        dht: engine.dht.clone(),
     };
     let resolved = magnet_fetch::resolve(magnet, &cx)?;
     let (hash, meta) = (resolved.meta.info_hash, resolved.meta.clone());
