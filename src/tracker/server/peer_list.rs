@@ -1,4 +1,4 @@
-//! One torrent's peers of one address family, stored compactly: 16 bytes per IPv4 peer, 28 per
+//! One torrent's peers of one address family, stored compactly: 12 bytes per IPv4 peer, 24 per
 //! IPv6 peer, in a vector sorted by who the peer is, so finding a peer is a binary search and
 //! no index beside the vector costs memory (opentracker keeps its peers the same way).
 //!
@@ -8,8 +8,12 @@
 //! would be taken for one peer; that harms nobody beyond that address. The peer id itself is
 //! not kept, so replies carry none.
 //!
-//! Times are ticks (milliseconds since the registry began, wrapping): an age is a wrapping
-//! difference, exact as long as expiry runs more often than every 49 days.
+//! Times are coarse ticks in one byte (the registry makes [`TICKS_PER_TIMEOUT`] of them per
+//! peer timeout, wrapping): an age is a wrapping difference, exact as long as expiry runs at
+//! least once every three timeouts, so no entry lives to see its tick come round again.
+
+/// Ticks in one peer timeout: expiry is exact to 1/64 of the timeout.
+pub const TICKS_PER_TIMEOUT: u8 = 64;
 
 /// A stored peer, generic over its IP bytes (`[u8; 4]` or `[u8; 16]`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,9 +21,9 @@ pub struct Entry<A> {
     pub ip: A,
     /// Keyed digest of the peer id.
     pub id: u32,
-    /// Tick of its last announce.
-    pub seen: u32,
     pub port: u16,
+    /// Tick of its last announce.
+    pub seen: u8,
     flags: u8,
 }
 
@@ -33,7 +37,7 @@ pub type PeerKey<A> = (A, u32);
 
 impl<A: Copy + Ord> Entry<A> {
     /// A new entry seen at `seen`.
-    pub fn new(key: PeerKey<A>, port: u16, seeder: bool, seen: u32) -> Entry<A> {
+    pub fn new(key: PeerKey<A>, port: u16, seeder: bool, seen: u8) -> Entry<A> {
         Entry {
             ip: key.0,
             id: key.1,
@@ -87,8 +91,14 @@ impl<A: Copy + Ord> PeerList<A> {
         self.entries.binary_search_by(|e| e.key().cmp(&key))
     }
 
-    /// Puts `entry` at `position`, which [`find`](Self::find) gave for its key.
+    /// Puts `entry` at `position`, which [`find`](Self::find) gave for its key. A full list
+    /// grows by a quarter rather than doubling, so little room stands empty (growth stays
+    /// amortised O(1) per insert).
     pub fn insert(&mut self, position: usize, entry: Entry<A>) {
+        let len = self.entries.len();
+        if len == self.entries.capacity() {
+            self.entries.reserve_exact((len / 4).max(4));
+        }
         self.entries.insert(position, entry);
     }
 
@@ -109,13 +119,13 @@ impl<A: Copy + Ord> PeerList<A> {
         self.entries.len()
     }
 
-    /// Drops entries whose age at tick `now` is `timeout` ticks or more; returns how many went
+    /// Drops entries whose age at tick `now` is a peer timeout or more; returns how many went
     /// and how many of those were seeders. Frees spare room once the list has shrunk.
-    pub fn expire(&mut self, now: u32, timeout: u32) -> (usize, usize) {
+    pub fn expire(&mut self, now: u8) -> (usize, usize) {
         let before = self.entries.len();
         let mut seeders = 0;
         self.entries.retain(|e| {
-            let keep = now.wrapping_sub(e.seen) < timeout;
+            let keep = now.wrapping_sub(e.seen) < TICKS_PER_TIMEOUT;
             if !keep && e.seeder() {
                 seeders += 1;
             }
@@ -144,8 +154,8 @@ mod tests {
 
     #[test]
     fn entries_are_compact() {
-        assert_eq!(std::mem::size_of::<Entry<[u8; 4]>>(), 16);
-        assert_eq!(std::mem::size_of::<Entry<[u8; 16]>>(), 28);
+        assert_eq!(std::mem::size_of::<Entry<[u8; 4]>>(), 12);
+        assert_eq!(std::mem::size_of::<Entry<[u8; 16]>>(), 24);
     }
 
     #[test]
@@ -164,6 +174,9 @@ mod tests {
         assert_eq!(list.find(([10, 0, 0, 2], 5)), Ok(2));
         // The same id from another address is another peer.
         assert_eq!(list.find(([10, 0, 0, 4], 5)), Err(4));
+        let mut list = list;
+        assert_eq!(list.remove(1).key(), ([10, 0, 0, 1], 9));
+        assert_eq!(list.find(([10, 0, 0, 2], 5)), Ok(1));
     }
 
     #[test]
@@ -181,19 +194,17 @@ mod tests {
     #[test]
     fn expiry_uses_wrapping_ages() {
         let mut list = list(&[]);
-        let near_wrap = u32::MAX - 10;
-        for (ip, seen, seeder) in [(1, near_wrap, true), (2, 5, false), (3, 90, true)] {
+        for (ip, seen, seeder) in [(1, 250, true), (2, 200, false), (3, 20, true)] {
             let key = ([10, 0, 0, ip], 0);
             let at = list.find(key).unwrap_err();
             list.insert(at, Entry::new(key, 1, seeder, seen));
         }
-        // At tick 100: ages 111, 95 and 10.
-        assert_eq!(list.expire(100, 100), (1, 1));
-        assert_eq!(list.len(), 2);
-        assert_eq!(list.expire(100, 50), (1, 0));
-        assert_eq!(list.get(0).key(), ([10, 0, 0, 3], 0));
-        let removed = list.remove(0);
-        assert!(removed.seeder());
+        // At tick 10, just past a wrap: ages 16, 66 and 246.
+        assert_eq!(list.expire(10), (2, 1));
+        assert_eq!(list.len(), 1);
+        assert_eq!(list.get(0).key(), ([10, 0, 0, 1], 0));
+        assert_eq!(list.expire(10 + 63 - 16), (0, 0));
+        assert_eq!(list.expire(10 + 64 - 16), (1, 1));
         assert_eq!(list.len(), 0);
     }
 }

@@ -6,12 +6,12 @@
 //!
 //! A peer is known by its address *and* (a keyed digest of) its peer id, so a request from
 //! elsewhere that names the same peer id is a different peer: it cannot move, stop or complete
-//! someone else's entry. Peers are stored compactly (`peer_list.rs`: 16 bytes for IPv4) and
+//! someone else's entry. Peers are stored compactly (`peer_list.rs`: 12 bytes for IPv4) and
 //! drawn for replies without a set (`sampler.rs`).
 //! Memory is bounded by [`Caps`]: a torrent beyond `max_swarms` is refused, and a swarm at
 //! `max_peers_per_swarm` still answers newcomers but does not store them.
 
-use super::peer_list::{Entry, PeerKey, PeerList};
+use super::peer_list::{Entry, PeerKey, PeerList, TICKS_PER_TIMEOUT};
 use super::sampler::sample;
 use crate::lock::lock;
 use crate::metainfo::InfoHash;
@@ -107,7 +107,7 @@ struct Seen {
     port: u16,
     seeder: bool,
     completed: bool,
-    tick: u32,
+    tick: u8,
 }
 
 /// One torrent's swarm: its IPv4 and IPv6 peers, and its counts.
@@ -250,10 +250,10 @@ impl Swarm {
         }
     }
 
-    /// Drops peers whose age is `timeout` ticks or more; how many went.
-    fn expire(&mut self, now: u32, timeout: u32) -> usize {
-        let (gone4, seeders4) = self.v4.expire(now, timeout);
-        let (gone6, seeders6) = self.v6.expire(now, timeout);
+    /// Drops peers whose age at tick `now` is a peer timeout or more; how many went.
+    fn expire(&mut self, now: u8) -> usize {
+        let (gone4, seeders4) = self.v4.expire(now);
+        let (gone6, seeders6) = self.v6.expire(now);
         self.seeders -= (seeders4 + seeders6) as u32;
         gone4 + gone6
     }
@@ -267,8 +267,8 @@ pub struct Swarms {
     caps: Caps,
     /// Where ticks count from.
     epoch: Instant,
-    /// `caps.peer_timeout` in ticks.
-    timeout: u32,
+    /// Length of a tick: the peer timeout / [`TICKS_PER_TIMEOUT`], in nanoseconds.
+    tick_nanos: u128,
     /// Torrents in all shards, kept apart so the cap needs no second lock.
     swarm_count: AtomicUsize,
 }
@@ -289,18 +289,18 @@ impl Swarms {
             hasher: RandomState::new(),
             caps,
             epoch: Instant::now(),
-            // Wrapping ages are exact below 2^31 ticks (24 days); no timeout is that long.
-            timeout: caps.peer_timeout.as_millis().clamp(1, 1 << 31) as u32,
+            tick_nanos: (caps.peer_timeout.as_nanos() / u128::from(TICKS_PER_TIMEOUT)).max(1),
             swarm_count: AtomicUsize::new(0),
         }
     }
 
-    /// Milliseconds since the epoch, wrapping (earlier instants wrap below zero, which wrapping
-    /// ages handle the same way).
-    fn tick(&self, now: Instant) -> u32 {
+    /// Ticks since the epoch, wrapping (earlier instants wrap below zero, which wrapping ages
+    /// handle the same way).
+    fn tick(&self, now: Instant) -> u8 {
         match now.checked_duration_since(self.epoch) {
-            Some(since) => since.as_millis() as u32,
-            None => 0u32.wrapping_sub(self.epoch.duration_since(now).as_millis() as u32),
+            Some(since) => (since.as_nanos() / self.tick_nanos) as u8,
+            None => 0u8
+                .wrapping_sub((self.epoch.duration_since(now).as_nanos() / self.tick_nanos) as u8),
         }
     }
 
@@ -388,14 +388,15 @@ impl Swarms {
     }
 
     /// Drops peers not seen for the peer timeout and torrents left without peers, releasing
-    /// their memory. Returns how many peers were dropped.
+    /// their memory. Returns how many peers were dropped. Must run at least once every three
+    /// peer timeouts (`peer_list.rs`: ticks wrap).
     pub fn expire(&self, now: Instant) -> usize {
         let now = self.tick(now);
         let mut dropped = 0;
         for shard in &self.shards {
             let mut shard = lock(shard);
             shard.retain(|_, swarm| {
-                dropped += swarm.expire(now, self.timeout);
+                dropped += swarm.expire(now);
                 let keep = swarm.len() > 0;
                 if !keep {
                     self.swarm_count.fetch_sub(1, Ordering::SeqCst);
