@@ -32,7 +32,8 @@ lab-test: build
 # 1 GiB, one seeder -> one leecher: piecemeal and libtorrent side by side (scripts/bench_transfer.py).
 bench: build
 	bash tests/interop/install.sh
-	python3 scripts/bench_transfer.py --bin $(BIN)
+	$(CARGO) build --release --example hash_rate
+	python3 scripts/bench_transfer.py --bin $(BIN) --hash-rate $(dir $(BIN))examples/hash_rate
 
 # A DHT node under a query flood from 64 loopback addresses: answers/s, table size, CPU, RSS.
 bench-dht:

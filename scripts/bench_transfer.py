@@ -4,12 +4,15 @@ libtorrent->libtorrent (Debian's python3-libtorrent, high-performance preset), s
 
     python3 scripts/bench_transfer.py --bin target/release/piecemeal [--mib 1024]
                                       [--piece-length 1048576] [--only piecemeal|libtorrent]
+                                      [--hash-rate target/release/examples/hash_rate]
 
 For each client: the seeder's start-up check (process start to listening: hashing the whole
-torrent), the leecher's wall time (process start to exit, after it verified everything), the
+torrent), its restart with a resume record (process start to `seeding`; libtorrent's with the
+resume data lt_peer.py saved at exit, to its `checked` line), the leecher's wall time (process start to exit, after it verified everything), the
 rate while data flows (first byte on disk to the `complete` line), the leecher's CPU time
 (user + sys, from wait4) and its peak resident memory (VmHWM, read from /proc until it exits;
-libtorrent's includes the Python interpreter and the file pages it maps). The machine may be shared: figures are noisy.
+libtorrent's includes the Python interpreter and the file pages it maps). With --hash-rate,
+sha1_smol's raw rate in RAM (examples/hash_rate.rs) is printed beside the check: its ceiling. The machine may be shared: figures are noisy.
 Everything runs under one temporary folder, removed at the end.
 """
 
@@ -71,6 +74,9 @@ def peer_args(kind, binary, folder, torrent, tracker, extra):
         base = [binary, "peer", "--bind", "127.0.0.1", "--port", "0"]
     else:
         base = [LT_PYTHON, LT_PEER, "peer", "--bind", "127.0.0.1", "--port", "0", "--high-performance"]
+        if "--exit-when-done" not in extra:
+            # The seeder: piecemeal keeps its resume record in the folder; libtorrent's is here.
+            base += ["--resume-file", os.path.join(os.path.dirname(folder), "lt.resume")]
     return base + ["--dir", folder, "--torrent", torrent, "--tracker", tracker] + extra
 
 
@@ -141,14 +147,35 @@ def run_pair(kind, args, work, torrent, tracker, size):
             raise SystemExit(f"bench: {kind} leecher exited with status {status}")
         flow_start = first[0] if first else start
         shutil.rmtree(leech)
-        return {
-            "check": check,
-            "wall": end - start,
-            "flow": done - flow_start,
-            "peak": peak / 1024,
-            "cpu": usage.ru_utime + usage.ru_stime,
-            "size": size,
-        }
+    finally:
+        # Its resume record (piecemeal's in the folder, libtorrent's in lt.resume) is written
+        # at exit.
+        seeder.stop()
+    return {
+        "check": check,
+        "restart": restart_secs(kind, args, seed, torrent, tracker),
+        "wall": end - start,
+        "flow": done - flow_start,
+        "peak": peak / 1024,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "size": size,
+    }
+
+
+def restart_secs(kind, args, seed, torrent, tracker):
+    """A second seeder on the same folder, from process start to seeding from the resume
+    record (piecemeal's `seeding` line; lt_peer's `checked` line, which must find everything)."""
+    started = time.monotonic()
+    seeder = Proc(peer_args(kind, args.bin, seed, torrent, tracker, []))
+    try:
+        if kind == "piecemeal":
+            at, _ = seeder.wait_for("seeding")
+        else:
+            at, line = seeder.wait_for("checked")
+            have, _, total = line.split("have=")[1].partition("/")
+            if have != total:
+                raise SystemExit(f"bench: libtorrent restarted with {have}/{total} bytes")
+        return at - started
     finally:
         seeder.stop()
 
@@ -159,6 +186,7 @@ def main():
     ap.add_argument("--mib", type=int, default=1024)
     ap.add_argument("--piece-length", type=int, default=1 << 20)
     ap.add_argument("--only", choices=["piecemeal", "libtorrent"])
+    ap.add_argument("--hash-rate", help="examples/hash_rate built in release: sha1_smol's raw rate")
     args = ap.parse_args()
     kinds = [args.only] if args.only else ["piecemeal", "libtorrent"]
     work = tempfile.mkdtemp(prefix="piecemeal-bench-")
@@ -168,6 +196,12 @@ def main():
         with open(os.path.join(seed, "big.bin"), "wb") as f:
             for _ in range(args.mib):
                 f.write(os.urandom(1 << 20))
+        # A file a seeder has held for a while: one modified within 2 s of a resume record is
+        # hashed again at the next start. And on disk, so that no writeback of it runs during
+        # the start-up checks (it stays in the page cache).
+        past = time.time() - 60
+        os.utime(os.path.join(seed, "big.bin"), (past, past))
+        os.sync()
         size = args.mib << 20
         torrent = os.path.join(work, "big.torrent")
         subprocess.run(
@@ -175,6 +209,11 @@ def main():
              "--piece-length", str(args.piece_length), "--output", torrent],
             check=True, stdout=subprocess.DEVNULL,
         )
+        # Just before the checks, so that it sees the same load.
+        raw = None
+        if args.hash_rate:
+            out = subprocess.run([args.hash_rate], check=True, capture_output=True, text=True).stdout
+            raw = dict(field.split("=") for field in out.split()[1:])
         tracker = Proc([args.bin, "tracker", "--bind", "127.0.0.1:0"])
         _, line = tracker.wait_for("tracker listening on")
         url = f"http://{line.split()[-1]}/announce"
@@ -184,10 +223,10 @@ def main():
             tracker.stop()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    report(results, args)
+    report(results, args, raw)
 
 
-def report(results, args):
+def report(results, args, raw):
     mb = lambda r, secs: r["size"] / 1e6 / secs
     print(f"{args.mib} MiB, {args.piece_length // 1024} KiB pieces, loopback, one seeder -> one leecher "
           f"({os.cpu_count()} cores; a shared machine: figures are noisy)")
@@ -200,6 +239,7 @@ def report(results, args):
         ("leecher CPU time (user + sys)", lambda r: f"{r['cpu']:.2f} s"),
         ("leecher peak memory (VmHWM)", lambda r: f"{r['peak']:.1f} MiB"),
         ("seeder start-up check", lambda r: f"{mb(r, r['check']):.0f} MB/s"),
+        ("restart with resume record", lambda r: f"{r['restart']:.3f} s"),
     ]
     for name, cell in rows:
         print(f"{name:34}" + "".join(f"{cell(results[k]):>14}" for k in kinds))
@@ -210,7 +250,13 @@ def report(results, args):
     if "piecemeal" in results:
         p = results["piecemeal"]
         print(f"piecemeal targets: peak memory {p['peak']:.1f} MiB (< 20), "
-              f"check {mb(p, p['check']):.0f} MB/s (>= 1400)")
+              f"check {mb(p, p['check']):.0f} MB/s (>= 1400), "
+              f"restart to seeding {p['restart']:.3f} s (< 0.2)")
+    if raw and "piecemeal" in results:
+        p = results["piecemeal"]
+        print(f"sha1_smol in RAM: {raw['one-core']} MB/s on one core, {raw['all-cores']} MB/s on "
+              f"{raw['cores']} ({raw['per-cpu-second']} MB per CPU-second): the check runs at "
+              f"{mb(p, p['check']) / float(raw['all-cores']):.2f}x that")
     sys.stdout.flush()
 
 

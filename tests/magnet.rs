@@ -1,6 +1,7 @@
 //! Magnet links (BEP 9 over BEP 10) between processes on 127.0.0.1: piecemeal fetches a
 //! torrent's metadata from a piecemeal seeder found through the link's tracker (or its `x.pe`),
-//! saves it, and downloads; a restart finds the saved torrent; and scripted peers that answer
+//! saves it, and downloads; a link with nothing but the info hash finds the seeder through the
+//! DHT; a restart finds the saved torrent; and scripted peers that answer
 //! `ut_metadata` with wrong or oversized data cannot make it accept their metadata.
 
 mod support;
@@ -93,6 +94,40 @@ fn magnet_with_only_a_peer_address_and_a_different_file_in_the_way() {
     assert_eq!(
         std::fs::read(client.join("content.torrent")).unwrap(),
         b"not this one"
+    );
+}
+
+#[test]
+fn magnet_with_nothing_but_the_info_hash_finds_the_seeder_through_the_dht() {
+    let work = tempfile::tempdir().unwrap();
+    // No tracker anywhere; the seeder's only DHT contact is the leecher, once it asks.
+    let (_seed, meta, addr) = seeder(work.path(), "content", None);
+    let client = work.path().join("client");
+    let link = format!("magnet:?xt=urn:btih:{}", meta.info_hash);
+    let boot = addr.to_string();
+    let args = [
+        "--magnet",
+        &link,
+        "--dht-bootstrap",
+        &boot,
+        "--exit-when-done",
+    ];
+    let mut leech = peer(&client, &[], &args);
+    let line = leech.wait_for("metadata", DOWNLOAD);
+    assert!(
+        line.starts_with(&format!("metadata {} content ", meta.info_hash)),
+        "{line}"
+    );
+    leech.wait_for("complete", DOWNLOAD);
+    assert!(leech.wait_exit(DOWNLOAD).success());
+    assert_same_tree(&work.path().join("seed/content"), &client.join("content"));
+    let saved = Metainfo::load(&client.join("content.torrent")).unwrap();
+    assert_eq!(saved.info_hash, meta.info_hash);
+    // The seeder was found by a lookup for the metadata, as no other source named it.
+    assert!(
+        (leech.stderr().lines()).any(|l| l.contains("DHT lists 1 peers for the metadata")),
+        "{}",
+        leech.stderr()
     );
 }
 

@@ -13,6 +13,7 @@
 //! that feeds it one input.
 
 pub mod alloc;
+mod mse;
 pub mod mutate;
 mod seeds;
 pub mod targets;

@@ -3,6 +3,7 @@
 //! parser that silently misreads is a finding too.
 
 use super::Target;
+use super::mse;
 use super::seeds;
 use crate::bencode;
 use crate::dht::krpc;
@@ -62,6 +63,11 @@ pub const TARGETS: &[Target] = &[
         name: "krpc",
         seeds: seeds::krpc,
         run: krpc,
+    },
+    Target {
+        name: "mse",
+        seeds: mse::seeds,
+        run: mse::run,
     },
 ];
 

@@ -1,28 +1,37 @@
-//! The peer's use of the DHT: [`start`] runs the process's node (on UDP at the peer's port),
-//! and [`run`] is the DHT thread of one torrent: a `get_peers` lookup of its info hash now and
+//! The peer's use of the DHT: [`start`] runs the process's node (on UDP at the peer's port);
+//! [`run`] is the DHT thread of one torrent: a `get_peers` lookup of its info hash now and
 //! then, whose peers are dialled like a tracker's, followed by `announce_peer` with our port to
-//! the closest nodes, so others find us too.
+//! the closest nodes, so others find us too; and [`find_metadata_peers`] is the same search
+//! for a magnet link whose metadata is still missing (peers go to the metadata fetch, nothing
+//! is announced: we have nothing to serve yet).
 
-use crate::dht::{Dht, DhtConfig, krpc};
+use crate::dht::{Dht, DhtConfig, Found, krpc};
+use crate::metainfo::InfoHash;
 use crate::peer::dial::dial;
 use crate::peer::session::PeerConfig;
 use crate::peer::torrent_state::TorrentState;
-use std::net::{IpAddr, Ipv4Addr, SocketAddrV4, ToSocketAddrs};
+use crossbeam_channel::Sender;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Between lookups once the DHT answered (peers re-announce every 15–30 minutes).
 const INTERVAL: Duration = Duration::from_secs(5 * 60);
-/// Between lookups while no node answered yet (the table is still filling).
+/// Between lookups while no node answered yet (the table is still filling), and while a
+/// magnet link's metadata is missing and no peer was found.
 const RETRY_EMPTY: Duration = Duration::from_secs(5);
-/// Between lookups while downloading and no peer was found.
+/// Between lookups while downloading and no peer was found, and while a magnet link's
+/// metadata is missing though peers were found (they may all fail to deliver it).
 const RETRY_NO_PEERS: Duration = Duration::from_secs(10);
+/// The wake-up of a thread waiting for its next lookup, to see a stop.
+const TICK: Duration = Duration::from_millis(100);
 
 /// Searches for and announces `torrent` (listening on `port`) until shutdown.
 pub fn run(torrent: Arc<TorrentState>, dht: Arc<Dht>, port: u16) {
     let name = torrent.meta.info.name.clone();
-    while !torrent.is_shutting_down() {
-        let found = dht.get_peers(torrent.meta.info_hash.0, Some(port));
+    let stop = || torrent.is_shutting_down();
+    search(&dht, torrent.meta.info_hash, Some(port), stop, |found| {
         log::info!(
             "{name}: DHT lists {} peers ({} nodes answered, announced to {})",
             found.peers.len(),
@@ -32,16 +41,56 @@ pub fn run(torrent: Arc<TorrentState>, dht: Arc<Dht>, port: u16) {
         for addr in &found.peers {
             dial(&torrent, *addr);
         }
-        let wait = if found.nodes == 0 {
+        if found.nodes == 0 {
             RETRY_EMPTY
         } else if found.peers.is_empty() && torrent.is_downloading() {
             RETRY_NO_PEERS
         } else {
             INTERVAL
-        };
+        }
+    });
+}
+
+/// Looks up the peers of a magnet link's `info_hash` until `stop`, sending them down `found`
+/// (for [`crate::peer::magnet_fetch`], which asks them for the metadata).
+pub fn find_metadata_peers(
+    dht: &Dht,
+    info_hash: InfoHash,
+    found: &Sender<SocketAddr>,
+    stop: &AtomicBool,
+) {
+    let stopped = || stop.load(Ordering::SeqCst);
+    search(dht, info_hash, None, stopped, |f| {
+        log::info!(
+            "{info_hash}: DHT lists {} peers for the metadata ({} nodes answered)",
+            f.peers.len(),
+            f.nodes
+        );
+        for addr in &f.peers {
+            let _ = found.try_send(*addr);
+        }
+        if f.peers.is_empty() {
+            RETRY_EMPTY
+        } else {
+            RETRY_NO_PEERS
+        }
+    });
+}
+
+/// Runs `get_peers` lookups of `info_hash` (announcing `announce_port` when given) until
+/// `stop()`; `found` takes each lookup's result and says how long to wait for the next.
+fn search(
+    dht: &Dht,
+    info_hash: InfoHash,
+    announce_port: Option<u16>,
+    stop: impl Fn() -> bool,
+    mut found: impl FnMut(&Found) -> Duration,
+) {
+    while !stop() {
+        let wait = found(&dht.get_peers(info_hash.0, announce_port));
         let until = Instant::now() + wait;
-        while Instant::now() < until && !torrent.is_shutting_down() {
-            std::thread::sleep(Duration::from_millis(100));
+        while Instant::now() < until && !stop() {
+            std::thread::sleep(TICK);
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The metadata phase of a magnet link (BEP 9): find peers (the link's trackers and `x.pe`
-//! peers, `--connect` peers; any other source can send addresses down the same channel),
+//! peers, `--connect` peers, and the DHT's `get_peers` lookups of the info hash, see
+//! [`dht_search::find_metadata_peers`]; all send addresses down one channel),
 //! fetch the info dictionary from them with `ut_metadata` ([`metadata_peer`]), save it as
 //! `<name>.torrent` in the peer's folder, and hand back a [`Metainfo`] with which the torrent
 //! starts exactly as one given with `--torrent` does.
@@ -10,8 +11,10 @@
 //! is banned from the torrent once it starts. A folder that already holds the torrent (a
 //! restart) skips the phase.
 
+use crate::dht::Dht;
 use crate::metainfo::magnet::{Magnet, torrent_from_info};
 use crate::metainfo::{InfoHash, Metainfo, MetainfoError};
+use crate::peer::dht_search;
 use crate::peer::metadata_peer::{self, FetchError, Us};
 use crate::tracker::client::Announcer;
 use crate::tracker::protocol::{AnnounceRequest, Event};
@@ -113,6 +116,8 @@ pub struct Context<'a> {
     pub connect: &'a [SocketAddr],
     /// Set when the process stops.
     pub shutdown: &'a AtomicBool,
+    /// The process's DHT node, searched for the links' peers; `None` when it is off.
+    pub dht: Option<Arc<Dht>>,
 }
 
 /// The metadata phase of every magnet link, all at once; `None` when the process was stopped
@@ -177,10 +182,10 @@ pub fn resolve(magnet: &Magnet, cx: &Context) -> Result<Resolved, MagnetFetchErr
         Some(url) => vec![url.to_string()],
         None => magnet.trackers.clone(),
     };
-    if trackers.is_empty() && peers.is_empty() && cx.connect.is_empty() {
+    if trackers.is_empty() && peers.is_empty() && cx.connect.is_empty() && cx.dht.is_none() {
         log::warn!(
-            "{}: the magnet link names no tracker (tr=) or peer (x.pe=) and no --connect was \
-             given: waiting for peers that may never come",
+            "{}: the magnet link names no tracker (tr=) or peer (x.pe=), no --connect was \
+             given and the DHT is off: waiting for peers that may never come",
             magnet.info_hash
         );
     }
@@ -190,14 +195,25 @@ pub fn resolve(magnet: &Magnet, cx: &Context) -> Result<Resolved, MagnetFetchErr
     }
     let done = Arc::new(AtomicBool::new(false));
     let info_hash = magnet.info_hash;
+    // Neither finder is joined: an announce or lookup under way when the metadata arrives must
+    // not hold the torrent up. Each ends after it, seeing `done`.
+    let mut finders: Vec<(&str, Box<dyn FnOnce() + Send>)> = Vec::new();
+    if let Some(dht) = cx.dht.clone() {
+        let (tx, done) = (tx.clone(), done.clone());
+        let search = move || dht_search::find_metadata_peers(&dht, info_hash, &tx, &done);
+        finders.push(("magnet-dht", Box::new(search)));
+    }
     if !trackers.is_empty() {
-        // Not joined: an announce under way when the metadata arrives must not hold the
-        // torrent up. The thread ends after it.
         let (trackers, done, us) = (trackers.clone(), done.clone(), cx.us);
-        std::thread::Builder::new()
-            .name("magnet-announce".into())
-            .spawn(move || announce(trackers, info_hash, us, &tx, &done))
-            .map_err(MagnetFetchError::Io)?;
+        let announce = move || announce(trackers, info_hash, us, &tx, &done);
+        finders.push(("magnet-announce", Box::new(announce)));
+    }
+    for (name, finder) in finders {
+        let spawned = std::thread::Builder::new().name(name.into()).spawn(finder);
+        if let Err(e) = spawned {
+            done.store(true, Ordering::SeqCst);
+            return Err(MagnetFetchError::Io(e));
+        }
     }
     let outcome = ask_peers(magnet.info_hash, cx, &rx, &done);
     done.store(true, Ordering::SeqCst);

@@ -56,7 +56,7 @@ pub struct PeerConfig {
     #[arg(long = "torrent")]
     pub torrents: Vec<PathBuf>,
     /// A magnet link to download (magnet:?xt=urn:btih:...); repeat for several. Its metadata
-    /// is fetched from the link's trackers (tr), peers (x.pe) and --connect peers, saved as
+    /// is fetched from peers of the link's trackers (tr), its x.pe, --connect and the DHT, saved as
     /// NAME.torrent in --dir, and the download goes on as with --torrent.
     #[arg(long = "magnet", value_name = "URI", value_parser = Magnet::parse)]
     pub magnets: Vec<Magnet>,
@@ -221,6 +221,10 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
         .map_err(|(addr, source)| PeerError::Bind { addr, source })?;
     let local = listeners[0].local_addr().map_err(PeerError::Io)?;
     let peer_id = crate::tracker::protocol::generate_peer_id();
+    // Before the magnet links, whose peers it finds too; a link that turns out private keeps
+    // off it (`with_dht` below).
+    let all_private = config.magnets.is_empty() && starts.iter().all(|r| r.meta.info.private);
+    let dht = dht_search::start(&config, all_private, local.port()).map(Arc::new);
     let cx = magnet_fetch::Context {
         dir: &config.dir,
         us: Us {
@@ -230,8 +234,13 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
         tracker: config.tracker.as_deref(),
         connect: &config.connect,
         shutdown: &shutdown,
+        dht: dht.clone(),
     };
-    match magnet_fetch::resolve_all(&config.magnets, &cx) {
+    let magnets = magnet_fetch::resolve_all(&config.magnets, &cx);
+    if !matches!(magnets, Ok(Some(_))) {
+        dht.iter().for_each(|d| d.shutdown());
+    }
+    match magnets {
         Ok(Some(resolved)) => starts.extend(resolved),
         Ok(None) => return Ok(()),
         Err((info_hash, source)) => return Err(PeerError::Magnet { info_hash, source }),
@@ -240,9 +249,6 @@ pub fn run(config: PeerConfig, shutdown: Arc<AtomicBool>) -> Result<(), PeerErro
         config.max_upload_rate,
         config.max_download_rate,
     ));
-
-    let all_private = starts.iter().all(|r| r.meta.info.private);
-    let dht = dht_search::start(&config, all_private, local.port()).map(Arc::new);
 
     let connection_limits = Arc::new(ConnectionLimits::new(
         config.max_connections_per_torrent,

@@ -10,10 +10,12 @@ harness's --self-check, which validates the harness against real programs only.
     lt_peer.py peer --dir DIR (--torrent FILE | --magnet URI) [--port N] [--tracker URL]
                     [--connect IP:PORT ...] [--exit-when-done] [--internet]
                     [--unchoke-slots N] [--upload-limit BYTES_PER_S] [--high-performance]
-                    [--encryption forced]
+                    [--encryption forced] [--resume-file FILE]
 
 With --magnet it prints `metadata <hash> <name> secs=..` once the metadata is in, and
 either way `first-piece <hash> <name> secs=..` at its first verified piece, as piecemeal does.
+With --resume-file, the torrent starts from libtorrent's resume data in FILE when it is there
+(lt.read_resume_data: no re-hashing of what it vouches for), and FILE is rewritten at exit.
     lt_peer.py show FILE.torrent          (prints `Hash: <hex>` like piecemeal show)
     lt_peer.py create PATH --announce URL --output FILE [--piece-length BYTES]
 
@@ -187,6 +189,9 @@ def cmd_peer(args):
     else:
         ti = lt.torrent_info(args.torrent)
         atp = lt.add_torrent_params()
+        if args.resume_file and os.path.exists(args.resume_file):
+            with open(args.resume_file, "rb") as f:
+                atp = lt.read_resume_data(f.read())
         atp.ti = ti
         info_hash = str(ti.info_hash())
     atp.save_path = args.dir
@@ -257,6 +262,8 @@ def cmd_peer(args):
             if args.exit_when_done:
                 break
         ses.wait_for_alert(int(POLL_SECS * 1000))
+    if args.resume_file:
+        save_resume(ses, h, args.resume_file)
     # Tell trackers we are leaving, bounded so a dead tracker cannot hold us.
     ses.pause()
     deadline = time.monotonic() + 2
@@ -265,6 +272,24 @@ def cmd_peer(args):
             break
         ses.wait_for_alert(100)
     return 0
+
+
+def save_resume(ses, h, path):
+    """Writes the torrent's resume data to `path` (temporary file, then rename), bounded."""
+    h.save_resume_data(lt.torrent_handle.flush_disk_cache)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for a in ses.pop_alerts():
+            if isinstance(a, lt.save_resume_data_alert):
+                with open(path + ".tmp", "wb") as f:
+                    f.write(lt.write_resume_data_buf(a.params))
+                os.replace(path + ".tmp", path)
+                return
+            if isinstance(a, lt.save_resume_data_failed_alert):
+                log(f"cannot save resume data: {a.message()}")
+                return
+        ses.wait_for_alert(100)
+    log("no resume data within time")
 
 
 def cmd_check(args):
@@ -334,6 +359,7 @@ def main():
     p.add_argument("--upload-limit", type=int, default=0, help="upload bytes/s to loopback peers")
     p.add_argument("--high-performance", action="store_true", help="libtorrent's high-performance preset")
     p.add_argument("--encryption", choices=["default", "forced"], default="default", help="MSE policy")
+    p.add_argument("--resume-file", help="libtorrent resume data: read at start if present, written at exit")
     s = sub.add_parser("show")
     s.add_argument("torrent")
     k = sub.add_parser("check")

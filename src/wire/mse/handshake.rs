@@ -204,13 +204,24 @@ pub fn respond<S: Read + Write>(
     let mut input = Input::new(prefix, RESPONDER_READS.max(prefix.len()), deadline);
     let secret = keys.shared_secret(&their_key(&mut input, stream)?)?;
     stream.write_all(&key_and_pad(keys))?;
+    respond_keyed(stream, input, &secret, torrent, accept)
+}
 
-    input.sync(stream, &hash(&[b"req1", &secret]), MAX_PAD, "req1 hash")?;
+/// The responder's part after the key exchange (shared secret `secret`): PadA up to the req1
+/// hash, the obfuscated info hash, then the encrypted VC, crypto_provide, PadC and IA.
+fn respond_keyed<S: Read + Write>(
+    stream: &mut S,
+    mut input: Input,
+    secret: &[u8; KEY_LEN],
+    torrent: impl Fn(&[u8; 20]) -> Option<[u8; 20]>,
+    accept: u32,
+) -> Result<Established, MseError> {
+    input.sync(stream, &hash(&[b"req1", secret]), MAX_PAD, "req1 hash")?;
     let mut obfuscated = [0u8; 20];
     obfuscated.copy_from_slice(input.take(stream, 20)?);
-    let req2 = xor(&obfuscated, &hash(&[b"req3", &secret]));
+    let req2 = xor(&obfuscated, &hash(&[b"req3", secret]));
     let info_hash = torrent(&req2).ok_or(MseError::UnknownTorrent)?;
-    let mut ciphers = Ciphers::new(false, &secret, &info_hash);
+    let mut ciphers = Ciphers::new(false, secret, &info_hash);
 
     let head = input.take(stream, 14)?;
     ciphers.receive.apply(head);
@@ -252,35 +263,65 @@ pub fn respond<S: Read + Write>(
     })
 }
 
+/// The one torrent [`respond_to_bytes`] and [`respond_keyed_to_bytes`] serve.
+pub const REPLAY_SKEY: [u8; 20] = [0xab; 20];
+
+/// A stream that reads its bytes and drops what is written.
+struct Replay<'a>(&'a [u8]);
+
+impl Read for Replay<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl Write for Replay<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// [`REPLAY_SKEY`]'s torrent, looked up by `HASH('req2', SKEY)` as a responder does.
+fn replay_torrent() -> impl Fn(&[u8; 20]) -> Option<[u8; 20]> {
+    let req2 = super::crypto::req2(&REPLAY_SKEY);
+    move |h| (*h == req2).then_some(REPLAY_SKEY)
+}
+
+/// A deadline no replay reaches.
+fn replay_deadline() -> Instant {
+    Instant::now() + Duration::from_secs(5)
+}
+
 /// The responder fed `input` as everything the initiator sends (what it writes is dropped),
-/// with a fixed key pair, one torrent (info hash twenty 0xab bytes) and both methods allowed:
-/// the handshake parser as a function of bytes, for fuzzing and garbage tests.
+/// with a fixed key pair, one torrent ([`REPLAY_SKEY`]) and both methods allowed: the
+/// handshake parser as a function of bytes, for fuzzing and garbage tests.
 pub fn respond_to_bytes(input: &[u8]) -> Result<Established, MseError> {
-    struct Replay<'a>(&'a [u8]);
-    impl Read for Replay<'_> {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            self.0.read(buf)
-        }
-    }
-    impl Write for Replay<'_> {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
     let keys = KeyPair::from_private(&[7; 20]);
-    let skey = [0xab; 20];
-    let req2 = super::crypto::req2(&skey);
+    let (torrent, deadline) = (replay_torrent(), replay_deadline());
     respond(
         &mut Replay(input),
         &keys,
         &[],
-        |h| (*h == req2).then_some(skey),
+        torrent,
         PLAINTEXT | RC4,
-        Instant::now() + Duration::from_secs(5),
+        deadline,
     )
+}
+
+/// [`respond_to_bytes`] past the key exchange: the responder holding the shared secret
+/// `secret` is fed `input` as what the initiator sends after Ya (PadA, the two hashes, the
+/// encrypted part). Every input costs hashes and RC4 set-ups, no 768-bit exponentiation, so
+/// millions can be fuzzed.
+pub fn respond_keyed_to_bytes(
+    secret: &[u8; KEY_LEN],
+    input: &[u8],
+) -> Result<Established, MseError> {
+    let reads = Input::new(&[], RESPONDER_READS - KEY_LEN, replay_deadline());
+    let torrent = replay_torrent();
+    respond_keyed(&mut Replay(input), reads, secret, torrent, PLAINTEXT | RC4)
 }
 
 #[cfg(test)]

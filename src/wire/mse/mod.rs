@@ -28,7 +28,9 @@ use std::fmt;
 use std::io;
 
 pub use crypto::{Cipher, Ciphers, KeyPair};
-pub use handshake::{Established, initiate, respond, respond_to_bytes};
+pub use handshake::{
+    Established, REPLAY_SKEY, initiate, respond, respond_keyed_to_bytes, respond_to_bytes,
+};
 
 /// Bytes of a Diffie-Hellman public key or secret on the wire.
 pub const KEY_LEN: usize = 96;
