@@ -128,13 +128,14 @@ impl Session {
             .map_err(|(addr, source)| PeerError::Bind { addr, source })?;
         let local = listeners[0].local_addr().map_err(PeerError::Io)?;
         let peer_id = crate::tracker::protocol::generate_peer_id();
-        // With magnet links, before them: it finds their peers too (a link that turns out
-        // private keeps off it, see `with_dht`). Otherwise once the torrents are known.
-        let early_dht = if config.magnets.is_empty() {
-            None
-        } else {
-            dht_search::start(&config, false, local.port()).map(Arc::new)
-        };
+        // Before the magnet links, whose peers it finds too; a link that turns out private
+        // keeps off it (`with_dht`). It runs unless every torrent is private: an empty session
+        // or a stored one may be given public torrents.
+        let all_private = !starts.is_empty()
+            && config.magnets.is_empty()
+            && stored.is_empty()
+            && starts.iter().all(|r| r.meta.info.private);
+        let dht = dht_search::start(&config, all_private, local.port()).map(Arc::new);
         let cx = magnet_fetch::Context {
             dir: &config.dir,
             us: Us {
@@ -144,14 +145,15 @@ impl Session {
             tracker: config.tracker.as_deref(),
             connect: &config.connect,
             shutdown: &shutdown,
-            dht: early_dht.clone(),
+            dht: dht.clone(),
         };
         match magnet_fetch::resolve_all(&config.magnets, &cx) {
             Ok(Some(resolved)) => starts.extend(resolved),
-            // Stopped during the metadata phase: the watch loop ends at once.
+            // Stopped during the metadata phase: the watch loop ends at once, and the stop
+            // ends the DHT node.
             Ok(None) => {}
             Err((info_hash, source)) => {
-                early_dht.iter().for_each(|d| d.shutdown());
+                dht.iter().for_each(|d| d.shutdown());
                 return Err(PeerError::Magnet { info_hash, source });
             }
         }
@@ -162,14 +164,6 @@ impl Session {
             }
         }
         let restored = store::restore(&config.dir, stored, &seen, begun);
-        // The DHT runs unless every torrent is private (torrents added later may need it).
-        let all_private = !(starts.is_empty() && restored.is_empty())
-            && starts.iter().all(|r| r.meta.info.private)
-            && (restored.iter()).all(|e| e.meta.as_ref().is_some_and(|m| m.info.private));
-        let dht = match early_dht {
-            Some(dht) => Some(dht),
-            None => dht_search::start(&config, all_private, local.port()).map(Arc::new),
-        };
         let engine = Engine {
             limits: Arc::new(RateLimits::new(
                 config.max_upload_rate,
@@ -263,6 +257,12 @@ impl Session {
             self.with_entry(&hash, |e| e.phase = Phase::Running(running));
         }
         Ok(())
+    }
+
+    /// The flags the peer was started with (for what runs beside the session, e.g. the
+    /// JSON API's address).
+    pub fn config(&self) -> &PeerConfig {
+        &self.engine.config
     }
 
     /// Runs `f` on the entry of `hash`, if it is still in the session.
