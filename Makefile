@@ -15,7 +15,7 @@ build:
 demo: build
 	BIN=$(BIN) bash scripts/demo.sh
 
-test: unit interop lab-test
+test: unit interop lab-test browser-test
 
 unit:
 	$(CARGO) test --release
@@ -28,6 +28,15 @@ interop: build
 lab-test: build
 	bash tests/lab/install.sh
 	python3 tests/lab/lab_test.py --bin $(BIN)
+
+# The web page in headless Chromium from Debian's packages (fails, never skips, without a browser);
+# the screenshot goes to $ARTIFACTS_DIR, else $CARGO_TARGET_DIR/browser-test, else /tmp/piecemeal/browser-test.
+# python3-selenium is Debian's, so Debian's python runs it.
+# BROWSER_TEST_ARGS="--copy-screenshot tests/browser/web-page.png" refreshes the README's picture.
+.PHONY: browser-test
+browser-test: build
+	bash tests/browser/install.sh
+	/usr/bin/python3 tests/browser/web_test.py --bin $(BIN) $(BROWSER_TEST_ARGS)
 
 # 1 GiB, one seeder -> one leecher: piecemeal and libtorrent side by side (scripts/bench_transfer.py).
 bench: build

@@ -9,7 +9,7 @@
 //!   it go unanswered) earns none. Ties go to the peer unchoked already, then to chance.
 //! - **Seeding** (libtorrent's "fastest upload", with round-robin terms so every interested
 //!   peer is served over time): a peer unchoked less than [`SEED_TERM`] ago keeps its slot
-//!   while it downloads; waiting peers come next, the one served longest ago first; peers whose
+//!   while it downloads and until it was sent [`SEED_QUOTA_PIECES`]; waiting peers come next, the one served longest ago first; peers whose
 //!   term ran out (or that took nothing for a whole [`RECHOKE_EVERY`]) come last, fastest
 //!   first, so they keep slots only when nobody else waits.
 //! - **Optimistic**: one interested peer outside the regular set, rotated every
@@ -30,6 +30,11 @@ pub const OPTIMISTIC_EVERY: Duration = Duration::from_secs(30);
 pub const RATE_WINDOW: Duration = Duration::from_secs(20);
 /// While seeding, how long an unchoke lasts before waiting peers take precedence.
 pub const SEED_TERM: Duration = Duration::from_secs(20);
+/// While seeding, a term also ends once the peer was sent this many pieces (libtorrent's
+/// `seeding_piece_quota`): on an upload fast for its pieces, the pieces then spread to every
+/// interested peer in turn within seconds, not to the peers unchoked first for a whole
+/// [`SEED_TERM`].
+pub const SEED_QUOTA_PIECES: u64 = 20;
 /// Peers connected less than this long ago are favoured for the optimistic unchoke.
 pub const NEW_PEER: Duration = Duration::from_secs(60);
 /// Upload slots when not told otherwise (libtorrent and Transmission use 4 per torrent too).
@@ -54,6 +59,8 @@ pub struct Candidate {
     pub unchoked_since: Option<Instant>,
     /// When we last unchoked it (`None`: never).
     pub last_unchoked: Option<Instant>,
+    /// Unchoked, it was sent [`SEED_QUOTA_PIECES`] pieces since its unchoke.
+    pub quota_used: bool,
 }
 
 /// The peers to unchoke.
@@ -81,13 +88,40 @@ impl Choker {
     }
 
     /// Decides which of `peers` to unchoke at `now`: `slots` regular unchokes plus one
-    /// optimistic, by the leeching or the `seeding` rules (see the module doc).
+    /// optimistic, by the leeching or the `seeding` rules (see the module doc). The periodic
+    /// rechoke, every [`RECHOKE_EVERY`].
     pub fn decide(
         &mut self,
         peers: &[Candidate],
         seeding: bool,
         slots: usize,
         now: Instant,
+    ) -> Decision {
+        self.choose(peers, seeding, slots, now, false)
+    }
+
+    /// Between periodic rechokes (a peer became interested or uninterested, or left): every
+    /// interested peer unchoked now keeps its slot, and only the free slots are given, by the
+    /// same ranking as [`decide`](Self::decide). Choking a peer throws away the requests it has
+    /// queued with us and their round trip; peers' interest flips many times a second in a
+    /// busy swarm, so choking on each flip spends the upload on refilling pipelines.
+    pub fn fill(
+        &mut self,
+        peers: &[Candidate],
+        seeding: bool,
+        slots: usize,
+        now: Instant,
+    ) -> Decision {
+        self.choose(peers, seeding, slots, now, true)
+    }
+
+    fn choose(
+        &mut self,
+        peers: &[Candidate],
+        seeding: bool,
+        slots: usize,
+        now: Instant,
+        keep_current: bool,
     ) -> Decision {
         // Shuffled first so the stable sorts below break the remaining ties by chance.
         let mut order: Vec<&Candidate> = peers.iter().filter(|p| p.interested).collect();
@@ -105,6 +139,10 @@ impl Choker {
                     regular_since(p).is_none(),
                 )
             });
+        }
+        if keep_current {
+            // Stable: the peers unchoked now first, each group in rank order.
+            order.sort_by_key(|p| regular_since(p).is_none());
         }
         let mut unchoke: BTreeSet<u64> = order.iter().take(slots).map(|p| p.id).collect();
         let optimistic = self.optimistic(peers, &unchoke, now);
@@ -175,7 +213,7 @@ fn seeding_rank(
         Some(t) => {
             let held = now.saturating_duration_since(t);
             let idle = held >= RECHOKE_EVERY && p.upload_rate == 0;
-            if held < SEED_TERM && !idle {
+            if held < SEED_TERM && !idle && !p.quota_used {
                 (0, fastest, Duration::ZERO)
             } else {
                 (2, fastest, Duration::ZERO)

@@ -206,10 +206,11 @@ impl<S: Read + Write> Conn<'_, S> {
         if let Some(opening) = fast::opening(self.fast.enabled(), &have) {
             self.queue(opening);
         }
-        for allowed in self
-            .fast
-            .grant(self.remote.ip(), &self.torrent.meta.info_hash.0)
-        {
+        for allowed in self.fast.grant(
+            self.remote.ip(),
+            &self.torrent.meta.info_hash.0,
+            have.is_complete(),
+        ) {
             self.queue(allowed);
         }
         if let (Some(dht), true) = (self.torrent.dht(), self.peer_runs_dht) {

@@ -126,9 +126,13 @@ impl Fast {
     }
 
     /// Computes the pieces the peer at `ip` may fetch while choked and returns the
-    /// `allowed fast` messages that tell it (none without the extension).
-    pub fn grant(&mut self, ip: IpAddr, info_hash: &[u8; 20]) -> Vec<Message> {
-        if !self.enabled {
+    /// `allowed fast` messages that tell it (none without the extension). A `seeding` peer
+    /// grants none: its upload is what the whole swarm waits on, and a set fixed by the peer's
+    /// address would send, outside the choker's slots, pieces it has sent to others already
+    /// rather than the ones it deals (in a swarm of 8 leechers, half the seeder's duplicate
+    /// pieces before every piece had left it once were allowed-fast ones).
+    pub fn grant(&mut self, ip: IpAddr, info_hash: &[u8; 20], seeding: bool) -> Vec<Message> {
+        if !self.enabled || seeding {
             return Vec::new();
         }
         let pieces = self.offered.len();
@@ -252,13 +256,20 @@ mod tests {
     fn grants_and_offers_need_the_extension_and_stay_in_bounds() {
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         let mut plain = Fast::new(false, 100);
-        assert!(plain.grant(ip, &[2; 20]).is_empty());
+        assert!(plain.grant(ip, &[2; 20], false).is_empty());
         plain.on_allowed_fast(4);
         assert!(!plain.offered(4));
         assert_eq!(plain.offered_of(&Bitfield::full(100)), None);
 
+        let mut seeder = Fast::new(true, 100);
+        assert!(
+            seeder.grant(ip, &[2; 20], true).is_empty(),
+            "a seeder grants none"
+        );
+        assert!(!seeder.granted(0) && seeder.enabled());
+
         let mut fast = Fast::new(true, 100);
-        let granted = fast.grant(ip, &[2; 20]);
+        let granted = fast.grant(ip, &[2; 20], false);
         assert_eq!(granted.len(), 10);
         for m in &granted {
             let Message::AllowedFast(i) = *m else {

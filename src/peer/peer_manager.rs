@@ -12,7 +12,7 @@
 //! The registry's mutex is held only to add, remove or copy the list of slots.
 
 use crate::lock::lock;
-use crate::peer::choker::{Candidate, Choker, RATE_WINDOW, RECHOKE_EVERY};
+use crate::peer::choker::{Candidate, Choker, RATE_WINDOW, RECHOKE_EVERY, SEED_QUOTA_PIECES};
 use crate::peer::torrent_state::TorrentState;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -163,6 +163,10 @@ struct Record {
     samples: VecDeque<(Instant, u64, u64)>,
     unchoked_since: Option<Instant>,
     last_unchoked: Option<Instant>,
+    /// Bytes sent to the peer when its current unchoke began.
+    sent_at_unchoke: u64,
+    /// Its seeding quota ran out during the current unchoke, and a rechoke was asked for.
+    quota_noted: bool,
 }
 
 impl Record {
@@ -177,6 +181,12 @@ impl Record {
         {
             self.samples.pop_front();
         }
+    }
+
+    /// Whether the peer was sent `quota` bytes during its current unchoke.
+    fn quota_used(&self, quota: u64) -> bool {
+        let sent = self.samples.back().map_or(0, |s| s.2);
+        self.unchoked_since.is_some() && sent.saturating_sub(self.sent_at_unchoke) >= quota
     }
 
     /// Bytes per second (received, sent) between the oldest and newest samples.
@@ -219,11 +229,48 @@ impl Rechoker {
         }
     }
 
-    /// Samples the counters, decides who is unchoked and publishes it to the connections.
+    /// While seeding, samples the counters and tells whether a peer's unchoke just ran out
+    /// of its quota ([`SEED_QUOTA_PIECES`]) while another interested peer waits: time for a
+    /// rechoke rather than at the next period.
+    fn quota_ran_out(&mut self, torrent: &TorrentState, now: Instant) -> bool {
+        let peers = torrent.peers.snapshot();
+        self.sample(&peers, now);
+        if torrent.is_downloading() {
+            return false;
+        }
+        let quota = SEED_QUOTA_PIECES * torrent.meta.info.piece_length;
+        let waiting = peers
+            .iter()
+            .any(|p| p.interested() && self.records[&p.id].unchoked_since.is_none());
+        if !waiting {
+            return false;
+        }
+        let mut ran_out = false;
+        for record in self.records.values_mut() {
+            if record.quota_used(quota) && !record.quota_noted {
+                record.quota_noted = true;
+                ran_out = true;
+            }
+        }
+        ran_out
+    }
+
+    /// Samples the counters, decides who is unchoked ([`Choker::decide`]) and publishes it to
+    /// the connections.
     pub fn rechoke(&mut self, torrent: &TorrentState, now: Instant) {
+        self.choose(torrent, now, false);
+    }
+
+    /// As [`rechoke`](Self::rechoke), but only the free slots are given ([`Choker::fill`]).
+    pub fn fill_slots(&mut self, torrent: &TorrentState, now: Instant) {
+        self.choose(torrent, now, true);
+    }
+
+    fn choose(&mut self, torrent: &TorrentState, now: Instant, fill_only: bool) {
         let manager = &torrent.peers;
         let peers = manager.snapshot();
         self.sample(&peers, now);
+        let quota = SEED_QUOTA_PIECES * torrent.meta.info.piece_length;
         let candidates: Vec<Candidate> = peers
             .iter()
             .map(|p| {
@@ -238,18 +285,27 @@ impl Rechoker {
                     connected_at: p.connected_at,
                     unchoked_since: record.unchoked_since,
                     last_unchoked: record.last_unchoked,
+                    quota_used: record.quota_used(quota),
                 }
             })
             .collect();
         let seeding = !torrent.is_downloading();
         let slots = manager.slots.load(Ordering::Relaxed);
-        let decision = self.choker.decide(&candidates, seeding, slots, now);
+        let decision = if fill_only {
+            self.choker.fill(&candidates, seeding, slots, now)
+        } else {
+            self.choker.decide(&candidates, seeding, slots, now)
+        };
         let mut unchoked = Vec::new();
         for p in &peers {
             let on = decision.unchoke.contains(&p.id);
             let record = self.records.get_mut(&p.id).expect("sampled above");
             if on {
-                record.unchoked_since.get_or_insert(now);
+                if record.unchoked_since.is_none() {
+                    record.unchoked_since = Some(now);
+                    record.sent_at_unchoke = record.samples.back().map_or(0, |s| s.2);
+                    record.quota_noted = false;
+                }
                 record.last_unchoked = Some(now);
                 unchoked.push(p.addr);
             } else {
@@ -279,25 +335,25 @@ fn join(addrs: &[SocketAddr]) -> String {
     all.join(",")
 }
 
-/// The manager's thread: samples rates every second and rechokes every [`RECHOKE_EVERY`] or
-/// when asked, until the process shuts down.
+/// The manager's thread: samples rates every second, rechokes every [`RECHOKE_EVERY`], and
+/// when asked gives the free slots, until the process shuts down.
 pub fn run(torrent: Arc<TorrentState>) {
     let mut rechoker = Rechoker::with_seed(fastrand::u64(..));
     let mut next = Instant::now();
+    let mut asked = false;
     while !torrent.is_shutting_down() {
         let now = Instant::now();
         if now >= next {
             rechoker.rechoke(&torrent, now);
             next = now + RECHOKE_EVERY;
-        } else {
-            rechoker.sample(&torrent.peers.snapshot(), now);
+        } else if asked {
+            rechoker.fill_slots(&torrent, now);
+        } else if rechoker.quota_ran_out(&torrent, now) {
+            rechoker.rechoke(&torrent, now);
         }
-        if torrent
+        asked = torrent
             .peers
-            .wait(SAMPLE_EVERY.min(next.saturating_duration_since(now)))
-        {
-            next = Instant::now();
-        }
+            .wait(SAMPLE_EVERY.min(next.saturating_duration_since(now)));
     }
 }
 
@@ -343,7 +399,7 @@ mod tests {
         );
         // Peer 4 leaves: the manager forgets it and its slot goes to another peer.
         f.state.peers.leave(&slots[3]);
-        rechoker.rechoke(&f.state, t0 + RECHOKE_EVERY * 2);
+        rechoker.fill_slots(&f.state, t0 + RECHOKE_EVERY * 2);
         assert!(!rechoker.records.contains_key(&slots[3].id));
         let now = unchoked(&slots);
         assert_eq!(now.len() - usize::from(now.contains(&4)), 3, "{now:?}");

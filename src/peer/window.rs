@@ -1,6 +1,12 @@
 //! How many block requests one connection keeps in flight: enough to cover the peer's measured
-//! download rate for 3 s (`QUEUE_TIME`) plus its latency, as libtorrent does, so a fast peer never
-//! waits for our next request, whatever the piece size.
+//! download rate for four round trips of the path (its shortest request-to-block wait), at least
+//! 1 s and at most 3 s of it (libtorrent always keeps 3 s), plus the latency itself, so a fast
+//! peer never waits for our next request, whatever the piece size.
+//!
+//! Not more than that: what we request waits in the peer's queue behind the rest, so each
+//! second of queue is a second before a piece reaches us and, from us, the rest of the swarm.
+//! In a swarm of 8 leechers behind 4 MB/s links, 3 s queues on each hop left the last pieces
+//! two hops (about 6 s) from the leechers that lacked them, with their links half idle.
 //!
 //! The count is what matters, not the number of pieces: a torrent of 16 KiB pieces (one block
 //! each) needs as many requests in flight as one of 4 MiB pieces. A peer that is answered one
@@ -21,8 +27,12 @@ pub const MAX: usize = 500;
 /// instead. 250 is what older clients accept; libtorrent and Transmission take about 500 and
 /// drop the excess silently, so guessing high would lose requests.
 pub const DEFAULT_PEER_REQQ: usize = 250;
-/// Seconds of data kept requested ahead (libtorrent's `request_queue_time`).
+/// The most data kept requested ahead, in seconds of the rate (libtorrent's `request_queue_time`).
 const QUEUE_TIME: Duration = Duration::from_secs(3);
+/// The least data kept requested ahead, in seconds of the rate.
+const QUEUE_FLOOR: Duration = Duration::from_secs(1);
+/// Round trips of the path kept requested ahead, between the floor and [`QUEUE_TIME`].
+const QUEUE_ROUND_TRIPS: u32 = 4;
 /// A rate sample spans at least this long.
 const SAMPLE: Duration = Duration::from_millis(500);
 
@@ -89,7 +99,8 @@ impl Window {
         };
         self.sample_start = Some(now);
         self.sample_bytes = 0;
-        let ahead = QUEUE_TIME + self.latency.unwrap_or_default();
+        let latency = self.latency.unwrap_or_default();
+        let ahead = (latency * QUEUE_ROUND_TRIPS).clamp(QUEUE_FLOOR, QUEUE_TIME) + latency;
         let wanted = (self.rate * ahead.as_secs_f64() / BLOCK_SIZE as f64).ceil() as usize;
         self.target = wanted.max(MIN).min(self.limit);
     }
@@ -125,14 +136,14 @@ mod tests {
         let mut w = Window::new(MAX);
         assert_eq!(w.target(), START);
         let t = Instant::now();
-        // 1 MiB/s: 3 s of it is 192 blocks, plus the latency.
+        // 1 MiB/s on a 5 ms path: 1 s of it is 64 blocks, plus the latency.
         let t = feed(&mut w, t, 64, 1.0);
         assert!(
             (1_000_000.0..1_100_000.0).contains(&w.rate()),
             "{}",
             w.rate()
         );
-        assert!((192..=200).contains(&w.target()), "{}", w.target());
+        assert!((64..=66).contains(&w.target()), "{}", w.target());
         // 100 MiB/s: far more than the bound.
         let mut now = t;
         for _ in 0..10 {
@@ -174,5 +185,22 @@ mod tests {
             "{before} {}",
             w.rate()
         );
+    }
+
+    #[test]
+    fn a_longer_path_keeps_four_round_trips_up_to_3_s_requested() {
+        let at = |latency_ms: u64| {
+            let mut w = Window::new(MAX);
+            let mut now = Instant::now();
+            w.on_requests(now);
+            // 1 MiB/s: 64 blocks a second.
+            for _ in 0..64 {
+                now += Duration::from_secs_f64(1.0 / 64.0);
+                w.on_block(BLOCK, Duration::from_millis(latency_ms), now);
+            }
+            w.target()
+        };
+        assert!((96..=100).contains(&at(300)), "1.2 s + 0.3 s: {}", at(300));
+        assert!((255..=260).contains(&at(1000)), "3 s + 1 s: {}", at(1000));
     }
 }

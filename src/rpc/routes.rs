@@ -4,6 +4,7 @@
 
 use super::auth::{TOKEN_HEADER, Token, host_allowed};
 use super::control::{AddSource, Control, ControlError, Limits};
+use super::web;
 use crate::net::http::{Request, parse_query};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -66,9 +67,19 @@ pub(super) fn answer(request: &Request, gate: &Gate, control: &dyn Control) -> R
         );
     }
     let path = request.path();
-    // The web page's static files are answered here, before the token check (they need none).
+    // The web page's static files need no token: they hold none, and the page asks for it.
     let Some(rest) = path.strip_prefix("/api/") else {
-        return Reply::error(404, &format!("no such page: {path}"));
+        return match web::asset(path) {
+            Some(_) if request.method != "GET" => {
+                Reply::error(405, &format!("{path} takes GET only"))
+            }
+            Some((content_type, body)) => Reply {
+                status: 200,
+                content_type,
+                body: body.to_vec(),
+            },
+            None => Reply::error(404, &format!("no such page: {path}")),
+        };
     };
     if !request
         .header(TOKEN_HEADER)
@@ -495,8 +506,9 @@ mod tests {
         for (method, path, status) in [
             ("GET", "/api/nothing", 404),
             ("GET", "/api/torrents/aaaa0/pause/x", 404),
-            ("GET", "/", 404),
-            ("GET", "/app.js", 404),
+            ("GET", "/index.htm", 404),
+            ("GET", "/app.json", 404),
+            ("POST", "/", 405),
             ("DELETE", "/api/session", 405),
             ("GET", "/api/torrents/aaaa0/pause", 405),
             ("PUT", "/api/torrents", 405),
@@ -519,6 +531,28 @@ mod tests {
         let (status, v) = send(&fake, &plain);
         assert_eq!(status, 400);
         assert!(v["error"].as_str().unwrap().contains("x-bittorrent"), "{v}");
+    }
+
+    #[test]
+    fn the_web_page_needs_no_token_but_the_right_host() {
+        let fake = FakeControl::sample();
+        for (path, content_type) in [
+            ("/", "text/html; charset=utf-8"),
+            ("/app.js", "text/javascript; charset=utf-8"),
+            ("/style.css", "text/css; charset=utf-8"),
+        ] {
+            let req = request("GET", path, &[("Host", "localhost:9091")], b"");
+            let reply = answer(&req, &gate(), &fake);
+            assert_eq!(
+                (reply.status, reply.content_type),
+                (200, content_type),
+                "{path}"
+            );
+            assert_eq!(reply.body, web::asset(path).unwrap().1);
+            let rebound = request("GET", path, &[("Host", "evil.example:9091")], b"");
+            assert_eq!(answer(&rebound, &gate(), &fake).status, 403, "{path}");
+        }
+        assert!(fake.calls().is_empty());
     }
 
     #[test]

@@ -315,7 +315,12 @@ def tree_digest(path):
     for dirpath, _dirs, files in os.walk(path):
         for fn in files:
             full = os.path.join(dirpath, fn)
-            out[os.path.relpath(full, path)] = _file_digest(full)
+            try:
+                out[os.path.relpath(full, path)] = _file_digest(full)
+            except FileNotFoundError:
+                # Renamed while we walked (Transmission's `x.part` -> `x` on completion):
+                # a poller sees the new name on its next look.
+                continue
     return out
 
 

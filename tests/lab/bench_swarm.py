@@ -11,8 +11,9 @@ tracker in the hub. Configurations: A) everyone uploads 4 MB/s; B) the seeder
 (the last leecher's `complete`), D against the bound
 max{F/u_s, F/d_min, N*F/(u_s + sum u_i)} (d_min is unlimited here), the copies of
 the file the seeder sent (its shaper's byte counter / F; IP and TCP headers
-included, ~4.5%), connections that left data unread for 5 s or more, and
-piecemeal's D / libtorrent's D. One SVG per client and configuration plots every
+included, ~4.5%), connections that left data unread for 5 s or more, the share
+of its upload cap the seeder and the leechers together used in each quarter of D,
+and piecemeal's D / libtorrent's D. One SVG per client and configuration plots every
 leecher's progress (bytes the hub delivered to it, as a share of what it had
 received when it completed) against time, with the bound and D marked.
 
@@ -72,6 +73,25 @@ def progress_series(run):
     return series
 
 
+def upload_use(run, end, parts=4):
+    """Where the time goes: the share of its upload cap the seeder, and the leechers together,
+    used in each of `parts` equal slices of [0, end] (from the shapers' counters)."""
+    if not run.samples or not end:
+        return None
+
+    def sent_at(t):
+        s = min(run.samples, key=lambda s: abs(s.t - t))
+        return s.sent.get(0, 0), sum(s.sent.get(i, 0) for i in run.leechers)
+
+    cap_seeder, cap_leechers = run.rates[0], sum(run.rates[1:])
+    rows = []
+    for k in range(parts):
+        a, b = end * k / parts, end * (k + 1) / parts
+        (s0, l0), (s1, l1) = sent_at(a), sent_at(b)
+        rows.append(((s1 - s0) / (cap_seeder * (b - a)), (l1 - l0) / (cap_leechers * (b - a))))
+    return rows
+
+
 def bench_one(binary, client, key, workdir, seed_dir, content, torrent, outdir):
     """Run one client in one configuration; return a result dict (or raise CaseFailed)."""
     label, rates = CONFIGS[key]
@@ -100,6 +120,7 @@ def bench_one(binary, client, key, workdir, seed_dir, content, torrent, outdir):
         "missing": run.missing(),
         "wrong": wrong,
         "plot": plot,
+        "use": upload_use(run, d),
         "stuck_text": run.stuck_text(),
         "crashed": run.crashed and "\n".join([run.crashed] + [p.tail(12) for p in run.procs.values() if p.label in run.dead]),
     }
@@ -115,6 +136,9 @@ def report(key, results):
         d = f"{r['d']:.1f}" if r["d"] is not None else "-"
         ratio = f"{r['d'] / r['bound']:.2f}x" if r["d"] is not None else "-"
         print(f"  {r['client']:<11} {d:>7} {ratio:>8} {r['copies']:>8.2f} copies {r['stuck']:>6}  {r['plot']}")
+        if r["use"]:
+            quarters = "  ".join(f"{s:.0%}/{le:.0%}" for s, le in r["use"])
+            print(f"    upload used (seeder/leechers), by quarter of D: {quarters}")
         if r["crashed"]:
             print(f"    CRASHED: {r['crashed']}")
         if r["missing"]:

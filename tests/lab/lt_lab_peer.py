@@ -24,9 +24,10 @@ import lt_peer  # noqa: E402
 _session_for = lt_peer.session_for
 
 
-def internet_session(bind, port, internet=False):
-    """lt_peer's session, always with every address in the global peer class."""
-    return _session_for(bind, port, internet=True)
+def internet_session(bind, port, internet=False, *args, **kwargs):
+    """lt_peer's session (its other settings passed through), always with every address in
+    the global peer class."""
+    return _session_for(bind, port, True, *args, **kwargs)
 
 
 lt_peer.session_for = internet_session

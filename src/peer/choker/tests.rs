@@ -14,6 +14,7 @@ fn peers(n: u64, base: Instant) -> Vec<Candidate> {
             connected_at: base,
             unchoked_since: None,
             last_unchoked: None,
+            quota_used: false,
         })
         .collect()
 }
@@ -218,4 +219,54 @@ fn seeding_keeps_the_fastest_when_nobody_waits_and_drops_an_idle_peer() {
     ps[1].upload_rate = 40_000;
     let d = Choker::with_seed(6).decide(&ps, true, 2, now);
     assert_eq!(regular(&d), BTreeSet::from([1, 2]));
+}
+
+#[test]
+fn between_rechokes_a_peer_unchoked_keeps_its_slot_and_only_free_slots_are_given() {
+    let (base, now) = clock();
+    let mut ps = peers(6, base);
+    let mut choker = Choker::with_seed(7);
+    // Peers 0 and 1 hold the two slots; 2 and 3 then turn out to give us far more.
+    for p in &mut ps[..2] {
+        p.unchoked_since = Some(now - RECHOKE_EVERY);
+        p.download_rate = 1_000;
+    }
+    for p in &mut ps[2..4] {
+        p.download_rate = 900_000;
+    }
+    let d = choker.fill(&ps, false, 2, now);
+    assert_eq!(
+        regular(&d),
+        BTreeSet::from([0, 1]),
+        "nobody choked off-period"
+    );
+    // Peer 1 loses interest: its slot is free and goes to the best waiting peer.
+    ps[1].interested = false;
+    let d = choker.fill(&ps, false, 2, now);
+    let r = regular(&d);
+    assert!(r.contains(&0) && r.len() == 2 && !r.contains(&1), "{r:?}");
+    assert!(
+        r.contains(&2) || r.contains(&3),
+        "the free slot by rank: {r:?}"
+    );
+    // The periodic rechoke ranks everyone again.
+    apply(&mut ps, &d, now);
+    let d = choker.decide(&ps, false, 2, now + RECHOKE_EVERY);
+    assert_eq!(regular(&d), BTreeSet::from([2, 3]));
+}
+
+#[test]
+fn seeding_a_peer_that_got_its_quota_yields_to_a_waiting_one_before_its_term_ends() {
+    let (base, now) = clock();
+    let mut ps = peers(3, base);
+    for p in &mut ps[..2] {
+        p.unchoked_since = Some(now - RECHOKE_EVERY / 2);
+        p.last_unchoked = Some(now);
+        p.upload_rate = 900_000;
+    }
+    let d = Choker::with_seed(8).decide(&ps, true, 2, now);
+    assert_eq!(regular(&d), BTreeSet::from([0, 1]), "terms still running");
+    ps[1].quota_used = true;
+    let d = Choker::with_seed(8).decide(&ps, true, 2, now);
+    assert_eq!(regular(&d), BTreeSet::from([0, 2]), "peer 2 waited");
 }
