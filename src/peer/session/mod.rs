@@ -1,6 +1,6 @@
 //! A running peer process: it seeds what its folder holds and downloads what it lacks, for
 //! several torrents at once, until told to stop. Torrents can be added, paused, resumed and
-//! removed while it runs (through [`Control`](crate::rpc::control::Control), see [`control`]);
+//! removed while it runs (through [`Control`], see [`control`]);
 //! those added at run time are stored in the folder ([`store`]) and run again at the next
 //! start.
 //!
