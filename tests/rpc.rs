@@ -312,7 +312,7 @@ fn every_api_call_with_bad_input_changing_nothing() {
         (200, ok.clone())
     );
     api.wait_torrent(short, Duration::from_secs(20), "pause", |d| {
-        d["status"] == "paused" && d["peers"] == json!([])
+        d["status"] == "paused" && d["peer_list"] == json!([])
     });
     assert_eq!(
         api.call("POST", &format!("/api/torrents/{short}/resume"), None),

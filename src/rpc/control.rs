@@ -117,7 +117,8 @@ pub struct TorrentDetail {
     /// The magnet link of the torrent.
     pub magnet: String,
     pub files: Vec<FileInfo>,
-    pub peers: Vec<PeerInfo>,
+    /// The connected peers (the summary's `peers` is their count).
+    pub peer_list: Vec<PeerInfo>,
     pub trackers: Vec<TrackerInfo>,
     /// Pieces in the torrent (0 while the metadata is unknown).
     pub piece_count: u32,
@@ -225,4 +226,58 @@ pub trait Control: Send + Sync {
     fn set_limits(&self, limits: Limits) -> Result<(), ControlError>;
     /// Sets one torrent's limits.
     fn set_torrent_limits(&self, id: &str, limits: Limits) -> Result<(), ControlError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_detail_names_each_field_once_and_reads_back() {
+        let summary = TorrentSummary {
+            id: "ab".repeat(20),
+            name: "t".into(),
+            status: TorrentStatus::Downloading,
+            size: 10,
+            done: 5,
+            progress: 0.5,
+            download_rate: 1,
+            upload_rate: 2,
+            downloaded: 5,
+            uploaded: 0,
+            ratio: 0.0,
+            peers: 1,
+            eta_secs: Some(5),
+            error: None,
+            limits: Limits::default(),
+        };
+        let peer = PeerInfo {
+            addr: "127.0.0.1:6881".into(),
+            client: Some("-PM0100-".into()),
+            download_rate: 1,
+            upload_rate: 0,
+            downloaded: 5,
+            uploaded: 0,
+            progress: 1.0,
+        };
+        let detail = TorrentDetail {
+            summary,
+            magnet: "magnet:?xt=urn:btih:".to_string() + &"ab".repeat(20),
+            files: Vec::new(),
+            peer_list: vec![peer],
+            trackers: Vec::new(),
+            piece_count: 1,
+            pieces: "80".into(),
+        };
+        let json = serde_json::to_string(&detail).unwrap();
+        // A JSON reader keeps only one of two equal keys: the flattened summary must not share
+        // a name with the detail's own fields.
+        for key in ["\"peers\":", "\"peer_list\":", "\"id\":", "\"files\":"] {
+            assert_eq!(json.matches(key).count(), 1, "{key} in {json}");
+        }
+        assert_eq!(
+            serde_json::from_str::<TorrentDetail>(&json).unwrap(),
+            detail
+        );
+    }
 }

@@ -2,7 +2,7 @@
 //! can read, or with `--json` the API's own JSON for scripts.
 
 use super::auth::{TOKEN_HEADER, token_path};
-use super::control::{Limits, PeerInfo, SessionInfo, TorrentDetail, TorrentSummary};
+use super::control::{Limits, SessionInfo, TorrentDetail, TorrentSummary};
 use super::table::{self, files, list, show};
 use crate::metainfo::selection::{FileSpec, SelectionError, select_paths};
 use crate::net::http::{self, HttpError};
@@ -191,26 +191,6 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, RemoteError> {
     serde_json::from_slice(body).map_err(|e| RemoteError::BadReply(e.to_string()))
 }
 
-/// A torrent's detail. Its JSON holds `peers` twice (the summary's count, flattened in, then
-/// the list), which `TorrentDetail`'s own `Deserialize` cannot take; JSON readers keep the
-/// last one, the list, and the count is its length.
-fn parse_detail(body: &[u8]) -> Result<TorrentDetail, RemoteError> {
-    let bad = |e: serde_json::Error| RemoteError::BadReply(e.to_string());
-    let mut value: serde_json::Value = parse(body)?;
-    let peers: Vec<PeerInfo> = serde_json::from_value(value["peers"].take()).map_err(bad)?;
-    value["peers"] = peers.len().into();
-    let field = |name: &str, value: &mut serde_json::Value| value[name].take();
-    Ok(TorrentDetail {
-        magnet: serde_json::from_value(field("magnet", &mut value)).map_err(bad)?,
-        files: serde_json::from_value(field("files", &mut value)).map_err(bad)?,
-        trackers: serde_json::from_value(field("trackers", &mut value)).map_err(bad)?,
-        piece_count: serde_json::from_value(field("piece_count", &mut value)).map_err(bad)?,
-        pieces: serde_json::from_value(field("pieces", &mut value)).map_err(bad)?,
-        summary: serde_json::from_value(value).map_err(bad)?,
-        peers,
-    })
-}
-
 /// The token from the flag, the environment or the peer's folder.
 fn find_token(args: &RemoteArgs) -> Result<String, RemoteError> {
     if let Some(token) = &args.token {
@@ -250,7 +230,7 @@ pub fn run(args: RemoteArgs) -> Result<(), RemoteError> {
         }
         Action::Show { id } => {
             let raw = api.call("GET", &format!("/api/torrents/{id}"), None)?;
-            out(&raw, show(&parse_detail(&raw)?));
+            out(&raw, show(&parse::<TorrentDetail>(&raw)?));
         }
         Action::Add { source, paused } => {
             let raw = add(&api, source, *paused)?;
@@ -280,7 +260,7 @@ pub fn run(args: RemoteArgs) -> Result<(), RemoteError> {
         }
         Action::Files { id, only } => {
             let path = format!("/api/torrents/{id}");
-            let mut detail = parse_detail(&api.call("GET", &path, None)?)?;
+            let mut detail = parse::<TorrentDetail>(&api.call("GET", &path, None)?)?;
             if only.is_empty() {
                 let raw = serde_json::to_vec(&detail.files).unwrap_or_default();
                 out(&raw, files(&detail));
@@ -292,7 +272,7 @@ pub fn run(args: RemoteArgs) -> Result<(), RemoteError> {
             let body = serde_json::json!({ "wanted": indexes });
             let raw = api.send_json("PUT", &format!("{path}/files"), &body)?;
             if !args.json {
-                detail = parse_detail(&api.call("GET", &path, None)?)?;
+                detail = parse::<TorrentDetail>(&api.call("GET", &path, None)?)?;
             }
             out(&raw, files(&detail));
         }
@@ -300,7 +280,7 @@ pub fn run(args: RemoteArgs) -> Result<(), RemoteError> {
             let (current, path) = match id {
                 Some(id) => {
                     let path = format!("/api/torrents/{id}");
-                    let detail = parse_detail(&api.call("GET", &path, None)?)?;
+                    let detail = parse::<TorrentDetail>(&api.call("GET", &path, None)?)?;
                     (detail.summary.limits, format!("{path}/limits"))
                 }
                 None => {

@@ -197,7 +197,7 @@ pub(super) fn show(d: &TorrentDetail) -> String {
     out.push_str("\nfiles\n");
     out.push_str(&files(d));
     let mut peers = Table::new(&["ADDRESS", "CLIENT", ">HAS", ">DOWN", ">UP"]);
-    for p in &d.peers {
+    for p in &d.peer_list {
         peers.row(vec![
             p.addr.clone(),
             p.client.clone().unwrap_or_else(|| "?".into()),
@@ -206,8 +206,8 @@ pub(super) fn show(d: &TorrentDetail) -> String {
             rate(p.upload_rate),
         ]);
     }
-    out.push_str(&format!("\npeers ({})\n", d.peers.len()));
-    if !d.peers.is_empty() {
+    out.push_str(&format!("\npeers ({})\n", d.peer_list.len()));
+    if !d.peer_list.is_empty() {
         out.push_str(&peers.render());
     }
     let mut trackers = Table::new(&["URL", ">PEERS", "ERROR"]);
@@ -302,7 +302,7 @@ mod tests {
             summary: summary("set", TorrentStatus::Seeding, 1.0),
             magnet: String::new(),
             files: Vec::new(),
-            peers: Vec::new(),
+            peer_list: Vec::new(),
             trackers: Vec::new(),
             piece_count: 0,
             pieces: String::new(),

@@ -103,7 +103,7 @@ impl Control for FakeControl {
                 done: 250,
                 wanted: true,
             }],
-            peers: Vec::new(),
+            peer_list: Vec::new(),
             trackers: Vec::new(),
             piece_count: 4,
             pieces: "80".into(),

@@ -228,7 +228,7 @@ impl Entry {
                 summary,
                 magnet,
                 files: Vec::new(),
-                peers: Vec::new(),
+                peer_list: Vec::new(),
                 trackers: Vec::new(),
                 piece_count: 0,
                 pieces: String::new(),
@@ -260,7 +260,7 @@ impl Entry {
             summary,
             magnet: meta.magnet_link(),
             files,
-            peers: self.running().map_or_else(Vec::new, |t| peers(t)),
+            peer_list: self.running().map_or_else(Vec::new, |t| peers(t)),
             trackers: (meta.tracker_tiers().into_iter().flatten())
                 .map(|url| TrackerInfo {
                     url,

@@ -490,7 +490,7 @@ function renderDetail(d) {
   if (!state.filesDirty) {
     renderTable("files", $("files"), d.files, fileRow, "metadata not known yet");
   }
-  renderTable("peers", $("peers"), d.peers, peerRow, "no peers connected");
+  renderTable("peers", $("peers"), d.peer_list, peerRow, "no peers connected");
   renderTable("trackers", $("trackers"), d.trackers, trackerRow, "no trackers");
   if (!state.detailKeys.limits) {
     fillLimits($("torrent-limits-form"), d.limits);
