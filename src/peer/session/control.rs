@@ -221,6 +221,8 @@ impl Control for Session {
     fn set_limits(&self, limits: Limits) -> Result<(), ControlError> {
         self.engine.limits.upload.set_rate(Rate(limits.upload));
         self.engine.limits.download.set_rate(Rate(limits.download));
+        *lock(&self.store_lock) = Some(limits);
+        self.save_store();
         Ok(())
     }
 

@@ -168,12 +168,16 @@ impl Session {
         });
     }
 
-    /// Writes the stored torrents (those added at run time) to the folder; a failure is
+    /// Writes the stored torrents (those added at run time) and the limits set at run time
+    /// to the folder; a failure is
     /// logged (the session runs on, and forgets the change at the next start).
     pub(crate) fn save_store(&self) {
-        let _one_at_a_time = lock(&self.store_lock);
-        let stored = store::stored(&lock(&self.table));
-        if let Err(e) = store::save(&self.engine.config.dir, &stored) {
+        let limits = lock(&self.store_lock);
+        let saved = store::Saved {
+            torrents: store::stored(&lock(&self.table)),
+            limits: *limits,
+        };
+        if let Err(e) = store::save(&self.engine.config.dir, &saved) {
             log::warn!("{e}");
         }
     }
