@@ -15,8 +15,8 @@ use crate::rpc::control::{
     FileInfo, Limits, PeerInfo, TorrentDetail, TorrentStatus, TorrentSummary, TrackerInfo,
 };
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Where a torrent's current start stands.
@@ -64,6 +64,9 @@ pub(crate) struct Entry {
     /// Peers to dial at its next start, and peers banned for bad metadata.
     pub connect: Vec<SocketAddr>,
     pub banned: Vec<(SocketAddr, [u8; 20])>,
+    /// Held by a start's thread while it runs (a check writes the files), so that a removal
+    /// deletes the files only after it, and starts run one after another.
+    pub starting: Arc<Mutex<()>>,
 }
 
 impl Entry {
@@ -87,6 +90,7 @@ impl Entry {
             added,
             connect: Vec::new(),
             banned: Vec::new(),
+            starting: Arc::default(),
         }
     }
 
