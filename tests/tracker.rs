@@ -48,15 +48,16 @@ fn json_announce(tracker: &TrackerHandle, peer_id: &str, port: u16, event: &str)
     reply
 }
 
-/// `(peer_id, ip, port)` of each peer in a JSON reply, sorted.
-fn json_peers(reply: &Json) -> Vec<(String, String, u64)> {
+/// `(ip, port)` of each peer in a JSON reply, sorted. Peers carry no id: the tracker keeps
+/// only a digest of each.
+fn json_peers(reply: &Json) -> Vec<(String, u64)> {
     let mut peers: Vec<_> = reply["peers"]
         .as_array()
         .expect("peers array")
         .iter()
         .map(|p| {
+            assert!(p.get("peer_id").is_none_or(Json::is_null), "{p}");
             (
-                p["peer_id"].as_str().unwrap().to_string(),
                 p["ip"].as_str().unwrap().to_string(),
                 p["port"].as_u64().unwrap(),
             )
@@ -104,16 +105,10 @@ fn json_peers_see_each_other_and_stopped_removes() {
     assert_eq!(first["interval"], 1800);
     assert!(json_peers(&first).is_empty());
     let second = json_announce(&tracker, PEER_B, 7002, "started");
-    assert_eq!(
-        json_peers(&second),
-        [(PEER_A.into(), "127.0.0.1".into(), 7001)]
-    );
+    assert_eq!(json_peers(&second), [("127.0.0.1".into(), 7001)]);
     assert_eq!(second["incomplete"], 2);
     let again = json_announce(&tracker, PEER_A, 7001, "absent");
-    assert_eq!(
-        json_peers(&again),
-        [(PEER_B.into(), "127.0.0.1".into(), 7002)]
-    );
+    assert_eq!(json_peers(&again), [("127.0.0.1".into(), 7002)]);
 
     let stopped = json_announce(&tracker, PEER_B, 7002, "stopped");
     assert!(json_peers(&stopped).is_empty());
@@ -194,10 +189,8 @@ fn bep3_compact_and_dictionary_replies() {
     );
     let peers = field(&dict, "peers").as_list().unwrap();
     assert_eq!(peers.len(), 1);
-    assert_eq!(
-        field(&peers[0], "peer id").as_bytes(),
-        Some(&b"-XX0001-000000000001"[..])
-    );
+    // The tracker keeps only a digest of each peer id, so the dictionary model has none.
+    assert!(peers[0].as_dict().unwrap().get(&b"peer id"[..]).is_none());
     assert_eq!(field(&peers[0], "ip").as_str(), Some("127.0.0.1"));
     assert_eq!(field(&peers[0], "port").as_int(), Some(6001));
 
@@ -263,15 +256,9 @@ fn json_and_bep3_peers_share_a_swarm() {
     );
     let peers = field(&bep3, "peers").as_list().unwrap();
     assert_eq!(peers.len(), 1);
-    assert_eq!(
-        field(&peers[0], "peer id").as_bytes(),
-        Some(PEER_A.as_bytes())
-    );
+    assert_eq!(field(&peers[0], "port").as_int(), Some(7001));
     let json = json_announce(&tracker, PEER_A, 7001, "absent");
-    assert_eq!(
-        json_peers(&json),
-        [("-XX0001-000000000009".into(), "127.0.0.1".into(), 6009)]
-    );
+    assert_eq!(json_peers(&json), [("127.0.0.1".into(), 6009)]);
     tracker.shutdown();
 }
 
@@ -347,7 +334,14 @@ fn announcer_speaks_both_protocols_to_our_tracker() {
         })
         .unwrap();
     assert_eq!(third.peers.len(), 1);
-    assert_eq!(third.peers[0].peer_id, Some(b.peer_id));
+    assert_eq!(
+        third.peers[0].addr,
+        "127.0.0.1:7002".parse::<SocketAddr>().unwrap()
+    );
+    assert_eq!(
+        third.peers[0].peer_id, None,
+        "the tracker keeps no peer ids"
+    );
 
     // Undetected: JSON is tried first and works, so it is remembered.
     let mut auto = Announcer::new(vec![vec![url.clone()]]);

@@ -6,7 +6,9 @@ The tracker runs pinned to CPU 0 (taskset) and the load generator (benches/udp_l
 with `cargo bench --no-run`) pinned to CPU 1, for two scenarios: one swarm, and 1,000 swarms,
 with 1,000 distinct peers. Figures: announces answered per second, tracker CPU time per
 announce (utime + stime from /proc, all threads), error replies, requests left unanswered,
-and the tracker's resident memory at the end and at its peak.
+the tracker's resident memory at the end and at its peak, the peers it holds at the end (its
+own count: opentracker's `/stats?mode=peer`, piecemeal's `/stats`) and the memory each costs:
+(RSS at the end - RSS before the load) / peers held.
 
     python3 tests/bench/tracker_udp.py --bin target/release/piecemeal [--seconds 10]
 
@@ -25,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 LOOPBACK = "127.0.0.1"
 TRACKER_CPU, LOAD_CPU = "0", "1"
@@ -118,8 +121,19 @@ def start_opentracker(tmp, port, torrents):
     conf = os.path.join(root, "opentracker.conf")
     with open(conf, "w") as f:
         f.write(f"listen.tcp {LOOPBACK}:{port}\nlisten.udp {LOOPBACK}:{port}\n")
-        f.write(f"access.whitelist {seen}\ntracker.rootdir {root}\n")
+        f.write(f"access.whitelist {seen}\ntracker.rootdir {root}\naccess.stats {LOOPBACK}\n")
     return ["opentracker", "-f", conf], root
+
+
+def peers_held(name, port):
+    """The peers the tracker says it holds (seeders and leechers of every torrent)."""
+    if name == "opentracker":
+        url = f"http://{LOOPBACK}:{port}/stats?mode=peer"
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return int(r.read().split()[0])
+    with urllib.request.urlopen(f"http://{LOOPBACK}:{port}/stats", timeout=10) as r:
+        stats = json.load(r)
+    return stats["seeders"] + stats["leechers"]
 
 
 def start_piecemeal(binary, port, udp_threads):
@@ -139,6 +153,7 @@ def measure(name, argv, cwd, port, args, load, torrents):
     )
     try:
         wait_udp(port, time.monotonic() + 15, name, proc)
+        rss_before, _ = memory_kib(proc.pid)
         cpu_before = cpu_seconds(proc.pid)
         run = subprocess.run(
             ["taskset", "-c", LOAD_CPU, load, "--tracker", f"{LOOPBACK}:{port}",
@@ -154,6 +169,7 @@ def measure(name, argv, cwd, port, args, load, torrents):
         rss, peak = memory_kib(proc.pid)
         if proc.poll() is not None:
             fail(f"{name} exited during the load")
+        held = peers_held(name, port)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -170,6 +186,8 @@ def measure(name, argv, cwd, port, args, load, torrents):
         "unanswered": got["lost"],
         "RSS MiB (end)": rss / 1024,
         "RSS MiB (peak)": peak / 1024,
+        "peers held": held,
+        "bytes/peer": (rss - rss_before) * 1024 / held if held else float("inf"),
     }
 
 

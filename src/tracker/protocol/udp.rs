@@ -11,7 +11,7 @@ use super::compact::{self, Family};
 use crate::metainfo::InfoHash;
 use crate::tracker::protocol::Event;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// The magic number opening every connect request.
 pub const PROTOCOL_ID: u64 = 0x0417_2710_1980;
@@ -357,6 +357,12 @@ impl Response {
     /// server only puts peers of the requester's family in a reply.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64);
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// Appends the packet's bytes to `out` (a buffer a server reuses for every reply).
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
         let mut put = |n: u32| out.extend_from_slice(&n.to_be_bytes());
         match self {
             Response::Connect {
@@ -377,9 +383,16 @@ impl Response {
                 for n in [ANNOUNCE, *transaction_id, *interval, *leechers, *seeders] {
                     put(n);
                 }
-                let lists = compact::encode(peers.iter().copied());
-                out.extend_from_slice(&lists.v4);
-                out.extend_from_slice(&lists.v6);
+                // IPv4 peers first, then IPv6 ones, as `compact::encode` would split them.
+                for v6 in [false, true] {
+                    for peer in peers.iter().filter(|p| p.is_ipv6() == v6) {
+                        match peer.ip() {
+                            IpAddr::V4(ip) => out.extend_from_slice(&ip.octets()),
+                            IpAddr::V6(ip) => out.extend_from_slice(&ip.octets()),
+                        }
+                        out.extend_from_slice(&peer.port().to_be_bytes());
+                    }
+                }
             }
             Response::Scrape {
                 transaction_id,
@@ -402,7 +415,6 @@ impl Response {
                 out.extend_from_slice(message.as_bytes());
             }
         }
-        out
     }
 }
 

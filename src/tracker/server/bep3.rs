@@ -1,5 +1,7 @@
 //! The BEP 3 announce: `GET /announce` with a query string, answered with a bencoded dictionary
 //! whose peers are compact (BEP 23, `peers6` per BEP 7) unless the client asks for `compact=0`.
+//! The dictionary model carries no `peer id`: the registry keeps only a digest of it (as if
+//! every client sent `no_peer_id=1`).
 
 use super::params::{Origin, Query, twenty_bytes, valid_port};
 use super::routes::{Reply, Service, bytes, dict, int};
@@ -32,23 +34,20 @@ pub(super) fn bep3_announce(
             .ok_or("event must be started, completed, stopped or empty")?,
     };
     let compact = query.get("compact") != Some(b"0");
-    let with_ids = query.get("no_peer_id") != Some(b"1");
     let announce = PeerAnnounce {
         peer_id,
         addr: SocketAddr::new(origin.peer_ip(query.get("ip")), port),
         left,
         event,
         numwant: query.number("numwant")?,
+        own_family_only: false,
     };
-    let reply = service.announce(Proto::Http, info_hash, &announce, now)?;
-    Ok(Reply::bencoded(&bep3_reply(
-        &reply, compact, with_ids, service,
-    )))
+    let reply = service.announce(Proto::Http, info_hash, &announce, now, Vec::new())?;
+    Ok(Reply::bencoded(&bep3_reply(&reply, compact, service)))
 }
 
-/// The bencoded announce reply; compact peers go to `peers` (IPv4) and `peers6` (IPv6). The
-/// dictionary model leaves out peer ids when asked to (`no_peer_id=1`).
-fn bep3_reply(reply: &AnnounceReply, compact: bool, with_ids: bool, service: &Service) -> Value {
+/// The bencoded announce reply; compact peers go to `peers` (IPv4) and `peers6` (IPv6).
+fn bep3_reply(reply: &AnnounceReply, compact: bool, service: &Service) -> Value {
     let mut out = BTreeMap::new();
     let mut put = |key: &str, value: Value| out.insert(key.as_bytes().to_vec(), value);
     put("interval", int(service.interval.as_secs()));
@@ -56,7 +55,7 @@ fn bep3_reply(reply: &AnnounceReply, compact: bool, with_ids: bool, service: &Se
     put("complete", int(reply.complete));
     put("incomplete", int(reply.incomplete));
     if compact {
-        let lists = compact::encode(reply.peers.iter().map(|p| p.addr));
+        let lists = compact::encode(reply.peers.iter().copied());
         put("peers", Value::Bytes(lists.v4));
         if !lists.v6.is_empty() {
             put("peers6", Value::Bytes(lists.v6));
@@ -66,14 +65,10 @@ fn bep3_reply(reply: &AnnounceReply, compact: bool, with_ids: bool, service: &Se
             .peers
             .iter()
             .map(|p| {
-                let mut peer = dict([
-                    ("ip", bytes(p.addr.ip().to_string().as_bytes())),
-                    ("port", int(p.addr.port().into())),
-                ]);
-                if let (true, Value::Dict(d)) = (with_ids, &mut peer) {
-                    d.insert(b"peer id".to_vec(), bytes(&p.peer_id));
-                }
-                peer
+                dict([
+                    ("ip", bytes(p.ip().to_string().as_bytes())),
+                    ("port", int(p.port().into())),
+                ])
             })
             .collect();
         put("peers", Value::List(peers));
@@ -121,7 +116,7 @@ mod tests {
     }
 
     #[test]
-    fn ip_is_believed_only_from_trusted_proxies_and_ids_can_be_left_out() {
+    fn ip_is_believed_only_from_trusted_proxies_and_ids_are_never_given() {
         let mut service = service();
         service.trusted_proxies = vec![IpAddr::from([127, 0, 0, 9])];
         get(
@@ -156,17 +151,11 @@ mod tests {
             seen.sort();
             seen
         };
-        assert_eq!(
-            peers_of("&compact=0"),
-            vec![
-                ("127.0.0.1".to_string(), 1000, Some(b"01".repeat(10))),
-                ("192.0.2.8".to_string(), 2000, Some(b"02".repeat(10))),
-            ]
-        );
-        assert!(
-            peers_of("&compact=0&no_peer_id=1")
-                .iter()
-                .all(|(_, _, id)| id.is_none())
-        );
+        let expected = vec![
+            ("127.0.0.1".to_string(), 1000, None),
+            ("192.0.2.8".to_string(), 2000, None),
+        ];
+        assert_eq!(peers_of("&compact=0"), expected);
+        assert_eq!(peers_of("&compact=0&no_peer_id=1"), expected);
     }
 }

@@ -5,15 +5,13 @@ use super::routes::{Reply, Service};
 use super::stats::Proto;
 use super::swarm::PeerAnnounce;
 use crate::metainfo::InfoHash;
-use crate::tracker::protocol::{
-    Event, JsonAnnounce, JsonPeer, JsonReply, peer_id_from_json, peer_id_to_json,
-};
+use crate::tracker::protocol::{Event, JsonAnnounce, JsonPeer, JsonReply, peer_id_from_json};
 use std::net::SocketAddr;
 use std::time::Instant;
 
 /// Answers a JSON announce; a body that does not parse or validate gets a 400 with the reason,
-/// a refused one (access list, limits) a 403. Peer ids stay in the reply: a peer is known by
-/// its address and id together, so knowing another's id gives no power over its entry.
+/// a refused one (access list, limits) a 403. Peers in the reply carry no `peer_id`: the
+/// registry keeps only a digest of each (and an id gives no power over another address's entry).
 pub(super) fn json_announce(
     body: &[u8],
     origin: &Origin,
@@ -41,6 +39,7 @@ pub(super) fn json_announce(
                 left: req.left,
                 event,
                 numwant: req.numwant,
+                own_family_only: false,
             };
             Ok((info_hash, announce))
         });
@@ -48,7 +47,7 @@ pub(super) fn json_announce(
         Ok(parsed) => parsed,
         Err(reason) => return Reply::json_failure(400, &reason),
     };
-    let reply = match service.announce(Proto::Http, info_hash, &announce, now) {
+    let reply = match service.announce(Proto::Http, info_hash, &announce, now, Vec::new()) {
         Ok(reply) => reply,
         Err(reason) => return Reply::json_failure(403, &reason),
     };
@@ -61,9 +60,10 @@ pub(super) fn json_announce(
             .peers
             .iter()
             .map(|p| JsonPeer {
-                peer_id: Some(peer_id_to_json(&p.peer_id)),
-                ip: p.addr.ip().to_string(),
-                port: p.addr.port(),
+                // The registry keeps only a digest of each peer id.
+                peer_id: None,
+                ip: p.ip().to_string(),
+                port: p.port(),
             })
             .collect(),
     };

@@ -209,7 +209,11 @@ pub fn start(config: TrackerConfig) -> Result<TrackerHandle, TrackerError> {
 
     let (stop_expiry, stopped) = bounded::<()>(0);
     let expiry_service = service.clone();
-    let every = config.expire_every.max(Duration::from_millis(10));
+    // Expiry's one-byte ticks wrap after four peer timeouts: sweep at least once per timeout.
+    let every = config
+        .expire_every
+        .min(config.peer_timeout)
+        .max(Duration::from_millis(10));
     let expirer = std::thread::Builder::new()
         .name("tracker-expiry".into())
         .spawn(move || {

@@ -9,7 +9,7 @@ use super::stats::{Kind, Proto, Stats};
 use super::swarm::{AnnounceReply, Caps, PeerAnnounce, ScrapeStats, Swarms};
 use crate::metainfo::InfoHash;
 use crate::net::http::Limits;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// The tracker's shared state, one per process, used by every worker of every protocol.
@@ -47,6 +47,7 @@ impl Service {
 
     /// Records an announce that arrived over `proto`; `announce.addr` must hold the address the
     /// request came from (or the one a trusted proxy vouched for), as peers are known by it.
+    /// Peers are appended to `peers` (a buffer to reuse, or `Vec::new()`).
     /// `Err` holds the failure reason to send back.
     pub(super) fn announce(
         &self,
@@ -54,6 +55,7 @@ impl Service {
         info_hash: InfoHash,
         announce: &PeerAnnounce,
         now: Instant,
+        peers: Vec<SocketAddr>,
     ) -> Result<AnnounceReply, String> {
         self.stats.record(proto, Kind::Announce);
         self.access.check(&info_hash)?;
@@ -64,7 +66,7 @@ impl Service {
             ));
         }
         self.swarms
-            .announce(info_hash, announce, now)
+            .announce(info_hash, announce, now, peers)
             .map_err(|e| e.to_string())
     }
 

@@ -4,15 +4,19 @@
 //! mutex, so announces for different torrents rarely wait for each other. Time is passed in by
 //! the caller (`now`), which keeps expiry testable without sleeping.
 //!
-//! A peer is known by its address *and* its peer id, so a request from elsewhere that names
-//! the same peer id is a different peer: it cannot move, stop or complete someone else's entry.
+//! A peer is known by its address *and* (a keyed digest of) its peer id, so a request from
+//! elsewhere that names the same peer id is a different peer: it cannot move, stop or complete
+//! someone else's entry. Peers are stored compactly (`peer_list.rs`: 12 bytes for IPv4) and
+//! drawn for replies without a set (`sampler.rs`).
 //! Memory is bounded by [`Caps`]: a torrent beyond `max_swarms` is refused, and a swarm at
 //! `max_peers_per_swarm` still answers newcomers but does not store them.
 
+use super::peer_list::{Entry, PeerKey, PeerList, TICKS_PER_TIMEOUT};
+use super::sampler::sample;
 use crate::lock::lock;
 use crate::metainfo::InfoHash;
 use crate::tracker::protocol::Event;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -55,9 +59,6 @@ impl std::fmt::Display for Refused {
     }
 }
 
-/// Who a peer is: where it announced from and the id it gave.
-type PeerKey = (IpAddr, [u8; 20]);
-
 /// One announce as the swarm sees it (already validated by the server).
 #[derive(Clone, Debug)]
 pub struct PeerAnnounce {
@@ -69,13 +70,9 @@ pub struct PeerAnnounce {
     pub event: Event,
     /// Requested peer count; `None` means [`DEFAULT_NUMWANT`]. Capped at [`MAX_NUMWANT`].
     pub numwant: Option<u32>,
-}
-
-/// A peer handed out to other peers.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SwarmPeer {
-    pub peer_id: [u8; 20],
-    pub addr: SocketAddr,
+    /// Whether only peers of the announcer's address family are wanted (a UDP reply carries
+    /// one width of address); otherwise IPv4 and IPv6 peers are mixed.
+    pub own_family_only: bool,
 }
 
 /// The answer to an announce.
@@ -86,7 +83,7 @@ pub struct AnnounceReply {
     /// Leechers, counting the announcer if it is one.
     pub incomplete: u64,
     /// Other peers of the torrent, a random subset when there are more than requested.
-    pub peers: Vec<SwarmPeer>,
+    pub peers: Vec<SocketAddr>,
 }
 
 /// Scrape numbers for one torrent (BEP 48).
@@ -98,131 +95,180 @@ pub struct ScrapeStats {
     pub downloaded: u64,
 }
 
-#[derive(Clone, Debug)]
-struct PeerEntry {
-    peer_id: [u8; 20],
-    addr: SocketAddr,
+/// Where a peer is stored: which family's list, and its position there.
+#[derive(Clone, Copy, Debug)]
+enum Slot {
+    V4(usize),
+    V6(usize),
+}
+
+/// One announce reduced to what the registry keeps.
+struct Seen {
+    port: u16,
     seeder: bool,
-    /// Whether this entry's `completed` was counted in `downloaded` already.
-    counted: bool,
-    last_seen: Instant,
+    completed: bool,
+    tick: u8,
 }
 
-impl PeerEntry {
-    fn key(&self) -> PeerKey {
-        (self.addr.ip(), self.peer_id)
-    }
-}
-
-/// One torrent's swarm: its peers, kept in a vector (with an index by peer id) so a random subset
-/// can be drawn by position without walking them all, and its counts.
+/// One torrent's swarm: its IPv4 and IPv6 peers, and its counts.
 #[derive(Debug, Default)]
 struct Swarm {
-    peers: Vec<PeerEntry>,
-    index: HashMap<PeerKey, usize>,
-    seeders: u64,
+    v4: PeerList<[u8; 4]>,
+    v6: PeerList<[u8; 16]>,
+    seeders: u32,
     downloaded: u64,
 }
 
+/// Inserts or refreshes the peer `key` in `list`; its position, or `None` when `room` is false
+/// and the peer new. A `completed` counts as a download once per entry, and only from an entry
+/// that was a leecher here before: repeating it, or sending it with fresh ids, adds nothing.
+fn upsert<A: Copy + Ord>(
+    list: &mut PeerList<A>,
+    key: PeerKey<A>,
+    seen: &Seen,
+    room: bool,
+    seeders: &mut u32,
+    downloaded: &mut u64,
+) -> Option<usize> {
+    match list.find(key) {
+        Ok(position) => {
+            let entry = list.get_mut(position);
+            match (entry.seeder(), seen.seeder) {
+                (false, true) => *seeders += 1,
+                (true, false) => *seeders -= 1,
+                _ => {}
+            }
+            if seen.completed && !entry.seeder() && entry.count_download() {
+                *downloaded += 1;
+            }
+            entry.port = seen.port;
+            entry.set_seeder(seen.seeder);
+            entry.seen = seen.tick;
+            Some(position)
+        }
+        Err(_) if !room => None,
+        Err(position) => {
+            list.insert(position, Entry::new(key, seen.port, seen.seeder, seen.tick));
+            *seeders += u32::from(seen.seeder);
+            Some(position)
+        }
+    }
+}
+
+/// Removes the peer `key` from `list`, if there; whether it was a seeder.
+fn remove<A: Copy + Ord>(list: &mut PeerList<A>, key: PeerKey<A>) -> Option<bool> {
+    let position = list.find(key).ok()?;
+    Some(list.remove(position).seeder())
+}
+
 impl Swarm {
+    fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
     fn stats(&self) -> ScrapeStats {
         ScrapeStats {
-            complete: self.seeders,
-            incomplete: self.peers.len() as u64 - self.seeders,
+            complete: self.seeders.into(),
+            incomplete: (self.len() - self.seeders as usize) as u64,
             downloaded: self.downloaded,
         }
     }
 
-    fn remove_at(&mut self, position: usize) {
-        let gone = self.peers.swap_remove(position);
-        self.index.remove(&gone.key());
-        if gone.seeder {
+    fn upsert(&mut self, ip: IpAddr, id: u32, seen: &Seen, max_peers: usize) -> Option<Slot> {
+        let room = self.len() < max_peers;
+        let (seeders, downloaded) = (&mut self.seeders, &mut self.downloaded);
+        match ip {
+            IpAddr::V4(v4) => upsert(
+                &mut self.v4,
+                (v4.octets(), id),
+                seen,
+                room,
+                seeders,
+                downloaded,
+            )
+            .map(Slot::V4),
+            IpAddr::V6(v6) => upsert(
+                &mut self.v6,
+                (v6.octets(), id),
+                seen,
+                room,
+                seeders,
+                downloaded,
+            )
+            .map(Slot::V6),
+        }
+    }
+
+    fn remove(&mut self, ip: IpAddr, id: u32) {
+        let seeder = match ip {
+            IpAddr::V4(v4) => remove(&mut self.v4, (v4.octets(), id)),
+            IpAddr::V6(v6) => remove(&mut self.v6, (v6.octets(), id)),
+        };
+        if seeder == Some(true) {
             self.seeders -= 1;
         }
-        if let Some(moved) = self.peers.get(position) {
-            self.index.insert(moved.key(), position);
+    }
+
+    /// Up to `want` peers other than the one in `me` (if any), each equally likely, from both
+    /// families or (`own_family_only`) from `family_v6`'s alone, appended to `out`.
+    fn sample(
+        &self,
+        me: Option<Slot>,
+        family_v6: bool,
+        own_family_only: bool,
+        want: usize,
+        out: &mut Vec<SocketAddr>,
+    ) {
+        // Positions over the chosen lists: IPv4 peers first, then IPv6 ones.
+        let n4 = if own_family_only && family_v6 {
+            0
+        } else {
+            self.v4.len()
+        };
+        let n6 = if own_family_only && !family_v6 {
+            0
+        } else {
+            self.v6.len()
+        };
+        let skip = match me {
+            Some(Slot::V4(p)) => p,
+            Some(Slot::V6(p)) => n4 + p,
+            None => n4 + n6,
+        };
+        let others = n4 + n6 - usize::from(me.is_some());
+        let mut rng = fastrand::Rng::with_seed(fastrand::u64(..));
+        for i in sample(others, want, &mut rng) {
+            // Positions from the requester's on shift by one so it is never picked.
+            let at = if i >= skip { i + 1 } else { i };
+            out.push(if at < n4 {
+                let e = self.v4.get(at);
+                SocketAddr::from((e.ip, e.port))
+            } else {
+                let e = self.v6.get(at - n4);
+                SocketAddr::from((e.ip, e.port))
+            });
         }
     }
 
-    /// Inserts or refreshes a peer; returns its position, or `None` when the swarm is full and
-    /// the peer new. A `completed` counts as a download once per entry, and only from an entry
-    /// that was a leecher here before: repeating it, or sending it with fresh ids, adds nothing.
-    fn upsert(&mut self, announce: &PeerAnnounce, now: Instant, max_peers: usize) -> Option<usize> {
-        let seeder = announce.left == 0;
-        let key = (announce.addr.ip(), announce.peer_id);
-        match self.index.get(&key) {
-            Some(&position) => {
-                let entry = &mut self.peers[position];
-                if entry.seeder != seeder {
-                    if seeder {
-                        self.seeders += 1;
-                    } else {
-                        self.seeders -= 1;
-                    }
-                }
-                if announce.event == Event::Completed && !entry.seeder && !entry.counted {
-                    entry.counted = true;
-                    self.downloaded += 1;
-                }
-                entry.addr = announce.addr;
-                entry.seeder = seeder;
-                entry.last_seen = now;
-                Some(position)
-            }
-            None if self.peers.len() >= max_peers => None,
-            None => {
-                let position = self.peers.len();
-                self.peers.push(PeerEntry {
-                    peer_id: announce.peer_id,
-                    addr: announce.addr,
-                    seeder,
-                    counted: false,
-                    last_seen: now,
-                });
-                self.index.insert(key, position);
-                if seeder {
-                    self.seeders += 1;
-                }
-                Some(position)
-            }
-        }
-    }
-
-    /// Up to `want` peers other than the one at `exclude` (if any), chosen uniformly at random.
-    fn sample(&self, exclude: Option<usize>, want: usize) -> Vec<SwarmPeer> {
-        // Without a requester to skip, "past it" is past the end: nothing shifts.
-        let (exclude, others) = match exclude {
-            Some(position) => (position, self.peers.len() - 1),
-            None => (self.peers.len(), self.peers.len()),
-        };
-        let to_peer = |i: usize| {
-            // Positions past the requester shift by one so it is never picked.
-            let entry = &self.peers[if i >= exclude { i + 1 } else { i }];
-            SwarmPeer {
-                peer_id: entry.peer_id,
-                addr: entry.addr,
-            }
-        };
-        if others <= want {
-            return (0..others).map(to_peer).collect();
-        }
-        // Floyd's algorithm: a uniform `want`-subset of `0..others` in O(want).
-        let mut chosen = HashSet::with_capacity(want);
-        for j in others - want..others {
-            let pick = fastrand::usize(..=j);
-            if !chosen.insert(pick) {
-                chosen.insert(j);
-            }
-        }
-        chosen.into_iter().map(to_peer).collect()
+    /// Drops peers whose age at tick `now` is a peer timeout or more; how many went.
+    fn expire(&mut self, now: u8) -> usize {
+        let (gone4, seeders4) = self.v4.expire(now);
+        let (gone6, seeders6) = self.v6.expire(now);
+        self.seeders -= (seeders4 + seeders6) as u32;
+        gone4 + gone6
     }
 }
 
 /// All swarms the tracker knows, sharded by info hash.
 pub struct Swarms {
     shards: Vec<Mutex<HashMap<InfoHash, Swarm>>>,
+    /// Keyed (SipHash), so neither shards nor peer id digests can be aimed at from outside.
     hasher: RandomState,
     caps: Caps,
+    /// Where ticks count from.
+    epoch: Instant,
+    /// Length of a tick: the peer timeout / [`TICKS_PER_TIMEOUT`], in nanoseconds.
+    tick_nanos: u128,
     /// Torrents in all shards, kept apart so the cap needs no second lock.
     swarm_count: AtomicUsize,
 }
@@ -242,7 +288,19 @@ impl Swarms {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             hasher: RandomState::new(),
             caps,
+            epoch: Instant::now(),
+            tick_nanos: (caps.peer_timeout.as_nanos() / u128::from(TICKS_PER_TIMEOUT)).max(1),
             swarm_count: AtomicUsize::new(0),
+        }
+    }
+
+    /// Ticks since the epoch, wrapping (earlier instants wrap below zero, which wrapping ages
+    /// handle the same way).
+    fn tick(&self, now: Instant) -> u8 {
+        match now.checked_duration_since(self.epoch) {
+            Some(since) => (since.as_nanos() / self.tick_nanos) as u8,
+            None => 0u8
+                .wrapping_sub((self.epoch.duration_since(now).as_nanos() / self.tick_nanos) as u8),
         }
     }
 
@@ -253,35 +311,36 @@ impl Swarms {
         lock(shard)
     }
 
-    /// Records an announce and returns counts plus other peers. `stopped` removes the peer
-    /// (and its swarm once empty) and returns no peers.
+    /// Records an announce and returns counts plus other peers, appended to `peers` (a buffer
+    /// the caller may reuse; pass `Vec::new()` otherwise). `stopped` removes the peer (and its
+    /// swarm once empty) and returns no peers.
     pub fn announce(
         &self,
         info_hash: InfoHash,
         announce: &PeerAnnounce,
         now: Instant,
+        mut peers: Vec<SocketAddr>,
     ) -> Result<AnnounceReply, Refused> {
+        let ip = announce.addr.ip().to_canonical();
+        let id = self.hasher.hash_one(announce.peer_id) as u32;
         let mut shard = self.shard(&info_hash);
         if announce.event == Event::Stopped {
-            let Some(swarm) = shard.get_mut(&info_hash) else {
-                return Ok(AnnounceReply {
-                    complete: 0,
-                    incomplete: 0,
-                    peers: Vec::new(),
-                });
+            let stats = match shard.get_mut(&info_hash) {
+                None => ScrapeStats::default(),
+                Some(swarm) => {
+                    swarm.remove(ip, id);
+                    let stats = swarm.stats();
+                    if swarm.len() == 0 {
+                        shard.remove(&info_hash);
+                        self.swarm_count.fetch_sub(1, Ordering::SeqCst);
+                    }
+                    stats
+                }
             };
-            if let Some(&position) = swarm.index.get(&(announce.addr.ip(), announce.peer_id)) {
-                swarm.remove_at(position);
-            }
-            let stats = swarm.stats();
-            if swarm.peers.is_empty() {
-                shard.remove(&info_hash);
-                self.swarm_count.fetch_sub(1, Ordering::SeqCst);
-            }
             return Ok(AnnounceReply {
                 complete: stats.complete,
                 incomplete: stats.incomplete,
-                peers: Vec::new(),
+                peers,
             });
         }
         if !shard.contains_key(&info_hash) {
@@ -293,16 +352,23 @@ impl Swarms {
             shard.insert(info_hash, Swarm::default());
         }
         let swarm = shard.get_mut(&info_hash).expect("inserted above");
-        let position = swarm.upsert(announce, now, self.caps.max_peers_per_swarm);
+        let seen = Seen {
+            port: announce.addr.port(),
+            seeder: announce.left == 0,
+            completed: announce.event == Event::Completed,
+            tick: self.tick(now),
+        };
+        let me = swarm.upsert(ip, id, &seen, self.caps.max_peers_per_swarm);
         let want = announce
             .numwant
             .map_or(DEFAULT_NUMWANT, |n| n as usize)
             .min(MAX_NUMWANT);
+        swarm.sample(me, ip.is_ipv6(), announce.own_family_only, want, &mut peers);
         let stats = swarm.stats();
         Ok(AnnounceReply {
             complete: stats.complete,
             incomplete: stats.incomplete,
-            peers: swarm.sample(position, want),
+            peers,
         })
     }
 
@@ -322,27 +388,16 @@ impl Swarms {
     }
 
     /// Drops peers not seen for the peer timeout and torrents left without peers, releasing
-    /// their memory. Returns how many peers were dropped.
+    /// their memory. Returns how many peers were dropped. Must run at least once every three
+    /// peer timeouts (`peer_list.rs`: ticks wrap).
     pub fn expire(&self, now: Instant) -> usize {
+        let now = self.tick(now);
         let mut dropped = 0;
         for shard in &self.shards {
             let mut shard = lock(shard);
             shard.retain(|_, swarm| {
-                let mut position = 0;
-                while position < swarm.peers.len() {
-                    let seen = swarm.peers[position].last_seen;
-                    if now.saturating_duration_since(seen) >= self.caps.peer_timeout {
-                        swarm.remove_at(position);
-                        dropped += 1;
-                    } else {
-                        position += 1;
-                    }
-                }
-                if swarm.peers.capacity() > 4 * swarm.peers.len() + 16 {
-                    swarm.peers.shrink_to_fit();
-                    swarm.index.shrink_to_fit();
-                }
-                let keep = !swarm.peers.is_empty();
+                dropped += swarm.expire(now);
+                let keep = swarm.len() > 0;
                 if !keep {
                     self.swarm_count.fetch_sub(1, Ordering::SeqCst);
                 }
@@ -378,13 +433,16 @@ impl Swarms {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
 
     fn hash(n: u8) -> InfoHash {
         InfoHash([n; 20])
     }
 
     fn announce(swarms: &Swarms, h: InfoHash, a: &PeerAnnounce, now: Instant) -> AnnounceReply {
-        swarms.announce(h, a, now).expect("under the caps")
+        swarms
+            .announce(h, a, now, Vec::new())
+            .expect("under the caps")
     }
 
     /// A registry with roomy caps.
@@ -405,6 +463,7 @@ mod tests {
             left,
             event,
             numwant: None,
+            own_family_only: false,
         }
     }
 
@@ -419,21 +478,9 @@ mod tests {
         assert!(first.peers.is_empty());
         let second = announce(&swarms, hash(1), &b, now);
         assert_eq!((second.complete, second.incomplete), (1, 1));
-        assert_eq!(
-            second.peers,
-            vec![SwarmPeer {
-                peer_id: a.peer_id,
-                addr: a.addr
-            }]
-        );
+        assert_eq!(second.peers, vec![a.addr]);
         let again = announce(&swarms, hash(1), &a, now);
-        assert_eq!(
-            again.peers,
-            vec![SwarmPeer {
-                peer_id: b.peer_id,
-                addr: b.addr
-            }]
-        );
+        assert_eq!(again.peers, vec![b.addr]);
         // Another torrent is a separate swarm.
         assert!(announce(&swarms, hash(2), &b, now).peers.is_empty());
     }
@@ -498,9 +545,9 @@ mod tests {
         me.numwant = Some(10);
         let reply = announce(&swarms, hash(1), &me, now);
         assert_eq!(reply.peers.len(), 10);
-        let distinct: HashSet<_> = reply.peers.iter().map(|p| p.peer_id).collect();
+        let distinct: HashSet<_> = reply.peers.iter().copied().collect();
         assert_eq!(distinct.len(), 10);
-        assert!(!distinct.contains(&me.peer_id));
+        assert!(!distinct.contains(&me.addr));
 
         me.numwant = None;
         assert_eq!(
@@ -510,7 +557,7 @@ mod tests {
         me.numwant = Some(100_000);
         let all = announce(&swarms, hash(1), &me, now).peers;
         assert_eq!(all.len(), MAX_NUMWANT);
-        assert!(all.iter().all(|p| p.peer_id != me.peer_id));
+        assert!(all.iter().all(|p| *p != me.addr));
         me.numwant = Some(0);
         assert!(announce(&swarms, hash(1), &me, now).peers.is_empty());
     }
@@ -524,7 +571,7 @@ mod tests {
         let mut seen = HashSet::new();
         for _ in 0..400 {
             for p in announce(&swarms, hash(1), &me, now).peers {
-                seen.insert(p.peer_id);
+                seen.insert(p);
             }
         }
         assert_eq!(seen.len(), 19);
@@ -569,13 +616,7 @@ mod tests {
         forger.event = Event::Stopped;
         announce(&swarms, hash(1), &forger, now);
         let reply = announce(&swarms, hash(1), &peer(2, 5, Event::Started), now);
-        assert_eq!(
-            reply.peers,
-            vec![SwarmPeer {
-                peer_id: a.peer_id,
-                addr: a.addr
-            }]
-        );
+        assert_eq!(reply.peers, vec![a.addr]);
         assert_eq!(reply.incomplete, 2);
     }
 
@@ -591,7 +632,7 @@ mod tests {
             announce(&swarms, hash(n), &peer(1, 5, Event::Started), now);
         }
         assert_eq!(
-            swarms.announce(hash(9), &peer(1, 5, Event::Started), now),
+            swarms.announce(hash(9), &peer(1, 5, Event::Started), now, Vec::new()),
             Err(Refused::TooManySwarms(3))
         );
         assert_eq!(swarms.torrent_count(), 3);
@@ -606,10 +647,37 @@ mod tests {
         announce(&swarms, hash(1), &peer(1, 5, Event::Stopped), now);
         assert!(
             swarms
-                .announce(hash(9), &peer(1, 5, Event::Started), now)
+                .announce(hash(9), &peer(1, 5, Event::Started), now, Vec::new())
                 .is_ok()
         );
         assert_eq!(swarms.totals().torrents, 3);
+    }
+
+    #[test]
+    fn families_are_mixed_unless_only_the_own_one_is_wanted() {
+        let swarms = registry(Duration::from_secs(60));
+        let now = Instant::now();
+        let mut v6 = peer(1, 5, Event::Started);
+        v6.addr = "[2001:db8::1]:6881".parse().unwrap();
+        announce(&swarms, hash(1), &v6, now);
+        let mut mapped = peer(2, 0, Event::Started);
+        mapped.addr = "[::ffff:10.0.0.2]:6882".parse().unwrap();
+        announce(&swarms, hash(1), &mapped, now);
+        let mut me = peer(3, 5, Event::Started);
+        let both = announce(&swarms, hash(1), &me, now);
+        let mut addrs: Vec<String> = both.peers.iter().map(ToString::to_string).collect();
+        addrs.sort();
+        // A mapped IPv4 address is stored (and given out) as the IPv4 address it is.
+        assert_eq!(addrs, ["10.0.0.2:6882", "[2001:db8::1]:6881"]);
+        assert_eq!((both.complete, both.incomplete), (1, 2));
+        me.own_family_only = true;
+        let own = announce(&swarms, hash(1), &me, now);
+        assert_eq!(own.peers, ["10.0.0.2:6882".parse::<SocketAddr>().unwrap()]);
+        v6.own_family_only = true;
+        assert!(announce(&swarms, hash(1), &v6, now).peers.is_empty());
+        v6.event = Event::Stopped;
+        announce(&swarms, hash(1), &v6, now);
+        assert_eq!(swarms.scrape(&[hash(1)])[0].1.incomplete, 1);
     }
 
     #[test]

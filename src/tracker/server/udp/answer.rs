@@ -1,5 +1,6 @@
 //! Answering one BEP 15 packet: pure, given the registry, the connection ids, the address the
-//! packet came from and the time; the socket loop in `mod.rs` only moves bytes.
+//! packet came from and the time; the socket loop in `mod.rs` only moves bytes. The reply is
+//! written into buffers the loop reuses, so an announce allocates nothing.
 //!
 //! Nothing is answered with more bytes than the request before the client has shown a valid
 //! connection id (a connect reply is exactly as long as its request, an error is cut to the
@@ -20,25 +21,40 @@ const MAX_PEERS_V4: usize = 200;
 /// payload a 1,500-byte IPv6 frame holds, so replies are never fragmented.
 const MAX_PEERS_V6: usize = 79;
 
-/// The reply to `packet` from `from`, or `None` when it deserves none (too short to carry a
-/// transaction id, or malformed before a valid connection id).
+/// Buffers a socket thread keeps from one packet to the next.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    /// Peers drawn for an announce reply.
+    peers: Vec<SocketAddr>,
+}
+
+/// Writes the reply to `packet` from `from` into `out` (emptied first); `false` when it
+/// deserves none (too short to carry a transaction id, or malformed before a valid
+/// connection id).
 pub fn answer(
     packet: &[u8],
     from: SocketAddr,
     service: &Service,
     ids: &ConnectionIds,
     now: Instant,
-) -> Option<Vec<u8>> {
+    scratch: &mut Scratch,
+    out: &mut Vec<u8>,
+) -> bool {
+    out.clear();
     let from = SocketAddr::new(from.ip().to_canonical(), from.port());
     let request = match Request::decode(packet) {
         Ok(request) => request,
         Err(e) => {
-            let (connection_id, transaction_id) = request_ids(packet)?;
+            let Some((connection_id, transaction_id)) = request_ids(packet) else {
+                return false;
+            };
             // A connect request never carries a connection id of ours, so this also drops
             // connects without the protocol id.
-            return ids
-                .check(connection_id, from, now)
-                .then(|| error(transaction_id, &e.to_string(), packet.len()));
+            if !ids.check(connection_id, from, now) {
+                return false;
+            }
+            error(transaction_id, &e.to_string(), packet.len(), out);
+            return true;
         }
     };
     let reply = match request {
@@ -47,7 +63,13 @@ pub fn answer(
             connection_id: ids.issue(from, now),
         },
         Request::Announce(a) if ids.check(a.connection_id, from, now) => {
-            announce(&a, from, service, now)
+            let reply = announce(&a, from, service, now, std::mem::take(&mut scratch.peers));
+            reply.encode_into(out);
+            if let Response::Announce { mut peers, .. } = reply {
+                peers.clear();
+                scratch.peers = peers;
+            }
+            return true;
         }
         Request::Scrape {
             connection_id,
@@ -67,19 +89,29 @@ pub fn answer(
         },
         Request::Announce(Announce { transaction_id, .. })
         | Request::Scrape { transaction_id, .. } => {
-            return Some(error(
+            error(
                 transaction_id,
                 "connection id expired or invalid; connect again",
                 packet.len(),
-            ));
+                out,
+            );
+            return true;
         }
     };
-    Some(reply.encode())
+    reply.encode_into(out);
+    true
 }
 
 /// Records an announce in the registry shared with HTTP announces. The peer's address is the
-/// packet's source: BEP 15's `ip` field is ignored as HTTP's `ip=` is.
-fn announce(a: &Announce, from: SocketAddr, service: &Service, now: Instant) -> Response {
+/// packet's source: BEP 15's `ip` field is ignored as HTTP's `ip=` is. Peers are drawn into
+/// `peers` (an empty buffer to reuse).
+fn announce(
+    a: &Announce,
+    from: SocketAddr,
+    service: &Service,
+    now: Instant,
+    peers: Vec<SocketAddr>,
+) -> Response {
     let port = match valid_port(a.port) {
         Ok(port) => port,
         Err(reason) => {
@@ -89,12 +121,10 @@ fn announce(a: &Announce, from: SocketAddr, service: &Service, now: Instant) -> 
             };
         }
     };
-    // An IPv6 client asks the registry for twice as many, since the IPv4 peers that most
-    // swarms are mostly made of are dropped below; an IPv4 client loses the few IPv6 ones.
-    let (cap, sampled) = if from.is_ipv4() {
-        (MAX_PEERS_V4, 1)
+    let cap = if from.is_ipv4() {
+        MAX_PEERS_V4
     } else {
-        (MAX_PEERS_V6, 2)
+        MAX_PEERS_V6
     };
     let want = usize::try_from(a.num_want)
         .unwrap_or(DEFAULT_NUMWANT)
@@ -105,10 +135,12 @@ fn announce(a: &Announce, from: SocketAddr, service: &Service, now: Instant) -> 
         left: a.left,
         event: a.event,
         // The registry bounds this too.
-        numwant: Some((want * sampled) as u32),
+        numwant: Some(want as u32),
+        // A reply carries one width of address: the requester's family.
+        own_family_only: true,
     };
     // The same checks as HTTP announces: access list, per-address budget, caps.
-    let reply = match service.announce(Proto::Udp, a.info_hash, &peer, now) {
+    let reply = match service.announce(Proto::Udp, a.info_hash, &peer, now, peers) {
         Ok(reply) => reply,
         Err(message) => {
             return Response::Error {
@@ -122,26 +154,18 @@ fn announce(a: &Announce, from: SocketAddr, service: &Service, now: Instant) -> 
         interval: clamp(service.interval.as_secs()),
         leechers: clamp(reply.incomplete),
         seeders: clamp(reply.complete),
-        // A reply carries one width of address: the requester's family.
-        peers: reply
-            .peers
-            .into_iter()
-            .map(|p| p.addr)
-            .filter(|addr| addr.is_ipv4() == from.is_ipv4())
-            .take(want)
-            .collect(),
+        peers: reply.peers,
     }
 }
 
-/// An error reply, cut so that it is never longer than the request it answers.
-fn error(transaction_id: u32, message: &str, request_len: usize) -> Vec<u8> {
-    let mut bytes = Response::Error {
+/// An error reply into `out`, cut so that it is never longer than the request it answers.
+fn error(transaction_id: u32, message: &str, request_len: usize, out: &mut Vec<u8>) {
+    Response::Error {
         transaction_id,
         message: message.to_string(),
     }
-    .encode();
-    bytes.truncate(request_len);
-    bytes
+    .encode_into(out);
+    out.truncate(request_len);
 }
 
 fn clamp(n: u64) -> u32 {
@@ -175,7 +199,18 @@ mod tests {
         /// The bytes answering `packet` from `from`.
         fn raw(&self, packet: &[u8], from: &str) -> Option<Vec<u8>> {
             let from = from.parse().unwrap();
-            answer(packet, from, &self.service, &self.ids, self.now)
+            let mut out = Vec::new();
+            let mut scratch = Scratch::default();
+            answer(
+                packet,
+                from,
+                &self.service,
+                &self.ids,
+                self.now,
+                &mut scratch,
+                &mut out,
+            )
+            .then_some(out)
         }
 
         fn send(&self, request: &Request, from: &str) -> Option<Response> {

@@ -2,15 +2,18 @@
 //!
 //! A fixed set of blocking threads, each with its own socket bound to the tracker's address
 //! with `SO_REUSEPORT`, so the kernel spreads clients over them and no thread waits on another's
-//! socket. Each thread reads a packet, answers it (`answer.rs`, pure) and writes the reply;
-//! a 200 ms read time-out lets it see the shutdown flag. Connection ids (`connection_id.rs`)
-//! need no table, so a flood of connects costs no memory.
+//! socket. Each thread takes the packets waiting on its socket in one batch (`batch.rs`),
+//! answers each (`answer.rs`, pure) and sends the replies in one batch; a 200 ms read time-out
+//! lets it see the shutdown flag. Connection ids (`connection_id.rs`) need no table, so a flood
+//! of connects costs no memory.
 
 mod answer;
+mod batch;
 mod connection_id;
 
 use super::routes::Service;
-use answer::answer;
+use answer::{Scratch, answer};
+use batch::Batch;
 use connection_id::ConnectionIds;
 use log::debug;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -23,9 +26,6 @@ use std::time::{Duration, Instant};
 
 /// How long a thread waits for a packet before looking at the shutdown flag.
 const POLL: Duration = Duration::from_millis(200);
-/// Receive buffer: larger than any valid request (a full scrape is 1,496 bytes), so a packet
-/// that fills it is oversized and dropped.
-const BUFFER: usize = 2048;
 
 /// Binds `threads` sockets to `addr` (none for 0: UDP off).
 pub(super) fn bind(addr: SocketAddr, threads: usize) -> io::Result<Vec<UdpSocket>> {
@@ -67,14 +67,17 @@ fn bind_one(addr: SocketAddr) -> io::Result<UdpSocket> {
 }
 
 fn serve(socket: &UdpSocket, service: &Service, ids: &ConnectionIds, stopping: &AtomicBool) {
-    let mut buffer = [0u8; BUFFER];
+    let mut batch = Batch::new();
+    let mut scratch = Scratch::default();
     while !stopping.load(Ordering::Relaxed) {
-        let (len, from) = match socket.recv_from(&mut buffer) {
-            Ok(got) => got,
+        match batch.receive(socket) {
+            Ok(_) => {}
             Err(e)
                 if matches!(
                     e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
                 ) =>
             {
                 continue;
@@ -84,15 +87,12 @@ fn serve(socket: &UdpSocket, service: &Service, ids: &ConnectionIds, stopping: &
                 debug!("udp tracker receive: {e}");
                 continue;
             }
-        };
-        if len == BUFFER {
-            debug!("udp tracker: dropped an oversized packet from {from}");
-            continue;
         }
-        if let Some(reply) = answer(&buffer[..len], from, service, ids, Instant::now())
-            && let Err(e) = socket.send_to(&reply, from)
-        {
-            debug!("udp tracker: reply to {from} failed: {e}");
-        }
+        // One clock reading per batch: connection ids and expiry are coarse.
+        let now = Instant::now();
+        batch.answer_each(|packet, from, out| {
+            answer(packet, from, service, ids, now, &mut scratch, out)
+        });
+        batch.send(socket);
     }
 }
