@@ -53,6 +53,11 @@ impl Running {
 /// A session in `dir` on loopback announcing to `tracker`, dialling `connect`, without the
 /// DHT.
 fn session(dir: &Path, tracker: &str, connect: Option<SocketAddr>) -> Running {
+    session_with(dir, tracker, connect, &[])
+}
+
+/// As [`session`], with `extra` flags.
+fn session_with(dir: &Path, tracker: &str, connect: Option<SocketAddr>, extra: &[&str]) -> Running {
     let mut args = vec![
         "peer".to_string(),
         "--dir".into(),
@@ -68,6 +73,7 @@ fn session(dir: &Path, tracker: &str, connect: Option<SocketAddr>) -> Running {
     if let Some(addr) = connect {
         args.extend(["--connect".into(), addr.to_string()]);
     }
+    args.extend(extra.iter().map(|f| f.to_string()));
     let config = Flags::parse_from(args).peer;
     let session =
         Session::start(config, Arc::new(AtomicBool::new(false))).expect("the session starts");
@@ -160,6 +166,20 @@ fn an_added_torrent_downloads_pauses_resumes_and_is_removed_with_only_its_files(
     wait_until(&s, &id[..8], "bytes arrive, at a rate", |t| {
         t.done > 0 && t.download_rate > 0 && t.peers == 1
     });
+    // The detail shows the seeder's connection at its rate, with every piece, and the
+    // tracker's last reply.
+    wait_for(
+        "the seeder's peer row shows its rate and all its pieces",
+        || {
+            let peers = s.detail(&id).unwrap().peer_list;
+            peers.len() == 1 && peers[0].download_rate > 0 && peers[0].progress == 1.0
+        },
+    );
+    let trackers = s.detail(&id).unwrap().trackers;
+    assert_eq!(trackers.len(), 1, "{trackers:?}");
+    assert_eq!(trackers[0].url, url);
+    assert!(trackers[0].peers.is_some_and(|n| n >= 1), "{trackers:?}");
+    assert_eq!(trackers[0].error, None);
     s.pause(&id[..8]).unwrap();
     let paused = s.detail(&id).unwrap().summary;
     assert_eq!(paused.status, TorrentStatus::Paused);
@@ -408,4 +428,81 @@ fn chosen_files_are_the_only_ones_fetched() {
         detail.files
     );
     s.stop();
+}
+
+/// A tracker URL on loopback where nothing listens.
+fn dead_tracker() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("http://127.0.0.1:{port}/announce")
+}
+
+#[test]
+fn a_dead_tracker_shows_its_error_and_limits_set_at_run_time_survive_a_restart() {
+    let work = tempfile::tempdir().unwrap();
+    let torrent = noise_torrent(work.path(), "small", 100 << 10, 16 << 10);
+    let dead = dead_tracker();
+    // A peer given to dial (one that never answers) lets the torrent run without a tracker.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let connect = Some(silent.local_addr().unwrap());
+    let dir = work.path().join("mine");
+    let s = session(&dir, &dead, connect);
+    let id = (s.add(AddSource::Torrent(std::fs::read(&torrent).unwrap()), false))
+        .unwrap()
+        .id;
+    wait_for("the dead tracker's row shows an error", || {
+        let trackers = s.detail(&id).unwrap().trackers;
+        trackers.len() == 1 && trackers[0].url == dead && trackers[0].error.is_some()
+    });
+    assert_eq!(s.detail(&id).unwrap().trackers[0].peers, None);
+    let set = Limits {
+        upload: 300 << 10,
+        download: 200 << 10,
+    };
+    s.set_limits(set).unwrap();
+    s.stop();
+
+    let s = session(&dir, &dead, connect);
+    assert_eq!(s.session().limits, set, "restored from the session list");
+    s.stop();
+    // A flag given on the command line wins over the stored limit.
+    let s = session_with(&dir, &dead, connect, &["--max-upload-rate", "1k"]);
+    let limits = s.session().limits;
+    assert_eq!((limits.upload, limits.download), (1024, 200 << 10));
+    s.stop();
+}
+
+#[test]
+fn removing_a_torrent_with_its_data_during_its_first_check_leaves_no_file_behind() {
+    let work = tempfile::tempdir().unwrap();
+    let torrent = noise_torrent(work.path(), "big", 24 << 20, 256 << 10);
+    // The session's folder is the seed's: its data is there, so the check hashes all of it.
+    let dir = work.path().join("seed");
+    let s = session(&dir, &dead_tracker(), None);
+    let id = (s.add(AddSource::Torrent(std::fs::read(&torrent).unwrap()), false))
+        .unwrap()
+        .id;
+    assert_eq!(
+        s.detail(&id).unwrap().summary.status,
+        TorrentStatus::Checking
+    );
+    s.remove(&id, true).unwrap();
+    // The stored copy goes only once the start has ended, then the files.
+    let copy = dir.join(format!(".piecemeal/torrents/{id}.torrent"));
+    wait_for("the removal ends", || {
+        !copy.exists() && !dir.join("big").exists()
+    });
+    wait_for("the session list no longer names it", || {
+        !std::fs::read_to_string(dir.join(".piecemeal/session.json"))
+            .unwrap_or_default()
+            .contains(&id)
+    });
+    s.stop();
+    assert!(
+        !dir.join("big").exists(),
+        "a late check wrote its files again"
+    );
 }

@@ -4,6 +4,7 @@
 
 use crate::peer::dial::dial;
 use crate::peer::torrent_state::{TorrentEvent, TorrentState};
+use crate::tracker::client::status::TrackerStatus;
 use crate::tracker::client::{AnnounceError, Announcer};
 use crate::tracker::protocol::{AnnounceRequest, AnnounceResponse, Event};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
@@ -50,6 +51,11 @@ impl AnnounceTask {
             port,
             connect,
         }
+    }
+
+    /// Each tracker's last outcome, as the announces record it.
+    pub fn tracker_status(&self) -> Arc<TrackerStatus> {
+        self.announcer.status()
     }
 
     /// The `started` announce, made by the caller before the thread starts so that a tracker

@@ -457,6 +457,7 @@ impl<S: Read + Write> Conn<'_, S> {
                     return Err(ConnError::BadHave(index));
                 }
                 if self.peer_has.set(index as usize) {
+                    self.slot.add_piece();
                     self.interest_stale = true;
                     self.torrent.picker.add_have(index);
                 }
@@ -507,6 +508,7 @@ impl<S: Read + Write> Conn<'_, S> {
     fn replace_peer_has(&mut self, new: Bitfield) {
         self.interest_stale = true;
         self.torrent.picker.replace_bitfield(&self.peer_has, &new);
+        self.slot.set_pieces(new.count() as u64);
         self.peer_has = new;
     }
 

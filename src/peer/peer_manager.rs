@@ -36,6 +36,11 @@ pub struct PeerSlot {
     /// When a block last went either way, in milliseconds after `connected_at`.
     last_block_ms: AtomicU64,
     unchoke: AtomicBool,
+    /// Pieces the peer says it has (from its bitfield and `have`s), for display.
+    pieces: AtomicU64,
+    /// Bytes per second (received, sent) as the manager last sampled them, for display.
+    download_rate: AtomicU64,
+    upload_rate: AtomicU64,
 }
 
 impl PeerSlot {
@@ -78,6 +83,41 @@ impl PeerSlot {
     pub fn unchoked(&self) -> bool {
         self.unchoke.load(Ordering::Relaxed)
     }
+
+    /// Publishes how many pieces the peer says it has (a `bitfield`, `have all`/`none`).
+    pub fn set_pieces(&self, pieces: u64) {
+        self.pieces.store(pieces, Ordering::Relaxed);
+    }
+
+    /// Counts one more piece the peer says it has (a new `have`).
+    pub fn add_piece(&self) {
+        self.pieces.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// What the session shows of the connection: its counters and last sampled rates.
+    pub fn view(&self) -> SlotView {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        SlotView {
+            received: load(&self.received),
+            sent: load(&self.sent),
+            download_rate: load(&self.download_rate),
+            upload_rate: load(&self.upload_rate),
+            pieces: load(&self.pieces),
+        }
+    }
+}
+
+/// A copy of one connection's counters ([`PeerSlot::view`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SlotView {
+    /// Block bytes received from and sent to the peer.
+    pub received: u64,
+    pub sent: u64,
+    /// Bytes per second over the last [`RATE_WINDOW`], received and sent.
+    pub download_rate: u64,
+    pub upload_rate: u64,
+    /// Pieces the peer says it has.
+    pub pieces: u64,
 }
 
 /// The registry of a torrent's connections and its choker settings.
@@ -119,6 +159,9 @@ impl PeerManager {
             sent: AtomicU64::new(0),
             last_block_ms: AtomicU64::new(0),
             unchoke: AtomicBool::new(false),
+            pieces: AtomicU64::new(0),
+            download_rate: AtomicU64::new(0),
+            upload_rate: AtomicU64::new(0),
         });
         lock(&self.peers).push(slot.clone());
         slot
@@ -225,7 +268,11 @@ impl Rechoker {
         self.records
             .retain(|id, _| peers.iter().any(|p| p.id == *id));
         for p in peers {
-            self.records.entry(p.id).or_default().sample(now, p);
+            let record = self.records.entry(p.id).or_default();
+            record.sample(now, p);
+            let (down, up) = record.rates();
+            p.download_rate.store(down, Ordering::Relaxed);
+            p.upload_rate.store(up, Ordering::Relaxed);
         }
     }
 
@@ -392,6 +439,14 @@ mod tests {
         }
         rechoker.rechoke(&f.state, t0 + RECHOKE_EVERY);
         assert_eq!(rechoker.records[&slots[3].id].rates(), (90_000, 0));
+        // The rates are published for display too, beside the counters and the piece count.
+        slots[3].set_pieces(3);
+        slots[3].add_piece();
+        let view = slots[3].view();
+        assert_eq!(
+            (view.received, view.download_rate, view.pieces),
+            (900_000, 90_000, 4)
+        );
         let now = unchoked(&slots);
         assert!(
             now.contains(&4) && now.contains(&5) && now.len() == 3,

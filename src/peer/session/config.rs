@@ -60,12 +60,13 @@ pub struct PeerConfig {
     #[arg(long, default_value_t = DEFAULT_PER_TORRENT, value_parser = TypedValueParser::map(clap::value_parser!(u16).range(1..), usize::from))]
     pub max_connections_per_torrent: usize,
     /// Upload limit for all torrents together, in bytes per second: 500k, 2M, 1.5M
-    /// (k = 1024, M = 1024²); 0 is unlimited. Applies to every peer, local ones too.
-    #[arg(long, value_name = "RATE", default_value = "0", value_parser = Rate::parse)]
-    pub max_upload_rate: Rate,
+    /// (k = 1024, M = 1024²); 0 is unlimited. Applies to every peer, local ones too. Without
+    /// it, the limit last set through the API in this folder, else unlimited.
+    #[arg(long, value_name = "RATE", value_parser = Rate::parse)]
+    pub max_upload_rate: Option<Rate>,
     /// Download limit for all torrents together, in bytes per second, like --max-upload-rate.
-    #[arg(long, value_name = "RATE", default_value = "0", value_parser = Rate::parse)]
-    pub max_download_rate: Rate,
+    #[arg(long, value_name = "RATE", value_parser = Rate::parse)]
+    pub max_download_rate: Option<Rate>,
     /// Peers uploaded to at once per torrent (the fastest to us while downloading, in turns
     /// while seeding), plus one optimistic unchoke.
     #[arg(long, default_value_t = DEFAULT_UPLOAD_SLOTS, value_parser = TypedValueParser::map(clap::value_parser!(u16).range(1..), usize::from))]

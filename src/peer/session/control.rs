@@ -165,6 +165,8 @@ impl Control for Session {
             if let Some(running) = entry.parked.take() {
                 running.join(Instant::now() + EXIT_GRACE);
             }
+            // A start still checking would write the files again after they are deleted.
+            drop(lock(&entry.starting));
             let hash = entry.info_hash;
             let _ = std::fs::remove_file(crate::disk::resume::path_for(&dir, &hash));
             let _ = std::fs::remove_file(store::torrent_path(&dir, &hash));
@@ -221,6 +223,8 @@ impl Control for Session {
     fn set_limits(&self, limits: Limits) -> Result<(), ControlError> {
         self.engine.limits.upload.set_rate(Rate(limits.upload));
         self.engine.limits.download.set_rate(Rate(limits.download));
+        *lock(&self.store_lock) = Some(limits);
+        self.save_store();
         Ok(())
     }
 

@@ -7,6 +7,7 @@ use crate::metainfo::magnet::Magnet;
 use crate::metainfo::selection;
 use crate::metainfo::{InfoHash, Metainfo};
 use crate::net::http::percent_encode;
+use crate::peer::peer_manager::SlotView;
 use crate::peer::rate_meter::RateMeter;
 use crate::peer::session::torrent::Running;
 use crate::peer::torrent_state::TorrentState;
@@ -14,8 +15,8 @@ use crate::rpc::control::{
     FileInfo, Limits, PeerInfo, TorrentDetail, TorrentStatus, TorrentSummary, TrackerInfo,
 };
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Where a torrent's current start stands.
@@ -63,6 +64,9 @@ pub(crate) struct Entry {
     /// Peers to dial at its next start, and peers banned for bad metadata.
     pub connect: Vec<SocketAddr>,
     pub banned: Vec<(SocketAddr, [u8; 20])>,
+    /// Held by a start's thread while it runs (a check writes the files), so that a removal
+    /// deletes the files only after it, and starts run one after another.
+    pub starting: Arc<Mutex<()>>,
 }
 
 impl Entry {
@@ -86,6 +90,7 @@ impl Entry {
             added,
             connect: Vec::new(),
             banned: Vec::new(),
+            starting: Arc::default(),
         }
     }
 
@@ -95,6 +100,33 @@ impl Entry {
             Phase::Running(r) => Some(&r.torrent),
             _ => None,
         }
+    }
+
+    /// The trackers the current (or last) start announces to, with their last outcomes; the
+    /// torrent's own before a start.
+    fn trackers(&self, meta: &Metainfo) -> Vec<TrackerInfo> {
+        let started = match &self.phase {
+            Phase::Running(r) => Some(r),
+            _ => self.parked.as_ref(),
+        };
+        let known = started.map(|r| r.trackers.all()).unwrap_or_default();
+        if known.is_empty() {
+            let urls = meta.tracker_tiers().into_iter().flatten();
+            return urls
+                .map(|url| TrackerInfo {
+                    url,
+                    peers: None,
+                    error: None,
+                })
+                .collect();
+        }
+        (known.into_iter())
+            .map(|(url, reply)| TrackerInfo {
+                url,
+                peers: reply.peers,
+                error: reply.error,
+            })
+            .collect()
     }
 
     /// The state to show: the running one, or the last one.
@@ -261,13 +293,7 @@ impl Entry {
             magnet: meta.magnet_link(),
             files,
             peer_list: self.running().map_or_else(Vec::new, |t| peers(t)),
-            trackers: (meta.tracker_tiers().into_iter().flatten())
-                .map(|url| TrackerInfo {
-                    url,
-                    peers: None,
-                    error: None,
-                })
-                .collect(),
+            trackers: self.trackers(meta),
             piece_count: meta.info.piece_count() as u32,
             pieces: verified
                 .as_bytes()
@@ -309,9 +335,11 @@ fn verified_bytes(piece: u64, verified: &Bitfield, offset: u64, length: u64) -> 
         .sum()
 }
 
-/// The torrent's connected peers, with the bytes of verified pieces each sent.
+/// The torrent's connected peers: the bytes of verified pieces each sent, the block bytes
+/// sent to it, the rates its connection last sampled, and the share of pieces it has.
 fn peers(torrent: &TorrentState) -> Vec<PeerInfo> {
     let stats = torrent.peer_stats();
+    let piece_count = torrent.meta.info.piece_count() as u64;
     torrent
         .links()
         .into_iter()
@@ -320,22 +348,40 @@ fn peers(torrent: &TorrentState) -> Vec<PeerInfo> {
             // Azureus-style ids (`-lt2080-`) name the client; others are left unnamed.
             let client = (id[0] == b'-' && id[7] == b'-' && id[1..7].is_ascii())
                 .then(|| String::from_utf8_lossy(&id[..8]).into_owned());
+            let view =
+                (torrent.peers.slot_of(link.addr)).map_or_else(SlotView::default, |s| s.view());
             PeerInfo {
                 addr: link.addr.to_string(),
                 client,
-                download_rate: 0,
-                upload_rate: 0,
+                download_rate: view.download_rate,
+                upload_rate: view.upload_rate,
                 downloaded: stats.get(&link.addr).map_or(0, |s| s.bytes),
-                uploaded: 0,
-                progress: 0.0,
+                uploaded: view.sent,
+                progress: share(view.pieces, piece_count),
             }
         })
         .collect()
 }
 
+/// `part` of `whole` as a fraction from 0.0 to 1.0 (0.0 of nothing).
+fn share(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part.min(whole) as f64 / whole as f64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_peers_share_is_bounded_and_zero_of_nothing() {
+        assert_eq!(share(3, 4), 0.75);
+        assert_eq!(share(5, 4), 1.0);
+        assert_eq!(share(0, 0), 0.0);
+    }
 
     #[test]
     fn a_files_verified_bytes_are_its_part_of_the_verified_pieces() {

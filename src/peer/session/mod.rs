@@ -43,8 +43,8 @@ use crate::peer::hash_pool::HashPool;
 use crate::peer::listener::{self, Torrents};
 use crate::peer::magnet_fetch::{self, Resolved};
 use crate::peer::metadata_peer::Us;
-use crate::peer::rate_limit::RateLimits;
-use crate::rpc::control::Control;
+use crate::peer::rate_limit::{Rate, RateLimits};
+use crate::rpc::control::{Control, Limits};
 use crate::rpc::{self, RpcError};
 use engine::Engine;
 use entry::{Entry, Phase};
@@ -63,8 +63,9 @@ pub struct Session {
     acceptor: Mutex<Option<JoinHandle<()>>>,
     /// The process's start.
     begun: Instant,
-    /// Held while the store is written, so writes land in the order of the changes.
-    store_lock: Mutex<()>,
+    /// The process-wide limits set at run time (or restored), stored with the torrents; held
+    /// while the store is written, so writes land in the order of the changes.
+    store_lock: Mutex<Option<Limits>>,
     /// The session itself, for the threads its calls start.
     me: Weak<Session>,
 }
@@ -133,7 +134,7 @@ impl Session {
         // or a stored one may be given public torrents.
         let all_private = !starts.is_empty()
             && config.magnets.is_empty()
-            && stored.is_empty()
+            && stored.torrents.is_empty()
             && starts.iter().all(|r| r.meta.info.private);
         let dht = dht_search::start(&config, all_private, local.port()).map(Arc::new);
         let cx = magnet_fetch::Context {
@@ -163,11 +164,13 @@ impl Session {
                 return Err(PeerError::DuplicateTorrent(start.path.clone()));
             }
         }
-        let restored = store::restore(&config.dir, stored, &seen, begun);
+        let restored = store::restore(&config.dir, stored.torrents, &seen, begun);
+        // A flag given on the command line wins over the limit stored at run time.
+        let kept = stored.limits.unwrap_or_default();
         let engine = Engine {
             limits: Arc::new(RateLimits::new(
-                config.max_upload_rate,
-                config.max_download_rate,
+                config.max_upload_rate.unwrap_or(Rate(kept.upload)),
+                config.max_download_rate.unwrap_or(Rate(kept.download)),
             )),
             connection_limits: Arc::new(ConnectionLimits::new(
                 config.max_connections_per_torrent,
@@ -187,7 +190,7 @@ impl Session {
             table: Mutex::new(Vec::new()),
             acceptor: Mutex::new(None),
             begun,
-            store_lock: Mutex::new(()),
+            store_lock: Mutex::new(stored.limits),
             me: me.clone(),
         });
         let launched = session.start_given(starts, listeners);

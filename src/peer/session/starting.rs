@@ -38,9 +38,9 @@ pub(crate) fn spawn(session: &Arc<Session>, hash: InfoHash, full_check: bool) {
             e.carried.0 += old.torrent.downloaded.load(Ordering::SeqCst);
             e.carried.1 += old.torrent.uploaded.load(Ordering::SeqCst);
         }
-        parked
+        (parked, e.starting.clone())
     });
-    let Some(previous) = previous else {
+    let Some((previous, gate)) = previous else {
         return;
     };
     let me = session.clone();
@@ -48,6 +48,9 @@ pub(crate) fn spawn(session: &Arc<Session>, hash: InfoHash, full_check: bool) {
     let spawned = std::thread::Builder::new()
         .name("start".into())
         .spawn(move || {
+            // Taken before the table is read again: a removal either waits for this start
+            // or has taken the torrent out of the table before it looks.
+            let _gate = lock(&gate);
             if let Some(old) = previous {
                 old.join(Instant::now() + EXIT_GRACE);
             }
@@ -168,12 +171,16 @@ impl Session {
         });
     }
 
-    /// Writes the stored torrents (those added at run time) to the folder; a failure is
+    /// Writes the stored torrents (those added at run time) and the limits set at run time
+    /// to the folder; a failure is
     /// logged (the session runs on, and forgets the change at the next start).
     pub(crate) fn save_store(&self) {
-        let _one_at_a_time = lock(&self.store_lock);
-        let stored = store::stored(&lock(&self.table));
-        if let Err(e) = store::save(&self.engine.config.dir, &stored) {
+        let limits = lock(&self.store_lock);
+        let saved = store::Saved {
+            torrents: store::stored(&lock(&self.table)),
+            limits: *limits,
+        };
+        if let Err(e) = store::save(&self.engine.config.dir, &saved) {
             log::warn!("{e}");
         }
     }

@@ -1,5 +1,6 @@
 //! A session that remembers: the torrents added while a peer runs are listed in
-//! `DIR/.piecemeal/session.json` (info hash, magnet link, paused, chosen files, limits), with a
+//! `DIR/.piecemeal/session.json` (info hash, magnet link, paused, chosen files, limits), with
+//! the process-wide rate limits last set while it ran, and with a
 //! copy of each `.torrent` in `DIR/.piecemeal/torrents/HASH.torrent`, so the next start runs
 //! them again. Their pieces come back from their resume records ([`crate::disk::resume`]), so
 //! a finished torrent does not download again. Torrents given with `--torrent` or `--magnet`
@@ -42,10 +43,20 @@ pub struct StoredTorrent {
     pub limits: Limits,
 }
 
+/// What the list holds.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Saved {
+    pub torrents: Vec<StoredTorrent>,
+    /// The process-wide limits last set at run time (`set_limits`), if ever.
+    pub limits: Option<Limits>,
+}
+
 #[derive(Serialize, Deserialize)]
 struct SessionFile {
     version: u32,
     torrents: Vec<StoredTorrent>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    limits: Option<Limits>,
 }
 
 /// Why the list could not be read or written.
@@ -94,16 +105,17 @@ pub fn torrent_path(dir: &Path, hash: &InfoHash) -> PathBuf {
 }
 
 /// The list's bytes.
-pub fn encode(torrents: &[StoredTorrent]) -> Vec<u8> {
+pub fn encode(saved: &Saved) -> Vec<u8> {
     let file = SessionFile {
         version: VERSION,
-        torrents: torrents.to_vec(),
+        torrents: saved.torrents.clone(),
+        limits: saved.limits,
     };
     serde_json::to_vec_pretty(&file).unwrap_or_default()
 }
 
 /// The list from its bytes; `Err` says what is wrong.
-pub fn decode(bytes: &[u8]) -> Result<Vec<StoredTorrent>, String> {
+pub fn decode(bytes: &[u8]) -> Result<Saved, String> {
     let file: SessionFile =
         serde_json::from_slice(bytes).map_err(|e| format!("not a session list ({e})"))?;
     if file.version != VERSION {
@@ -112,16 +124,19 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<StoredTorrent>, String> {
             file.version
         ));
     }
-    Ok(file.torrents)
+    Ok(Saved {
+        torrents: file.torrents,
+        limits: file.limits,
+    })
 }
 
 /// The stored list of `dir` (empty when there is none, or with a warning when it is torn).
-pub fn load(dir: &Path) -> Vec<StoredTorrent> {
+pub fn load(dir: &Path) -> Saved {
     let path = session_path(dir);
     let bytes = match std::fs::read(&path) {
         Ok(bytes) => bytes,
         // None stored (or no folder yet, or a folder that is a file: its own error follows).
-        Err(_) if !path.exists() => return Vec::new(),
+        Err(_) if !path.exists() => return Saved::default(),
         Err(e) => {
             log::warn!(
                 "{}",
@@ -130,23 +145,23 @@ pub fn load(dir: &Path) -> Vec<StoredTorrent> {
                     why: e.to_string()
                 }
             );
-            return Vec::new();
+            return Saved::default();
         }
     };
     decode(&bytes).unwrap_or_else(|why| {
         log::warn!("{}", StoreError::Unreadable { path, why });
-        Vec::new()
+        Saved::default()
     })
 }
 
 /// Whether `dir` holds a readable list with torrents in it (without a word when not).
 pub fn has_torrents(dir: &Path) -> bool {
     let bytes = std::fs::read(session_path(dir)).unwrap_or_default();
-    decode(&bytes).is_ok_and(|list| !list.is_empty())
+    decode(&bytes).is_ok_and(|list| !list.torrents.is_empty())
 }
 
 /// Replaces the list of `dir` with `torrents`, atomically.
-pub fn save(dir: &Path, torrents: &[StoredTorrent]) -> Result<(), StoreError> {
+pub fn save(dir: &Path, saved: &Saved) -> Result<(), StoreError> {
     let path = session_path(dir);
     let fail = |path: &Path, source| StoreError::Write {
         path: path.to_path_buf(),
@@ -156,7 +171,7 @@ pub fn save(dir: &Path, torrents: &[StoredTorrent]) -> Result<(), StoreError> {
     let write = || -> io::Result<()> {
         std::fs::create_dir_all(dir.join(".piecemeal"))?;
         let mut file = std::fs::File::create(&temp)?;
-        file.write_all(&encode(torrents))?;
+        file.write_all(&encode(saved))?;
         file.sync_all()
     };
     if let Err(e) = write() {
@@ -279,15 +294,25 @@ mod tests {
         ]
     }
 
+    fn saved() -> Saved {
+        Saved {
+            torrents: sample(),
+            limits: Some(Limits {
+                upload: 5000,
+                download: 7000,
+            }),
+        }
+    }
+
     #[test]
     fn a_list_reads_back_as_written() {
-        assert_eq!(decode(&encode(&sample())), Ok(sample()));
+        assert_eq!(decode(&encode(&saved())), Ok(saved()));
         let dir = tempfile::tempdir().unwrap();
-        assert!(load(dir.path()).is_empty());
-        save(dir.path(), &sample()).unwrap();
-        assert_eq!(load(dir.path()), sample());
-        save(dir.path(), &[]).unwrap();
-        assert!(load(dir.path()).is_empty());
+        assert_eq!(load(dir.path()), Saved::default());
+        save(dir.path(), &saved()).unwrap();
+        assert_eq!(load(dir.path()), saved());
+        save(dir.path(), &Saved::default()).unwrap();
+        assert_eq!(load(dir.path()), Saved::default());
         // No temporary file is left behind.
         let left: Vec<_> = std::fs::read_dir(dir.path().join(".piecemeal"))
             .unwrap()
@@ -296,8 +321,18 @@ mod tests {
     }
 
     #[test]
+    fn a_list_from_before_the_limits_were_kept_reads_without_them() {
+        let old = format!(
+            "{{\"version\": 1, \"torrents\": [{{\"info_hash\": \"{}\"}}]}}",
+            "ab".repeat(20)
+        );
+        let saved = decode(old.as_bytes()).unwrap();
+        assert_eq!((saved.torrents.len(), saved.limits), (1, None));
+    }
+
+    #[test]
     fn a_torn_or_foreign_list_is_refused_with_a_reason_and_loads_empty() {
-        let whole = encode(&sample());
+        let whole = encode(&saved());
         let torn = &whole[..whole.len() / 2];
         assert!(decode(torn).unwrap_err().contains("not a session list"));
         assert!(
@@ -309,7 +344,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join(".piecemeal")).unwrap();
         std::fs::write(session_path(dir.path()), torn).unwrap();
-        assert!(load(dir.path()).is_empty());
+        assert_eq!(load(dir.path()), Saved::default());
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::peer::session::PeerError;
 use crate::peer::session::engine::Engine;
 use crate::peer::torrent_state::{TorrentEvent, TorrentState};
 use crate::rpc::control::Limits;
+use crate::tracker::client::status::TrackerStatus;
 use crossbeam_channel::Receiver;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -51,6 +52,8 @@ pub(crate) struct Prepared {
 /// A torrent whose threads run.
 pub(crate) struct Running {
     pub torrent: Arc<TorrentState>,
+    /// Each tracker's last outcome (none announced to until the threads start).
+    pub trackers: Arc<TrackerStatus>,
     announcer: Option<JoinHandle<()>>,
     lookup: Option<JoinHandle<()>>,
     others: Vec<JoinHandle<()>>,
@@ -157,6 +160,7 @@ pub(crate) fn launch(engine: &Engine, prepared: Prepared) -> Result<Running, Pee
     } = prepared;
     let mut running = Running {
         torrent: torrent.clone(),
+        trackers: Arc::default(),
         announcer: None,
         lookup: None,
         others: Vec::new(),
@@ -180,7 +184,7 @@ fn start_threads(
     events: Receiver<TorrentEvent>,
     connect: Vec<SocketAddr>,
 ) -> Result<(), PeerError> {
-    let torrent = &running.torrent;
+    let torrent = &running.torrent.clone();
     let spawn = |name: &str, work: Box<dyn FnOnce() + Send>| {
         std::thread::Builder::new()
             .name(name.into())
@@ -201,6 +205,7 @@ fn start_threads(
     let has_peers = !connect.is_empty();
     let port = engine.local.port();
     let mut task = AnnounceTask::new(torrent.clone(), tiers, port, connect);
+    running.trackers = task.tracker_status();
     let first = match task.announce_started() {
         None => None,
         Some(Ok(reply)) => Some(reply),

@@ -15,11 +15,13 @@ use json::{json_request, parse_json_reply};
 use log::{debug, info};
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 use udp::UdpTrackers;
 
 mod bep3;
 mod json;
+pub mod status;
 mod udp;
 
 /// Which protocol a tracker URL speaks.
@@ -105,6 +107,8 @@ pub struct Announcer {
     /// Bound on one UDP tracker exchange: BEP 15's retransmission schedule unless set shorter.
     udp_timeout: Duration,
     udp: UdpTrackers,
+    /// Each tracker's last outcome, for display.
+    status: Arc<status::TrackerStatus>,
 }
 
 impl Announcer {
@@ -116,6 +120,7 @@ impl Announcer {
             fastrand::shuffle(tier);
         }
         Announcer {
+            status: Arc::new(status::TrackerStatus::new(&tiers)),
             tiers,
             kinds: HashMap::new(),
             timeout: DEFAULT_TIMEOUT,
@@ -141,6 +146,11 @@ impl Announcer {
         self.kinds.get(url).copied()
     }
 
+    /// Each tracker's last outcome, shared with whoever shows it.
+    pub fn status(&self) -> Arc<status::TrackerStatus> {
+        self.status.clone()
+    }
+
     /// The tiers in their current order of preference.
     pub fn tiers(&self) -> &[Vec<String>] {
         &self.tiers
@@ -155,6 +165,7 @@ impl Announcer {
                 let url = self.tiers[tier][position].clone();
                 match self.announce_to(&url, req) {
                     Ok(response) => {
+                        self.status.replied(&url, response.peers.len());
                         let url = self.tiers[tier].remove(position);
                         self.tiers[tier].insert(0, url);
                         return Ok(response);
@@ -162,6 +173,7 @@ impl Announcer {
                     Err(error) => {
                         // Not a warning: every failure is in the returned error if all fail.
                         info!("{error}");
+                        self.status.failed(&url, error.to_string());
                         errors.push(error);
                     }
                 }
