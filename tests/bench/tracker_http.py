@@ -7,7 +7,10 @@ DURATION seconds. Printed per tracker and load: announces/s, CPU seconds per ann
 tracker's user+system time over the run), p50/p99 latency, errors (socket errors, non-200
 answers and `failure reason` replies; wrk's "read" errors are listed apart as closes, since
 opentracker closes every connection after its reply, HTTP/1.0 style, and wrk counts each close
-as a read error), and the tracker's resident memory after the run; then piecemeal/opentracker
+as a read error), the tracker's resident memory after the run and its growth per peer held
+(`bytes/peer`; every announce has the same port and a fresh peer id, so opentracker, which keys
+peers by address and port, holds one peer per swarm there while piecemeal holds each: compare
+memory per peer in the UDP half, whose peers differ in port too); then piecemeal/opentracker
 ratios. Figures on a shared machine are noisy: run it once or twice.
 """
 
@@ -21,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 LOADS = [  # (swarms, wrk threads, connections)
     (1, 1, 50),
@@ -114,9 +118,20 @@ def start_opentracker(work, port, swarms):
     seen = "/whitelist.txt" if os.geteuid() == 0 else wl  # as root it chroots into rootdir
     conf = os.path.join(root, "opentracker.conf")
     with open(conf, "w") as f:
-        f.write(f"listen.tcp 127.0.0.1:{port}\naccess.whitelist {seen}\ntracker.rootdir {root}\n")
+        f.write(f"listen.tcp 127.0.0.1:{port}\naccess.whitelist {seen}\ntracker.rootdir {root}\n"
+                "access.stats 127.0.0.1\n")
     return subprocess.Popen(pin(0) + ["opentracker", "-f", conf], cwd=root,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def peers_held(tracker, port):
+    """The peers the tracker says it holds: opentracker's `/stats?mode=peer`, piecemeal's `/stats`."""
+    if tracker == "opentracker":
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats?mode=peer", timeout=10) as r:
+            return int(r.read().split()[0])
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=10) as r:
+        stats = json.load(r)
+    return stats["seeders"] + stats["leechers"]
 
 
 def start_piecemeal(binary, port):
@@ -130,6 +145,7 @@ def run_load(tracker, start, work, lua, swarms, threads, conns, duration):
     proc = start(port)
     try:
         wait_accepting(port, 10, tracker)
+        rss0 = rss_mib(proc.pid)
         cpu0 = cpu_seconds(proc.pid)
         out = subprocess.run(
             pin(1) + ["wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}s", "--timeout", "2s",
@@ -139,6 +155,7 @@ def run_load(tracker, start, work, lua, swarms, threads, conns, duration):
         )
         cpu = cpu_seconds(proc.pid) - cpu0
         rss = rss_mib(proc.pid)
+        held = peers_held(tracker, port)
     finally:
         proc.terminate()
         try:
@@ -160,6 +177,8 @@ def run_load(tracker, start, work, lua, swarms, threads, conns, duration):
         "errors": r["socket_errors"] + r["non_200_or_failure"],
         "closed": r["closed"],
         "rss": rss,
+        # RSS growth per peer held: the registry's cost per peer (noisy with few peers).
+        "bpp": (rss - rss0) * 1024 * 1024 / held if held else float("nan"),
     }
 
 
@@ -178,7 +197,7 @@ def main():
     print(f"HTTP announces, wrk {args.duration} s per load, tracker on CPU 0, wrk on CPU 1 "
           "(shared machine: figures are noisy)")
     head = (f"{'load':<22} {'tracker':<12} {'announces/s':>11} {'CPU µs/ann':>10} {'p50 ms':>7} "
-            f"{'p99 ms':>7} {'errors':>7} {'closes':>7} {'RSS MiB':>8}")
+            f"{'p99 ms':>7} {'errors':>7} {'closes':>7} {'RSS MiB':>8} {'bytes/peer':>10}")
     print(head)
     print("-" * len(head))
     try:
@@ -193,7 +212,7 @@ def main():
                 got[name] = r
                 print(f"{load:<22} {name:<12} {r['per_s']:>11.0f} {r['cpu_us']:>10.1f} "
                       f"{r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f} {r['errors']:>7} {r['closed']:>7} "
-                      f"{r['rss']:>8.1f}",
+                      f"{r['rss']:>8.1f} {r['bpp']:>10.1f}",
                       flush=True)
             p, o = got["piecemeal"], got["opentracker"]
 
@@ -201,7 +220,7 @@ def main():
                 return p[k] / o[k] if o[k] else float("nan")
 
             print(f"{'':<22} {'pm/ot':<12} {ratio('per_s'):>11.2f} {ratio('cpu_us'):>10.2f} "
-                  f"{ratio('p50_ms'):>7.2f} {ratio('p99_ms'):>7.2f} {'':>7} {'':>7} {ratio('rss'):>8.2f}")
+                  f"{ratio('p50_ms'):>7.2f} {ratio('p99_ms'):>7.2f} {'':>7} {'':>7} {ratio('rss'):>8.2f} {ratio('bpp'):>10.2f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -209,7 +209,7 @@ pub fn start(config: TrackerConfig) -> Result<TrackerHandle, TrackerError> {
 
     let (stop_expiry, stopped) = bounded::<()>(0);
     let expiry_service = service.clone();
-    // Expiry's one-byte ticks wrap after four peer timeouts: sweep at least once per timeout.
+    // Expiry's six-bit ticks wrap after four peer timeouts: sweep at least once per timeout.
     let every = config
         .expire_every
         .min(config.peer_timeout)

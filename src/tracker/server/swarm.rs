@@ -6,12 +6,12 @@
 //!
 //! A peer is known by its address *and* (a keyed digest of) its peer id, so a request from
 //! elsewhere that names the same peer id is a different peer: it cannot move, stop or complete
-//! someone else's entry. Peers are stored compactly (`peer_list.rs`: 12 bytes for IPv4) and
+//! someone else's entry. Peers are stored compactly (`peer_list.rs`: 10 bytes for IPv4) and
 //! drawn for replies without a set (`sampler.rs`).
 //! Memory is bounded by [`Caps`]: a torrent beyond `max_swarms` is refused, and a swarm at
 //! `max_peers_per_swarm` still answers newcomers but does not store them.
 
-use super::peer_list::{Entry, PeerKey, PeerList, TICKS_PER_TIMEOUT};
+use super::peer_list::{DIGEST_MASK, Entry, PeerKey, PeerList, TICKS_PER_TIMEOUT};
 use super::sampler::sample;
 use crate::lock::lock;
 use crate::metainfo::InfoHash;
@@ -141,9 +141,9 @@ fn upsert<A: Copy + Ord>(
             if seen.completed && !entry.seeder() && entry.count_download() {
                 *downloaded += 1;
             }
-            entry.port = seen.port;
+            entry.set_port(seen.port);
             entry.set_seeder(seen.seeder);
-            entry.seen = seen.tick;
+            entry.set_seen(seen.tick);
             Some(position)
         }
         Err(_) if !room => None,
@@ -242,10 +242,10 @@ impl Swarm {
             let at = if i >= skip { i + 1 } else { i };
             out.push(if at < n4 {
                 let e = self.v4.get(at);
-                SocketAddr::from((e.ip, e.port))
+                SocketAddr::from((e.ip(), e.port()))
             } else {
                 let e = self.v6.get(at - n4);
-                SocketAddr::from((e.ip, e.port))
+                SocketAddr::from((e.ip(), e.port()))
             });
         }
     }
@@ -322,7 +322,7 @@ impl Swarms {
         mut peers: Vec<SocketAddr>,
     ) -> Result<AnnounceReply, Refused> {
         let ip = announce.addr.ip().to_canonical();
-        let id = self.hasher.hash_one(announce.peer_id) as u32;
+        let id = self.hasher.hash_one(announce.peer_id) as u32 & DIGEST_MASK;
         let mut shard = self.shard(&info_hash);
         if announce.event == Event::Stopped {
             let stats = match shard.get_mut(&info_hash) {
