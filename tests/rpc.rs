@@ -66,13 +66,14 @@ impl Api {
         self.call(method, path, Some(("application/json", &body)))
     }
 
-    /// Polls torrent `id` until `done` holds for its detail; panics with the last one after
-    /// `timeout`.
+    /// Polls torrent `id` until `done` holds for its detail; panics with the last one and the
+    /// logs of `procs` after `timeout`.
     fn wait_torrent(
         &self,
         id: &str,
         timeout: Duration,
         what: &str,
+        procs: &[&Proc],
         done: impl Fn(&Value) -> bool,
     ) -> Value {
         let deadline = Instant::now() + timeout;
@@ -81,10 +82,13 @@ impl Api {
             if done(&detail) {
                 return detail;
             }
-            assert!(
-                Instant::now() < deadline,
-                "{what}: not within {timeout:?}: {detail}"
-            );
+            if Instant::now() >= deadline {
+                let logs: Vec<String> = procs.iter().map(|p| p.stderr()).collect();
+                panic!(
+                    "{what}: not within {timeout:?}: {detail}\nlogs:\n{}",
+                    logs.join("\n----\n")
+                );
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -146,7 +150,7 @@ fn swarm(name: &str) -> (tempfile::TempDir, Proc, Proc, PathBuf, String) {
 
 #[test]
 fn every_api_call_with_bad_input_changing_nothing() {
-    let (work, _tracker, _seeder, torrent, url) = swarm("api");
+    let (work, _tracker, seeder, torrent, url) = swarm("api");
     let dir = work.path().join("client");
     let (mut client, api, printed) = rpc_peer(&dir, &["--tracker", &url]);
     assert!(
@@ -293,9 +297,13 @@ fn every_api_call_with_bad_input_changing_nothing() {
     let (status, v) = api.call("POST", "/api/torrents", upload);
     assert_eq!(status, 409, "added twice: {v}");
     let short = &id[..6];
-    let done = api.wait_torrent(short, Duration::from_secs(60), "download", |d| {
-        d["progress"] == 1.0 && d["status"] == "seeding"
-    });
+    let done = api.wait_torrent(
+        short,
+        Duration::from_secs(60),
+        "download",
+        &[&client, &seeder],
+        |d| d["progress"] == 1.0 && d["status"] == "seeding",
+    );
     assert_same_tree(&work.path().join("seed"), &dir);
     assert_eq!(done["files"].as_array().unwrap().len(), 2, "{done}");
     assert_eq!(done["piece_count"], 49);
@@ -311,23 +319,35 @@ fn every_api_call_with_bad_input_changing_nothing() {
         api.call("POST", &format!("/api/torrents/{short}/pause"), None),
         (200, ok.clone())
     );
-    api.wait_torrent(short, Duration::from_secs(20), "pause", |d| {
-        d["status"] == "paused" && d["peer_list"] == json!([])
-    });
+    api.wait_torrent(
+        short,
+        Duration::from_secs(20),
+        "pause",
+        &[&client, &seeder],
+        |d| d["status"] == "paused" && d["peer_list"] == json!([]),
+    );
     assert_eq!(
         api.call("POST", &format!("/api/torrents/{short}/resume"), None),
         (200, ok.clone())
     );
-    api.wait_torrent(short, Duration::from_secs(30), "resume", |d| {
-        d["status"] == "seeding"
-    });
+    api.wait_torrent(
+        short,
+        Duration::from_secs(30),
+        "resume",
+        &[&client, &seeder],
+        |d| d["status"] == "seeding",
+    );
     assert_eq!(
         api.call("POST", &format!("/api/torrents/{short}/verify"), None),
         (200, ok.clone())
     );
-    api.wait_torrent(short, Duration::from_secs(30), "verify", |d| {
-        d["status"] == "seeding" && d["progress"] == 1.0
-    });
+    api.wait_torrent(
+        short,
+        Duration::from_secs(30),
+        "verify",
+        &[&client, &seeder],
+        |d| d["status"] == "seeding" && d["progress"] == 1.0,
+    );
     assert_eq!(
         api.json(
             "PUT",
@@ -407,9 +427,13 @@ fn every_api_call_with_bad_input_changing_nothing() {
     let (status, v) = api.json("POST", "/api/torrents", json!({ "magnet": magnet }));
     assert_eq!(status, 201, "{v}");
     assert_eq!(v["id"], id.as_str());
-    api.wait_torrent(&id, Duration::from_secs(60), "magnet download", |d| {
-        d["progress"] == 1.0 && d["status"] == "seeding"
-    });
+    api.wait_torrent(
+        &id,
+        Duration::from_secs(60),
+        "magnet download",
+        &[&client, &seeder],
+        |d| d["progress"] == 1.0 && d["status"] == "seeding",
+    );
     assert_same_tree(&work.path().join("seed"), &dir);
     assert!(
         client.child.try_wait().unwrap().is_none(),
@@ -489,7 +513,7 @@ fn remote_command_drives_the_peer() {
     let torrent = noise_torrent(work.path(), "rem", 300 * 1024, 16 * 1024);
     let dir = work.path().join("client");
     let (_tracker, url) = support::tracker();
-    let (_client, api, _) = rpc_peer(&dir, &["--tracker", &url]);
+    let (client, api, _) = rpc_peer(&dir, &["--tracker", &url]);
 
     let (code, out, err) = remote(&api, &["list"]);
     assert_eq!((code, out.as_str()), (0, "no torrents\n"), "{err}");
@@ -524,14 +548,14 @@ fn remote_command_drives_the_peer() {
         remote(&api, &["resume", short]).1,
         format!("resumed {short}\n")
     );
-    api.wait_torrent(short, Duration::from_secs(20), "resume", |d| {
+    api.wait_torrent(short, Duration::from_secs(20), "resume", &[&client], |d| {
         d["status"] != "paused"
     });
     assert_eq!(
         remote(&api, &["pause", short]).1,
         format!("paused {short}\n")
     );
-    api.wait_torrent(short, Duration::from_secs(20), "pause", |d| {
+    api.wait_torrent(short, Duration::from_secs(20), "pause", &[&client], |d| {
         d["status"] == "paused"
     });
 

@@ -67,7 +67,7 @@ impl Session {
             if table.iter().any(|e| e.info_hash == hash) {
                 return Err(ControlError::AlreadyAdded(hash.hex()));
             }
-            table.push(entry);
+            self.enter(&mut table, entry);
         }
         self.save_store();
         if !paused {
@@ -160,18 +160,24 @@ impl Control for Session {
         };
         self.halt(&mut entry);
         self.save_store();
-        let dir = self.engine.config.dir.clone();
+        let me = self.me()?;
         let forget = move || {
+            // A start still checking would write the files again after they are deleted, and
+            // a start of the torrent added again must wait until this one's threads are gone
+            // and its files deleted: the gate is held throughout.
+            let gate = entry.starting.clone();
+            let _gate = lock(&gate);
             if let Some(running) = entry.parked.take() {
                 running.join(Instant::now() + EXIT_GRACE);
             }
-            // A start still checking would write the files again after they are deleted.
-            drop(lock(&entry.starting));
-            let hash = entry.info_hash;
-            let _ = std::fs::remove_file(crate::disk::resume::path_for(&dir, &hash));
-            let _ = std::fs::remove_file(store::torrent_path(&dir, &hash));
+            let (dir, hash) = (&me.engine.config.dir, entry.info_hash);
+            let _ = std::fs::remove_file(crate::disk::resume::path_for(dir, &hash));
+            // Added again meanwhile: the copy is the new entry's.
+            if me.with_entry(&hash, |_| ()).is_none() {
+                let _ = std::fs::remove_file(store::torrent_path(dir, &hash));
+            }
             if let (true, Some(meta)) = (delete_data, &entry.meta) {
-                delete_files(&dir, meta);
+                delete_files(dir, meta);
             }
         };
         std::thread::Builder::new()

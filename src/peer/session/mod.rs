@@ -48,7 +48,7 @@ use crate::rpc::control::{Control, Limits};
 use crate::rpc::{self, RpcError};
 use engine::Engine;
 use entry::{Entry, Phase};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
@@ -68,6 +68,10 @@ pub struct Session {
     store_lock: Mutex<Option<Limits>>,
     /// The session itself, for the threads its calls start.
     me: Weak<Session>,
+    /// Each info hash's start gate (see [`Entry::starting`]), shared by the entries of one
+    /// torrent removed and added again, so a new entry's start waits for an old entry's
+    /// start and file deletion still under way. Dead gates are pruned as new ones are made.
+    gates: Mutex<HashMap<InfoHash, Weak<Mutex<()>>>>,
 }
 
 /// Runs a peer until `shutdown` is set (or, with `exit_when_done`, until every torrent is
@@ -192,6 +196,7 @@ impl Session {
             begun,
             store_lock: Mutex::new(stored.limits),
             me: me.clone(),
+            gates: Mutex::default(),
         });
         let launched = session.start_given(starts, listeners);
         if let Err(e) = launched {
@@ -200,7 +205,7 @@ impl Session {
         }
         for entry in restored {
             let (hash, paused) = (entry.info_hash, entry.paused);
-            lock(&session.table).push(entry);
+            session.enter(&mut lock(&session.table), entry);
             if !paused {
                 starting::spawn(&session, hash, false);
             }
@@ -239,7 +244,7 @@ impl Session {
             };
             entry.stop = Arc::new(AtomicBool::new(false));
             prepared.push(torrent::prepare(engine, launch, entry.stop.clone())?);
-            lock(&self.table).push(entry);
+            self.enter(&mut lock(&self.table), entry);
         }
         println!("listening on {}", engine.local);
         *lock(&self.acceptor) = Some(
@@ -269,6 +274,25 @@ impl Session {
     }
 
     /// Runs `f` on the entry of `hash`, if it is still in the session.
+    /// The start gate of torrent `hash`: the one its earlier entries used while any of their
+    /// threads still hold it, else a new one.
+    fn gate(&self, hash: &InfoHash) -> Arc<Mutex<()>> {
+        let mut gates = lock(&self.gates);
+        if let Some(gate) = gates.get(hash).and_then(Weak::upgrade) {
+            return gate;
+        }
+        gates.retain(|_, g| g.strong_count() > 0);
+        let gate = Arc::new(Mutex::new(()));
+        gates.insert(*hash, Arc::downgrade(&gate));
+        gate
+    }
+
+    /// Puts `entry` in `table` (the locked table) with its torrent's start gate.
+    fn enter(&self, table: &mut Vec<Entry>, mut entry: Entry) {
+        entry.starting = self.gate(&entry.info_hash);
+        table.push(entry);
+    }
+
     fn with_entry<T>(&self, hash: &InfoHash, f: impl FnOnce(&mut Entry) -> T) -> Option<T> {
         lock(&self.table)
             .iter_mut()

@@ -9,7 +9,7 @@ use crate::metainfo::InfoHash;
 use crate::metainfo::magnet::Magnet;
 use crate::peer::magnet_fetch::{self, MagnetFetchError};
 use crate::peer::metadata_peer::Us;
-use crate::peer::session::entry::Phase;
+use crate::peer::session::entry::{Entry, Phase};
 use crate::peer::session::store;
 use crate::peer::session::torrent::{self, EXIT_GRACE, Launch};
 use std::sync::Arc;
@@ -71,7 +71,7 @@ fn start(
     full_check: bool,
 ) -> Result<(), String> {
     let engine = &session.engine;
-    let known = session.with_entry(&hash, |e| (e.meta.clone(), e.magnet.clone()));
+    let known = session.with_own_entry(&hash, stop, |e| (e.meta.clone(), e.magnet.clone()));
     let meta = match known {
         None => return Ok(()),
         Some((Some(meta), _)) => meta,
@@ -82,7 +82,7 @@ fn start(
         },
         Some((None, None)) => return Err("neither a torrent nor a magnet link".into()),
     };
-    let launch = session.with_entry(&hash, |e| {
+    let launch = session.with_own_entry(&hash, stop, |e| {
         e.phase = Phase::Checking;
         Launch {
             wanted: e.wanted_files(&meta),
@@ -105,8 +105,8 @@ fn start(
     // Installed only if this start is still the torrent's current one: the table's lock
     // orders this against pause, remove and the process's stop, which set the flag.
     let mut slot = Some(running);
-    session.with_entry(&hash, |e| {
-        if Arc::ptr_eq(&e.stop, stop) && !stop.load(Ordering::SeqCst) {
+    session.with_own_entry(&hash, stop, |e| {
+        if !stop.load(Ordering::SeqCst) {
             if let Some(running) = slot.take() {
                 e.have = None;
                 e.phase = Phase::Running(running);
@@ -125,7 +125,7 @@ fn start(
 fn fetch(
     session: &Session,
     magnet: &Magnet,
-    stop: &AtomicBool,
+    stop: &Arc<AtomicBool>,
 ) -> Result<crate::metainfo::Metainfo, MagnetFetchError> {
     let engine = &session.engine;
     let config = &engine.config;
@@ -151,7 +151,7 @@ fn fetch(
     let copy = store::torrent_path(&config.dir, &hash);
     store::keep_copy(&resolved.path, &copy)
         .map_err(|source| MagnetFetchError::Save { path: copy, source })?;
-    session.with_entry(&hash, |e| {
+    session.with_own_entry(&hash, stop, |e| {
         e.meta = Some(meta.clone());
         e.connect = resolved.peers;
         e.banned = resolved.banned;
@@ -161,11 +161,24 @@ fn fetch(
 }
 
 impl Session {
+    /// Runs `f` on the entry of torrent `hash` if the start whose flag is `stop` is still its
+    /// current one: a start that was replaced, or whose entry was removed (and perhaps added
+    /// again, with a new start of its own), must not touch it.
+    fn with_own_entry<T>(
+        &self,
+        hash: &InfoHash,
+        stop: &Arc<AtomicBool>,
+        f: impl FnOnce(&mut Entry) -> T,
+    ) -> Option<T> {
+        self.with_entry(hash, |e| Arc::ptr_eq(&e.stop, stop).then(|| f(e)))
+            .flatten()
+    }
+
     /// Marks a start that failed, unless it was stopped or replaced meanwhile.
     fn fail(&self, hash: &InfoHash, stop: &Arc<AtomicBool>, why: String) {
         log::warn!("{hash}: {why}");
-        self.with_entry(hash, |e| {
-            if Arc::ptr_eq(&e.stop, stop) && !stop.load(Ordering::SeqCst) {
+        self.with_own_entry(hash, stop, |e| {
+            if !stop.load(Ordering::SeqCst) {
                 e.phase = Phase::Failed(why);
             }
         });
