@@ -251,7 +251,10 @@ class NullTracker:
                 self.send_header("Content-Type", "text/plain")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # a client that gave up (a `stopped` announce on its way out)
 
             def log_message(self, *_args):
                 pass
