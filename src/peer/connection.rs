@@ -182,7 +182,7 @@ fn run_loop<S: Read + Write>(
         throttled_until: None,
         slot: torrent.peers.join(remote),
         received: 0,
-        suggestions: Suggestions::default(),
+        suggestions: Suggestions::new(pieces),
         ext: Extensions::new(theirs.supports_extensions(), torrent),
     };
     torrent.connections.fetch_add(1, Ordering::SeqCst);
@@ -351,16 +351,11 @@ impl<S: Read + Write> Conn<'_, S> {
     /// the pieces held cannot fill it.
     fn request_more(&mut self) {
         // A peer that chokes us (a fast one) serves only the pieces it allows fast.
-        let offered;
-        let from = if self.peer_choking {
-            match self.fast.offered_of(&self.peer_has) {
-                Some(pieces) => offered = pieces,
-                None => return,
-            }
-            &offered
-        } else {
-            &self.peer_has
+        let now = Instant::now();
+        let Some(from) = self.fast.askable(&self.peer_has, self.peer_choking, now) else {
+            return;
         };
+        let from = &*from;
         if self.pipeline.wants_piece() {
             // One list of the pieces held per refill, not one per piece taken: with one-block
             // pieces a refill takes up to a whole window of them.
@@ -386,7 +381,6 @@ impl<S: Read + Write> Conn<'_, S> {
                 self.pipeline.add_piece(index, size, epoch);
             }
         }
-        let now = Instant::now();
         let requests = self.pipeline.next_requests(now, |i| from.get(i as usize));
         if !requests.is_empty() {
             self.snub.on_requests(now);
@@ -543,8 +537,8 @@ impl<S: Read + Write> Conn<'_, S> {
             }
             Answer::Ignore => return Ok(()),
         }
-        if begin == 0 {
-            self.on_started(index);
+        if !self.start_serving(request) {
+            return self.flush();
         }
         // The writer reads the block from disk when its turn comes.
         if self.outbox.serve(request) {

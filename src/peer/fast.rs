@@ -14,6 +14,10 @@
 //! - **Allowed fast.** Each side tells the other a few pieces it serves even while choking
 //!   ([`Fast::grant`], the canonical set of [`allowed_fast_set`]). We serve a choked peer's
 //!   requests for ours, and ask a peer that chokes us for the ones it offered.
+//! - **A reject from a peer that unchokes us** (an initial seeder refusing a second copy
+//!   during its first lap, see [`crate::peer::suggest`]): the piece goes to other peers, and
+//!   is not asked of this peer again for [`REFUSED_FOR`] ([`Fast::askable`]).
+//!
 //!   `suggest` breaks ties between equally rare pieces, and a seeder sends it to deal out
 //!   pieces it has not sent yet ([`crate::peer::suggest`]).
 //!
@@ -22,10 +26,15 @@
 
 use crate::bitfield::Bitfield;
 use crate::wire::Message;
+use std::borrow::Cow;
 use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 /// The most pieces we let a peer fetch while we choke it (BEP 6 shows 10; libtorrent sends 5).
 pub const ALLOWED_FAST: usize = 10;
+
+/// How long a piece a peer refused while unchoking us is not asked of it again.
+pub const REFUSED_FOR: Duration = Duration::from_secs(5);
 
 /// How many allowed-fast pieces to grant on a torrent of `pieces`: [`ALLOWED_FAST`], but no
 /// more than a tenth of the torrent, so that choking still means something on a small one.
@@ -108,6 +117,9 @@ pub struct Fast {
     granted: Vec<u32>,
     /// The pieces the peer serves us while it chokes us.
     offered: Bitfield,
+    /// Pieces the peer rejected while unchoking us, since `refused_since`.
+    refused: Bitfield,
+    refused_since: Option<Instant>,
 }
 
 impl Fast {
@@ -117,6 +129,8 @@ impl Fast {
             enabled,
             granted: Vec::new(),
             offered: Bitfield::new(pieces),
+            refused: Bitfield::new(pieces),
+            refused_since: None,
         }
     }
 
@@ -161,9 +175,43 @@ impl Fast {
         self.offered.get(index as usize)
     }
 
+    /// The peer, unchoking us, rejected a request for piece `index` at `now`.
+    pub fn on_refused(&mut self, index: u32, now: Instant) {
+        self.refused_since.get_or_insert(now);
+        self.refused.set(index as usize);
+    }
+
+    /// Of the pieces in `peer_has`, what we may ask the peer for at `now`: while it is
+    /// `choking` us, those it offered as allowed fast (`None` when none); otherwise all but
+    /// those it refused less than [`REFUSED_FOR`] ago (counted from the first of them).
+    pub fn askable<'a>(
+        &mut self,
+        peer_has: &'a Bitfield,
+        choking: bool,
+        now: Instant,
+    ) -> Option<Cow<'a, Bitfield>> {
+        if choking {
+            return self.offered_of(peer_has).map(Cow::Owned);
+        }
+        let Some(since) = self.refused_since else {
+            return Some(Cow::Borrowed(peer_has));
+        };
+        if now.saturating_duration_since(since) >= REFUSED_FOR {
+            self.refused = Bitfield::new(self.refused.len());
+            self.refused_since = None;
+            return Some(Cow::Borrowed(peer_has));
+        }
+        let bytes: Vec<u8> = (peer_has.as_bytes().iter().zip(self.refused.as_bytes()))
+            .map(|(has, refused)| has & !refused)
+            .collect();
+        Bitfield::from_bytes(&bytes, peer_has.len())
+            .ok()
+            .map(Cow::Owned)
+    }
+
     /// Of the pieces in `peer_has`, those it offered as allowed fast: what we may ask a peer
     /// that chokes us for. `None` when it offered none of them.
-    pub fn offered_of(&self, peer_has: &Bitfield) -> Option<Bitfield> {
+    fn offered_of(&self, peer_has: &Bitfield) -> Option<Bitfield> {
         let mut out = Bitfield::new(self.offered.len());
         for i in self.offered.ones().filter(|&i| peer_has.get(i)) {
             out.set(i);
@@ -288,5 +336,30 @@ mod tests {
             Some(Bitfield::with_pieces(100, &[4]))
         );
         assert_eq!(fast.offered_of(&Bitfield::with_pieces(100, &[5])), None);
+    }
+
+    #[test]
+    fn a_peer_is_asked_for_what_it_offers_while_choking_and_not_for_what_it_refused_lately() {
+        let t0 = Instant::now();
+        let all = Bitfield::full(20);
+        let mut fast = Fast::new(true, 20);
+        assert_eq!(fast.askable(&all, true, t0), None, "choking, offers none");
+        fast.on_allowed_fast(3);
+        let offered = fast.askable(&all, true, t0).unwrap();
+        assert_eq!(offered.ones().collect::<Vec<_>>(), [3]);
+        assert!(matches!(
+            fast.askable(&all, false, t0),
+            Some(Cow::Borrowed(_))
+        ));
+        fast.on_refused(5, t0);
+        fast.on_refused(19, t0 + Duration::from_secs(1));
+        let left = fast
+            .askable(&all, false, t0 + Duration::from_secs(2))
+            .unwrap();
+        assert_eq!(left.count(), 18);
+        assert!(!left.get(5) && !left.get(19) && left.get(4));
+        // Counted from the first refusal: after REFUSED_FOR, everything may be asked again.
+        let later = fast.askable(&all, false, t0 + REFUSED_FOR).unwrap();
+        assert_eq!(later.count(), 20);
     }
 }

@@ -10,9 +10,21 @@
 //! the other side, [`Suggestions`] keeps what a peer suggested to us, and the
 //! [`picker`](crate::peer::picker) prefers a suggested piece among pieces of equal rarity, so
 //! a suggestion never overrides rarest first.
+//!
+//! Suggestions alone still let a second copy out early: a peer whose dealt pieces are used up
+//! (its request window wants more) takes the next piece of rarity 1, and to it a piece the
+//! seeder is sending to another peer right now looks as rare as one never sent. In a swarm of
+//! 8 leechers whose seeder is the bottleneck, 75 of the seeder's 331 pieces were such second
+//! copies, most within 3 s of the first. So an *initial seeder* (complete when it started)
+//! also [`claim`](Dealer::claim)s each piece a peer starts on: during the first lap (while
+//! some piece never left), a piece another peer started less than [`FIRST_LAP_HOLD`] ago is
+//! refused (BEP 6 `reject`), and the peer, told so, asks for another. The hold bounds what a
+//! peer that wants only some pieces (a selective download) can be made to wait.
 
+use crate::bitfield::Bitfield;
 use crate::lock::lock;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// How many dealt pieces a peer holds at first; each piece it starts on without a deal (it
 /// asks further ahead than that) raises its own number by one, up to [`KEPT`].
@@ -20,10 +32,16 @@ pub const AHEAD: usize = 8;
 /// The most suggestions kept from one peer; older ones are forgotten first.
 pub const KEPT: usize = 32;
 
+/// During an initial seeder's first lap, how long a piece one peer started is refused to the
+/// others (see the module doc).
+pub const FIRST_LAP_HOLD: Duration = Duration::from_secs(15);
+
 /// The pieces a seeder deals out, each as seldom as it can: pieces sent (or dealt) fewest
 /// times first, in an order shuffled once.
 pub struct Dealer {
     state: Mutex<Deck>,
+    /// Started as a seeder: the first lap's rule applies ([`claim`](Self::claim)).
+    initial_seed: bool,
 }
 
 struct Deck {
@@ -35,16 +53,21 @@ struct Deck {
     /// Pieces counted at most this many times are dealt: the lowest count, as of the last
     /// time the cursor came round.
     level: u32,
+    /// Per piece: when a peer first started on it (`None`: no peer has yet).
+    started: Vec<Option<Instant>>,
+    /// Pieces no peer has started on: the first lap lasts while there are any.
+    unstarted: usize,
 }
 
 impl Dealer {
-    /// A dealer for a torrent of `pieces`, in a random order.
-    pub fn new(pieces: usize) -> Dealer {
-        Dealer::with_rng(pieces, fastrand::Rng::new())
+    /// A dealer for a torrent of `pieces`, in a random order; an `initial_seed` (complete when
+    /// it started) refuses second copies during its first lap ([`claim`](Self::claim)).
+    pub fn new(pieces: usize, initial_seed: bool) -> Dealer {
+        Dealer::with_rng(pieces, initial_seed, fastrand::Rng::new())
     }
 
     /// [`new`](Self::new) with the order shuffled by `rng` (tests seed it).
-    pub fn with_rng(pieces: usize, mut rng: fastrand::Rng) -> Dealer {
+    pub fn with_rng(pieces: usize, initial_seed: bool, mut rng: fastrand::Rng) -> Dealer {
         let mut order: Vec<u32> = (0..pieces as u32).collect();
         rng.shuffle(&mut order);
         Dealer {
@@ -53,7 +76,34 @@ impl Dealer {
                 order,
                 cursor: 0,
                 level: 0,
+                started: vec![None; pieces],
+                unstarted: pieces,
             }),
+            initial_seed,
+        }
+    }
+
+    /// A peer asks, at `now`, for a piece it has not started on with us: whether to serve
+    /// it. An initial seeder refuses it during its first lap if another peer started on it
+    /// less than [`FIRST_LAP_HOLD`] ago; otherwise it is served (and, if no peer had started
+    /// on it, it is now).
+    pub fn claim(&self, index: u32, now: Instant) -> bool {
+        let mut deck = lock(&self.state);
+        let lap_over = deck.unstarted == 0;
+        let Some(started) = deck.started.get_mut(index as usize) else {
+            return true;
+        };
+        match *started {
+            None => {
+                *started = Some(now);
+                deck.unstarted -= 1;
+                true
+            }
+            Some(at) => {
+                !self.initial_seed
+                    || lap_over
+                    || now.saturating_duration_since(at) >= FIRST_LAP_HOLD
+            }
         }
     }
 
@@ -94,7 +144,7 @@ impl Dealer {
     }
 }
 
-/// One connection's suggestions, both ways.
+/// One connection's suggestions, both ways, and the pieces the peer started on with us.
 pub struct Suggestions {
     /// Dealt to the peer and not started on yet.
     dealt: Vec<u32>,
@@ -102,19 +152,31 @@ pub struct Suggestions {
     ahead: usize,
     /// Suggested to us by the peer, oldest first.
     theirs: Vec<u32>,
+    /// The pieces the peer started on with us (the dealer let us serve them).
+    serving: Bitfield,
 }
 
-impl Default for Suggestions {
-    fn default() -> Suggestions {
+impl Suggestions {
+    /// A connection's, on a torrent of `pieces`.
+    pub fn new(pieces: usize) -> Suggestions {
         Suggestions {
             dealt: Vec::new(),
             ahead: AHEAD,
             theirs: Vec::new(),
+            serving: Bitfield::new(pieces),
         }
     }
-}
 
-impl Suggestions {
+    /// Whether the peer started on `index` with us already.
+    pub fn serving(&self, index: u32) -> bool {
+        self.serving.get(index as usize)
+    }
+
+    /// The peer starts on `index` with us.
+    pub fn serve(&mut self, index: u32) {
+        self.serving.set(index as usize);
+    }
+
     /// The peer started on `index` (its first block was requested): `true` if it was dealt to
     /// the peer, `false` if the dealer should count it as sent. With `dealing`, a piece not
     /// dealt means the peer ran out of suggestions: it is dealt one more from now on.
@@ -170,7 +232,7 @@ mod tests {
 
     #[test]
     fn every_piece_is_dealt_once_before_any_twice() {
-        let dealer = Dealer::with_rng(10, fastrand::Rng::with_seed(1));
+        let dealer = Dealer::with_rng(10, true, fastrand::Rng::with_seed(1));
         dealer.note_sent(3);
         let first: Vec<u32> = (0..9).map(|_| dealer.deal().unwrap()).collect();
         let mut sorted = first.clone();
@@ -185,7 +247,7 @@ mod tests {
 
     #[test]
     fn a_piece_given_back_is_dealt_before_the_next_lap() {
-        let dealer = Dealer::with_rng(4, fastrand::Rng::with_seed(2));
+        let dealer = Dealer::with_rng(4, true, fastrand::Rng::with_seed(2));
         let dealt: Vec<u32> = (0..4).map(|_| dealer.deal().unwrap()).collect();
         dealer.give_back(dealt[2]);
         assert_eq!(dealer.deal(), Some(dealt[2]));
@@ -193,12 +255,37 @@ mod tests {
 
     #[test]
     fn an_empty_torrent_deals_nothing() {
-        assert_eq!(Dealer::new(0).deal(), None);
+        assert_eq!(Dealer::new(0, true).deal(), None);
+    }
+
+    #[test]
+    fn an_initial_seeder_sends_no_second_copy_during_its_first_lap_for_a_while() {
+        let t0 = Instant::now();
+        let dealer = Dealer::with_rng(3, true, fastrand::Rng::with_seed(3));
+        assert!(dealer.claim(0, t0), "nobody started piece 0");
+        assert!(!dealer.claim(0, t0), "another peer started it just now");
+        let later = t0 + FIRST_LAP_HOLD;
+        assert!(dealer.claim(0, later), "the hold is over");
+        assert!(dealer.claim(1, t0) && !dealer.claim(1, t0 + Duration::from_secs(1)));
+        // Piece 2 starts: every piece left once, the lap is over and anything goes.
+        assert!(dealer.claim(2, t0));
+        assert!(dealer.claim(1, t0) && dealer.claim(2, t0));
+        assert!(
+            dealer.claim(7, t0),
+            "out of range: not the dealer's to refuse"
+        );
+    }
+
+    #[test]
+    fn a_seeder_that_was_a_leecher_never_refuses() {
+        let t0 = Instant::now();
+        let dealer = Dealer::with_rng(3, false, fastrand::Rng::with_seed(4));
+        assert!(dealer.claim(0, t0) && dealer.claim(0, t0));
     }
 
     #[test]
     fn suggestions_are_kept_bounded_and_without_repeats() {
-        let mut s = Suggestions::default();
+        let mut s = Suggestions::new(8);
         for i in 0..(KEPT as u32 + 5) {
             s.on_suggest(i);
             s.on_suggest(i);
@@ -211,7 +298,7 @@ mod tests {
 
     #[test]
     fn dealt_pieces_are_counted_until_started() {
-        let mut s = Suggestions::default();
+        let mut s = Suggestions::new(8);
         assert_eq!(s.wanted(), AHEAD);
         s.dealt(4);
         s.dealt(7);
@@ -224,7 +311,7 @@ mod tests {
 
     #[test]
     fn a_peer_that_runs_out_is_dealt_further_ahead() {
-        let mut s = Suggestions::default();
+        let mut s = Suggestions::new(8);
         for i in 0..(KEPT as u32 * 2) {
             assert!(!s.started(i, true));
         }

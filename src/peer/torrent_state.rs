@@ -193,7 +193,7 @@ impl TorrentState {
             started: Instant::now(),
             connections: AtomicUsize::new(0),
             peers: PeerManager::new(DEFAULT_UPLOAD_SLOTS),
-            dealer: Dealer::new(have.len()),
+            dealer: Dealer::new(have.len(), have.is_complete()),
             stats: Mutex::new(BTreeMap::new()),
             dialled: Mutex::new(HashSet::new()),
             connected: OpenConnections::default(),

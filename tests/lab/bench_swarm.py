@@ -13,7 +13,9 @@ max{F/u_s, F/d_min, N*F/(u_s + sum u_i)} (d_min is unlimited here), the copies o
 the file the seeder sent (its shaper's byte counter / F; IP and TCP headers
 included, ~4.5%), connections that left data unread for 5 s or more, the share
 of its upload cap the seeder and the leechers together used in each quarter of D,
-and piecemeal's D / libtorrent's D. One SVG per client and configuration plots every
+the bytes the hub delivered to each leecher until it completed over F (frames counted as
+the hub's veth sends them, GRO-merged, so headers count less than on the shaper: a rough
+gauge of duplicates), and piecemeal's D / libtorrent's D. One SVG per client and configuration plots every
 leecher's progress (bytes the hub delivered to it, as a share of what it had
 received when it completed) against time, with the bound and D marked.
 
@@ -92,6 +94,17 @@ def upload_use(run, end, parts=4):
     return rows
 
 
+def received_copies(run):
+    """Per leecher that completed, the bytes the hub delivered to it until then, over F
+    (IP and TCP headers included, ~4.5%): what it received beyond that is duplicates."""
+    out = []
+    for i, (end, _) in sorted(run.done.items()):
+        s = min(run.samples, key=lambda s: abs(s.t - end), default=None)
+        if s is not None:
+            out.append(s.received.get(i, 0) / run.size)
+    return out
+
+
 def bench_one(binary, client, key, workdir, seed_dir, content, torrent, outdir):
     """Run one client in one configuration; return a result dict (or raise CaseFailed)."""
     label, rates = CONFIGS[key]
@@ -121,6 +134,7 @@ def bench_one(binary, client, key, workdir, seed_dir, content, torrent, outdir):
         "wrong": wrong,
         "plot": plot,
         "use": upload_use(run, d),
+        "received": received_copies(run),
         "stuck_text": run.stuck_text(),
         "crashed": run.crashed and "\n".join([run.crashed] + [p.tail(12) for p in run.procs.values() if p.label in run.dead]),
     }
@@ -139,6 +153,9 @@ def report(key, results):
         if r["use"]:
             quarters = "  ".join(f"{s:.0%}/{le:.0%}" for s, le in r["use"])
             print(f"    upload used (seeder/leechers), by quarter of D: {quarters}")
+        if r["received"]:
+            got = r["received"]
+            print(f"    each leecher received {min(got):.2f}-{max(got):.2f} copies (mean {sum(got) / len(got):.2f})")
         if r["crashed"]:
             print(f"    CRASHED: {r['crashed']}")
         if r["missing"]:

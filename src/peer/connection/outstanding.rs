@@ -7,6 +7,7 @@ use crate::peer::pipeline::BlockRequest;
 use crate::peer::snub::SNUBBED_IN_FLIGHT;
 use crate::wire::Message;
 use std::io::{Read, Write};
+use std::time::Instant;
 
 impl<S: Read + Write> Conn<'_, S> {
     /// We choke the peer: its queued requests are dropped, as BEP 3 allows, except those for
@@ -56,12 +57,22 @@ impl<S: Read + Write> Conn<'_, S> {
         self.snub.on_nothing_in_flight();
     }
 
-    /// A fast peer will not serve a request of ours: the block is asked for again, or, if
-    /// the peer chokes us, its piece goes back to the picker once nothing of it is requested.
+    /// A fast peer will not serve a request of ours. If it chokes us, the piece goes back to
+    /// the picker once nothing of it is requested. If not, it refuses the piece for now (an
+    /// initial seeder sends each piece once first, see [`crate::peer::suggest`]): the piece
+    /// goes to other peers at once, and we ask this one for others ([`Fast::askable`]).
+    ///
+    /// [`Fast::askable`]: crate::peer::fast::Fast::askable
     pub(super) fn on_reject(&mut self, r: BlockRequest) {
-        if self.pipeline.on_reject(r) {
-            self.release_stalled();
+        if !self.pipeline.on_reject(r) {
+            return;
         }
+        if self.peer_choking {
+            self.release_stalled();
+            return;
+        }
+        self.fast.on_refused(r.index, Instant::now());
+        self.give_up(r.index);
     }
 
     /// The peer leaves our requests unanswered: its pieces go to other peers, and it may

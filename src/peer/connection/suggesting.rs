@@ -2,8 +2,11 @@
 //! unchokes pieces it has sent to nobody; a peer's suggestions break ties in our picking.
 
 use super::Conn;
+use super::outstanding::reject;
+use crate::peer::pipeline::BlockRequest;
 use crate::wire::Message;
 use std::io::{Read, Write};
+use std::time::Instant;
 
 impl<S: Read + Write> Conn<'_, S> {
     /// The peer suggests a piece: kept to prefer among equally rare pieces. Ignored without
@@ -14,10 +17,30 @@ impl<S: Read + Write> Conn<'_, S> {
         }
     }
 
-    /// The peer asked for the first block of `index`: the dealer counts the piece as sent
-    /// (unless it was dealt to this peer, and so counted already), and a seeder deals the
-    /// peer another piece to keep it [`AHEAD`](crate::peer::suggest::AHEAD).
-    pub(super) fn on_started(&mut self, index: u32) {
+    /// Whether to serve a request the peer may have (unchoked, or allowed fast, for a piece we
+    /// have). Its first request of a piece starts it, unless the dealer refuses the piece
+    /// ([`Dealer::claim`](crate::peer::suggest::Dealer::claim): an initial seeder's first lap);
+    /// then a fast peer is sent a `reject`, and dealt a piece in its place.
+    pub(super) fn start_serving(&mut self, r: BlockRequest) -> bool {
+        if self.suggestions.serving(r.index) {
+            return true;
+        }
+        if !self.torrent.dealer.claim(r.index, Instant::now()) && self.dealing() {
+            log::trace!("{}: refuses piece {} for now", self.remote, r.index);
+            self.suggestions.started(r.index, true);
+            self.queue(reject(r));
+            self.deal_ahead();
+            return false;
+        }
+        self.suggestions.serve(r.index);
+        self.on_started(r.index);
+        true
+    }
+
+    /// The peer started on `index`: the dealer counts the piece as sent (unless it was dealt
+    /// to this peer, and so counted already), and a seeder deals the peer another piece to
+    /// keep it [`AHEAD`](crate::peer::suggest::AHEAD).
+    fn on_started(&mut self, index: u32) {
         let dealing = self.dealing();
         let dealt = self.suggestions.started(index, dealing);
         if !dealt {

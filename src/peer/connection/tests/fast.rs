@@ -118,13 +118,11 @@ fn a_fast_peers_choke_keeps_our_requests_until_served_or_rejected() {
 }
 
 #[test]
-fn a_reject_puts_the_block_back_at_once() {
+fn a_reject_while_choked_gives_the_piece_up_once_nothing_of_it_is_requested() {
     let f = Fixture::new(3, &[]);
     let (mut script, mut expected) = offer_piece_1();
     expected.insert(0, Out(Message::HaveNone));
     script.extend([
-        // Unchoked: the block is asked for again.
-        send(reject(1, 0, PIECE)),
         send(Message::Choke),
         // Choked: once nothing of it is requested, the piece goes to other peers at once.
         send(reject(1, 0, PIECE)),
@@ -135,8 +133,6 @@ fn a_reject_puts_the_block_back_at_once() {
         send(Message::Unchoke),
     ]);
     expected.extend([
-        In(reject(1, 0, PIECE)),
-        Out(request(1, 0, PIECE)),
         In(Message::Choke),
         In(reject(1, 0, PIECE)),
         In(Message::Unchoke),
@@ -145,6 +141,72 @@ fn a_reject_puts_the_block_back_at_once() {
     let (result, traffic) = converse_fast(&f.state, script);
     assert!(closed(&result), "{result:?}");
     assert_eq!(traffic, expected);
+}
+
+#[test]
+fn a_reject_while_unchoked_sends_the_piece_to_other_peers_and_not_back_for_a_while() {
+    let f = Fixture::new(3, &[]);
+    let (mut script, mut expected) = offer_piece_1();
+    expected.insert(0, Out(Message::HaveNone));
+    script.extend([
+        // Unchoked, yet refused (an initial seeder's first lap): the piece is free at once.
+        send(reject(1, 0, PIECE)),
+        Step::Elsewhere(Box::new(|| {
+            assert_eq!(f.state.picker.take(&only_1(), &[]), Some(1));
+            f.state.picker.put_back(1);
+        })),
+        // This peer is not asked for it again (for REFUSED_FOR), however often we look.
+        quiet(),
+        send(Message::KeepAlive),
+        quiet(),
+    ]);
+    expected.extend([In(reject(1, 0, PIECE)), In(Message::KeepAlive)]);
+    let (result, traffic) = converse_fast(&f.state, script);
+    assert!(closed(&result), "{result:?}");
+    assert_eq!(traffic, expected);
+}
+
+#[test]
+fn an_initial_seeder_refuses_a_piece_another_peer_started_during_its_first_lap() {
+    let f = Fixture::new(2, &[0, 1]);
+    // Another peer started on piece 0 just now; piece 1 never left.
+    assert!(f.state.dealer.claim(0, Instant::now()));
+    let (result, traffic) = converse_fast(
+        &f.state,
+        vec![
+            send(Message::Interested),
+            rechoke(&f.state),
+            send(request(0, 0, 100)),
+            send(request(1, 0, 100)),
+            // Piece 1 is started with us: the rest of it is served too, though the first
+            // lap is over only now.
+            send(request(1, 100, 100)),
+            // The lap is over: a second copy of piece 0 is served.
+            send(request(0, 0, 100)),
+        ],
+    );
+    assert!(closed(&result), "{result:?}");
+    // Which pieces the seeder suggests (deals), and in which order, is its own random order.
+    let traffic: Vec<Traffic> = traffic
+        .into_iter()
+        .filter(|t| !matches!(t, Out(Message::Suggest(_))))
+        .collect();
+    assert_eq!(
+        traffic,
+        [
+            Out(Message::HaveAll),
+            In(Message::Interested),
+            Out(Message::Unchoke),
+            In(request(0, 0, 100)),
+            Out(reject(0, 0, 100)),
+            In(request(1, 0, 100)),
+            Out(block(1, 0, &f.piece(1)[..100])),
+            In(request(1, 100, 100)),
+            Out(block(1, 100, &f.piece(1)[100..200])),
+            In(request(0, 0, 100)),
+            Out(block(0, 0, &f.piece(0)[..100])),
+        ]
+    );
 }
 
 #[test]
