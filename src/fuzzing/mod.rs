@@ -14,6 +14,7 @@
 
 pub mod alloc;
 mod mse;
+mod mse_initiator;
 pub mod mutate;
 mod seeds;
 pub mod targets;

@@ -21,14 +21,16 @@ use std::sync::OnceLock;
 const KEYSTREAM: usize = 80 << 10;
 
 /// The secret, req1 hash, obfuscated info hash and initiator keystream of the fixed exchange.
-struct Fixed {
-    secret: [u8; KEY_LEN],
+pub(super) struct Fixed {
+    /// The shared secret, also the initiator target's.
+    pub(super) secret: [u8; KEY_LEN],
     req1: [u8; 20],
     obfuscated: [u8; 20],
     keystream: Vec<u8>,
 }
 
-fn fixed() -> &'static Fixed {
+/// The fixed exchange, computed on first use.
+pub(super) fn fixed() -> &'static Fixed {
     static FIXED: OnceLock<Fixed> = OnceLock::new();
     FIXED.get_or_init(|| {
         let initiator = KeyPair::from_private(&[3; 20]);
@@ -79,9 +81,9 @@ pub fn seeds() -> Vec<Vec<u8>> {
     out
 }
 
-/// Why the model expects an input to be refused.
+/// Why a model (this one or the initiator's) expects an input to be refused.
 #[derive(Debug, PartialEq)]
-enum Refusal {
+pub(super) enum Refusal {
     /// The input ends before the handshake does.
     Closed,
     NoSync,
@@ -89,10 +91,11 @@ enum Refusal {
     BadVerification,
     PadTooLong,
     NoCommonMethod,
+    BadSelect,
 }
 
 /// The refusal an error is, if it is one the parse can give.
-fn refusal(e: &MseError) -> Option<Refusal> {
+pub(super) fn refusal(e: &MseError) -> Option<Refusal> {
     Some(match e {
         MseError::Closed => Refusal::Closed,
         MseError::NoSync { .. } => Refusal::NoSync,
@@ -100,6 +103,7 @@ fn refusal(e: &MseError) -> Option<Refusal> {
         MseError::BadVerification => Refusal::BadVerification,
         MseError::PadTooLong(_) => Refusal::PadTooLong,
         MseError::NoCommonMethod(_) => Refusal::NoCommonMethod,
+        MseError::BadSelect(_) => Refusal::BadSelect,
         _ => return None,
     })
 }

@@ -4,6 +4,7 @@
 
 use super::Target;
 use super::mse;
+use super::mse_initiator;
 use super::seeds;
 use crate::bencode;
 use crate::dht::krpc;
@@ -68,6 +69,11 @@ pub const TARGETS: &[Target] = &[
         name: "mse",
         seeds: mse::seeds,
         run: mse::run,
+    },
+    Target {
+        name: "mse-initiator",
+        seeds: mse_initiator::seeds,
+        run: mse_initiator::run,
     },
 ];
 

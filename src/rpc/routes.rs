@@ -23,6 +23,8 @@ pub(super) struct Reply {
     pub(super) status: u16,
     pub(super) content_type: &'static str,
     pub(super) body: Vec<u8>,
+    /// The methods the resource takes (`Allow`, which a 405 must carry).
+    pub(super) allow: Option<String>,
 }
 
 impl Reply {
@@ -32,6 +34,7 @@ impl Reply {
                 status,
                 content_type: "application/json",
                 body,
+                allow: None,
             },
             Err(e) => Reply::error(500, &format!("cannot encode the reply: {e}")),
         }
@@ -45,6 +48,7 @@ impl Reply {
             body: serde_json::json!({ "error": message })
                 .to_string()
                 .into_bytes(),
+            allow: None,
         }
     }
 
@@ -70,13 +74,15 @@ pub(super) fn answer(request: &Request, gate: &Gate, control: &dyn Control) -> R
     // The web page's static files need no token: they hold none, and the page asks for it.
     let Some(rest) = path.strip_prefix("/api/") else {
         return match web::asset(path) {
-            Some(_) if request.method != "GET" => {
-                Reply::error(405, &format!("{path} takes GET only"))
-            }
+            Some(_) if request.method != "GET" => Reply {
+                allow: Some("GET".into()),
+                ..Reply::error(405, &format!("{path} takes GET only"))
+            },
             Some((content_type, body)) => Reply {
                 status: 200,
                 content_type,
                 body: body.to_vec(),
+                allow: None,
             },
             None => Reply::error(404, &format!("no such page: {path}")),
         };
@@ -96,7 +102,10 @@ pub(super) fn answer(request: &Request, gate: &Gate, control: &dyn Control) -> R
     let segments: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
     match api(request, &segments, control) {
         Ok(reply) => reply,
-        Err(e) => Reply::error(e.status(), &e.message()),
+        Err(e) => Reply {
+            allow: e.allowed(),
+            ..Reply::error(e.status(), &e.message())
+        },
     }
 }
 
@@ -121,6 +130,14 @@ impl Failure {
             Failure::BadRequest(_) => 400,
             Failure::NotFound(_) => 404,
             Failure::Method { .. } => 405,
+        }
+    }
+
+    /// The `Allow` header of a 405: "GET or POST" becomes "GET, POST".
+    fn allowed(&self) -> Option<String> {
+        match self {
+            Failure::Method { allowed } => Some(allowed.replace(" or ", ", ")),
+            _ => None,
         }
     }
 
@@ -519,6 +536,24 @@ mod tests {
             assert_eq!(got, status, "{method} {path}: {v}");
             assert!(v["error"].is_string());
         }
+        // A 405 says what the resource takes (RFC 9110: Allow is required there).
+        for (method, path, allow) in [
+            ("POST", "/", "GET"),
+            ("PUT", "/api/torrents", "GET, POST"),
+            ("POST", "/api/torrents/aaaa0", "GET, DELETE"),
+            ("GET", "/api/limits", "PUT"),
+        ] {
+            let headers = [("Host", "127.0.0.1:9091"), (TOKEN_HEADER, "secret")];
+            let reply = answer(&request(method, path, &headers, b""), &gate(), &fake);
+            assert_eq!(reply.allow.as_deref(), Some(allow), "{method} {path}");
+        }
+        let headers = [("Host", "127.0.0.1:9091"), (TOKEN_HEADER, "secret")];
+        let found = answer(
+            &request("GET", "/api/session", &headers, b""),
+            &gate(),
+            &fake,
+        );
+        assert_eq!(found.allow, None);
         let (status, v) = call(&fake, "POST", "/api/torrents", b"x");
         assert_eq!(status, 400);
         assert!(v["error"].as_str().unwrap().starts_with("bad JSON body"));

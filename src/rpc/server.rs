@@ -237,7 +237,16 @@ fn send(mut stream: TcpStream, remote: SocketAddr, reply: &Reply) {
 /// Writes `reply` within [`WRITE_TIMEOUT`]; `false` when the client is gone or does not read.
 fn write(stream: &mut TcpStream, remote: SocketAddr, reply: &Reply) -> bool {
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
-    match http::write_response(stream, reply.status, reply.content_type, &reply.body) {
+    let allow = reply.allow.as_deref().map(|methods| ("Allow", methods));
+    let extra: Vec<(&str, &str)> = allow.into_iter().collect();
+    match http::write_reply_with(
+        stream,
+        reply.status,
+        reply.content_type,
+        &extra,
+        &reply.body,
+        false,
+    ) {
         Ok(()) => true,
         Err(e) => {
             debug!("rpc {remote}: cannot send the reply: {e}");

@@ -21,7 +21,8 @@ mod url;
 
 pub use client::{MAX_RESPONSE_BODY, Response, request, request_with_headers};
 pub use server::{
-    Limits, Parsed, Request, linger, parse_request, read_request, write_reply, write_response,
+    Limits, Parsed, Request, linger, parse_request, read_request, write_reply, write_reply_with,
+    write_response,
 };
 pub use url::{HttpUrl, parse_query, parse_url, percent_decode, percent_encode};
 

@@ -230,13 +230,30 @@ pub fn write_reply(
     body: &[u8],
     keep_alive: bool,
 ) -> io::Result<()> {
+    write_reply_with(stream, status, content_type, &[], body, keep_alive)
+}
+
+/// [`write_reply`] with `extra` header lines (name, value) after the standard ones, e.g. the
+/// `Allow` a 405 must carry.
+pub fn write_reply_with(
+    stream: &mut impl Write,
+    status: u16,
+    content_type: &str,
+    extra: &[(&str, &str)],
+    body: &[u8],
+    keep_alive: bool,
+) -> io::Result<()> {
     let connection = if keep_alive { "keep-alive" } else { "close" };
-    let head = format!(
+    let mut head = format!(
         "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
-         Connection: {connection}\r\n\r\n",
+         Connection: {connection}\r\n",
         reason_phrase(status),
         body.len()
     );
+    for (name, value) in extra {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
     // One buffer, one write: small replies leave in a single segment.
     let mut out = Vec::with_capacity(head.len() + body.len());
     out.extend_from_slice(head.as_bytes());
@@ -448,5 +465,23 @@ mod tests {
         assert!(text.starts_with("HTTP/1.1 404 Not Found\r\n"));
         assert!(text.contains("Content-Length: 2\r\n") && text.contains("Connection: close\r\n"));
         assert!(text.ends_with("\r\n\r\n{}"));
+    }
+
+    #[test]
+    fn extra_headers_go_in_the_head() {
+        let mut out = Vec::new();
+        write_reply_with(
+            &mut out,
+            405,
+            "application/json",
+            &[("Allow", "GET, POST")],
+            b"{}",
+            false,
+        )
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"));
+        assert!(text.contains("\r\nAllow: GET, POST\r\n"), "{text}");
+        assert!(text.ends_with("Connection: close\r\nAllow: GET, POST\r\n\r\n{}"));
     }
 }

@@ -155,10 +155,23 @@ pub fn initiate<S: Read + Write>(
     stream.write_all(&key_and_pad(keys))?;
     let mut input = Input::new(&[], INITIATOR_READS, deadline);
     let secret = keys.shared_secret(&their_key(&mut input, stream)?)?;
-    let mut ciphers = Ciphers::new(true, &secret, skey);
+    initiate_keyed(stream, input, &secret, skey, provide)
+}
 
-    let mut message = hash(&[b"req1", &secret]).to_vec();
-    message.extend(obfuscated_info_hash(&secret, skey));
+/// The initiator's part after the key exchange (shared secret `secret`): sends the hashes
+/// and the encrypted VC and crypto_provide, then searches PadB for the encrypted VC and reads
+/// crypto_select, len(PadD) and PadD.
+fn initiate_keyed<S: Read + Write>(
+    stream: &mut S,
+    mut input: Input,
+    secret: &[u8; KEY_LEN],
+    skey: &[u8; 20],
+    provide: u32,
+) -> Result<Established, MseError> {
+    let mut ciphers = Ciphers::new(true, secret, skey);
+
+    let mut message = hash(&[b"req1", secret]).to_vec();
+    message.extend(obfuscated_info_hash(secret, skey));
     let mut encrypted = VC.to_vec();
     encrypted.extend(provide.to_be_bytes());
     // No PadC and no initial payload: their lengths.
@@ -263,7 +276,8 @@ fn respond_keyed<S: Read + Write>(
     })
 }
 
-/// The one torrent [`respond_to_bytes`] and [`respond_keyed_to_bytes`] serve.
+/// The one torrent [`respond_to_bytes`] and [`respond_keyed_to_bytes`] serve, and the one
+/// [`initiate_keyed_to_bytes`] asks for.
 pub const REPLAY_SKEY: [u8; 20] = [0xab; 20];
 
 /// A stream that reads its bytes and drops what is written.
@@ -322,6 +336,23 @@ pub fn respond_keyed_to_bytes(
     let reads = Input::new(&[], RESPONDER_READS - KEY_LEN, replay_deadline());
     let torrent = replay_torrent();
     respond_keyed(&mut Replay(input), reads, secret, torrent, PLAINTEXT | RC4)
+}
+
+/// Most bytes [`initiate_keyed_to_bytes`] reads: PadB, VC, crypto_select, len(PadD) and PadD
+/// at their longest. What it hands over past PadD is what it read of this many.
+pub const INITIATOR_KEYED_READS: usize = INITIATOR_READS - KEY_LEN;
+
+/// The initiator past the key exchange, for fuzzing: holding the shared secret `secret` and
+/// asking for [`REPLAY_SKEY`] with the methods `provide`, it is fed `input` as what the
+/// responder sends after Yb (PadB, the encrypted VC, crypto_select, len(PadD), PadD, then
+/// payload); what it writes is dropped. Hashes and RC4 set-ups only, no exponentiation.
+pub fn initiate_keyed_to_bytes(
+    secret: &[u8; KEY_LEN],
+    provide: u32,
+    input: &[u8],
+) -> Result<Established, MseError> {
+    let reads = Input::new(&[], INITIATOR_KEYED_READS, replay_deadline());
+    initiate_keyed(&mut Replay(input), reads, secret, &REPLAY_SKEY, provide)
 }
 
 #[cfg(test)]

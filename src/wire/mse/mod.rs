@@ -29,7 +29,8 @@ use std::io;
 
 pub use crypto::{Cipher, Ciphers, KeyPair};
 pub use handshake::{
-    Established, REPLAY_SKEY, initiate, respond, respond_keyed_to_bytes, respond_to_bytes,
+    Established, INITIATOR_KEYED_READS, REPLAY_SKEY, initiate, initiate_keyed_to_bytes, respond,
+    respond_keyed_to_bytes, respond_to_bytes,
 };
 
 /// Bytes of a Diffie-Hellman public key or secret on the wire.
