@@ -190,6 +190,26 @@ impl Storage {
         })
     }
 
+    /// Starts writing piece `index`'s bytes back to disk without waiting for them (Linux
+    /// `sync_file_range(SYNC_FILE_RANGE_WRITE)`), so that the fsync before the next resume
+    /// record, and the one at completion, find little left to do: without it a download
+    /// shorter than a save period leaves all of its bytes to one fsync at the end, which held
+    /// up a 1 GiB download's exit by about 0.7 s. A hint: a failure is ignored here, and the
+    /// fsync reports real ones.
+    pub fn start_writeback(&self, index: u32) {
+        let start = index as u64 * self.piece_length;
+        let len = self
+            .piece_length
+            .min(self.total_length.saturating_sub(start));
+        let _ = self.each_span(start, len, "write back", |file, offset, range| {
+            write_back(
+                &*self.handle(file, Access::Read)?,
+                offset,
+                range.len() as u64,
+            )
+        });
+    }
+
     /// Calls `io` for each file span of the torrent range `[start, start+len)` with the file's
     /// index, the offset in it, and the matching range of the caller's buffer.
     fn each_span(
@@ -256,6 +276,29 @@ impl Storage {
         }
         Ok(())
     }
+}
+
+/// Starts the writeback of `len` bytes at `offset` of `file` (see [`Storage::start_writeback`]).
+#[cfg(target_os = "linux")]
+fn write_back(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return Ok(());
+    };
+    // SAFETY: a valid descriptor (the File outlives the call) and plain integers.
+    let done = unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
+    };
+    if done == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn write_back(_file: &File, _offset: u64, _len: u64) -> io::Result<()> {
+    Ok(())
 }
 
 impl Drop for Storage {
@@ -382,7 +425,10 @@ mod tests {
             let end = (start + 16).min(all.len());
             assert!(piece_matches(&info, index, &all[start..end]));
             storage.write_piece(index as u32, &all[start..end]).unwrap();
+            // Across the empty file and the short last piece, and harmless to the bytes.
+            storage.start_writeback(index as u32);
         }
+        storage.start_writeback(info.piece_count() as u32);
         assert!(storage.verify(&info).is_complete());
         assert_eq!(std::fs::read(dir.path().join("t/sub/f0")).unwrap(), a);
         assert_eq!(std::fs::read(dir.path().join("t/sub/f1")).unwrap(), b);

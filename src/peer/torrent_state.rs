@@ -353,6 +353,7 @@ impl TorrentState {
         if !self.picker.finish(index) {
             return Stored::Duplicate;
         }
+        self.storage.start_writeback(index);
         let size = info.piece_size(index as usize);
         // `left` drops before the have log grows and before `Completed` is sent, so the
         // `completed` announce (and any announce after it) carries the true figure.
