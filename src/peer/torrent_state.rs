@@ -137,6 +137,11 @@ pub struct TorrentState {
     /// Peers dropped for sending bad data, by address and by peer id.
     banned: Mutex<(HashSet<SocketAddr>, HashSet<[u8; 20]>)>,
     completed: AtomicBool,
+    /// Held while a verified piece is counted (picker, `left`, `downloaded`, have log, stats)
+    /// and completion decided: with several hash threads, the piece that completes the
+    /// torrent must not be seen complete while another thread's piece is still uncounted
+    /// (the `complete` line and the `completed` announce would miss it).
+    accounting: Mutex<()>,
     /// A storage failure that stopped the download (full disk, ...).
     failure: Mutex<Option<String>>,
     events: crossbeam_channel::Sender<TorrentEvent>,
@@ -184,6 +189,7 @@ impl TorrentState {
             shutdown,
             have_log: RwLock::new(Vec::new()),
             have_log_len: AtomicUsize::new(0),
+            accounting: Mutex::new(()),
             uploaded: AtomicU64::new(0),
             downloaded: AtomicU64::new(0),
             left_at_start,
@@ -350,6 +356,7 @@ impl TorrentState {
             return Stored::HashMismatch;
         }
         self.sink.verified(index);
+        let accounting = lock(&self.accounting);
         if !self.picker.finish(index) {
             return Stored::Duplicate;
         }
@@ -378,6 +385,7 @@ impl TorrentState {
                 let _ = self.events.send(TorrentEvent::Completed);
             }
         }
+        drop(accounting);
         Stored::Verified
     }
 
